@@ -1,0 +1,148 @@
+// Package config is the director's configuration: the TOML schema, its Go
+// model and its validation. A file that does not validate must never start
+// or change a director, so Parse is strict: unknown keys, bad values and
+// inconsistencies are all errors, each reported with its file and line.
+//
+// The schema is documented by the example files in configs/.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Defaults for what a file may leave out. The timeouts are IPVS's.
+const (
+	DefaultTCPTimeout    = 900 * time.Second
+	DefaultTCPFinTimeout = 120 * time.Second
+	DefaultUDPTimeout    = 300 * time.Second
+	DefaultScheduler     = "wlc" // ipvsadm's default
+	DefaultWeight        = 1
+	DefaultXDPMode       = XDPModeAuto
+	DefaultZeroCopy      = ZeroCopyAuto
+	DefaultLogLevel      = "info"
+)
+
+// Values of Director.XDPMode.
+const (
+	XDPModeAuto    = "auto"    // driver mode, falling back to generic
+	XDPModeDriver  = "driver"  // native XDP only
+	XDPModeGeneric = "generic" // skb mode only
+)
+
+// Values of Director.ZeroCopy.
+const (
+	ZeroCopyAuto = "auto" // zero-copy where the driver offers it, else copy
+	ZeroCopyOn   = "on"
+	ZeroCopyOff  = "off"
+)
+
+// Config is a validated configuration with every default filled in.
+type Config struct {
+	Director Director
+	Timeouts Timeouts
+	Services []Service
+	Source   string // the file it was read from
+}
+
+// Director holds the director-wide settings.
+type Director struct {
+	Interfaces []string // at least one
+	XDPMode    string   // XDPModeAuto, XDPModeDriver or XDPModeGeneric
+	ZeroCopy   string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
+	CPUs       []int    // CPUs to pin workers to, in order; nil leaves it to the director
+	LogLevel   string   // debug, info, warn or error
+}
+
+// Timeouts are the connection idle timeouts, as ipvsadm --set tcp tcpfin udp.
+type Timeouts struct {
+	TCP    time.Duration // established TCP
+	TCPFin time.Duration // TCP after a FIN
+	UDP    time.Duration
+}
+
+// Service is a virtual service: what clients connect to.
+type Service struct {
+	Name      string // optional label
+	VIP       netip.Addr
+	Port      uint16 // never 0
+	Protocol  Protocol
+	Scheduler string // one of sched.Names()
+	Reals     []Real
+	Line      int // line of the service's table in Config.Source
+}
+
+// Real is a real server of a service.
+type Real struct {
+	Address netip.Addr // same family as the service's VIP
+	Port    uint16     // equal to the service port for MethodDR
+	Weight  int        // 0..65535; 0 takes no new connections
+	Method  Method
+	Line    int // line of the real server's table in Config.Source
+}
+
+// Protocol is an IP protocol number.
+type Protocol uint8
+
+// The protocols a service can have.
+const (
+	ProtoTCP Protocol = 6
+	ProtoUDP Protocol = 17
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto(%d)", uint8(p))
+}
+
+// ParseProtocol parses "tcp" or "udp".
+func ParseProtocol(s string) (Protocol, error) {
+	switch s {
+	case "tcp":
+		return ProtoTCP, nil
+	case "udp":
+		return ProtoUDP, nil
+	}
+	return 0, fmt.Errorf("unknown protocol %q (want tcp or udp)", s)
+}
+
+// Method is how the director forwards to a real server. The zero Method is
+// invalid, so that a forgotten one cannot pass for DR.
+type Method uint8
+
+// The forwarding methods.
+const (
+	MethodDR  Method = iota + 1 // direct routing: rewrite MACs only (ipvsadm -g)
+	MethodNAT                   // rewrite the destination, and replies' source (ipvsadm -m)
+)
+
+// String returns the name ipvsadm -L shows in its Forward column.
+func (m Method) String() string {
+	switch m {
+	case MethodDR:
+		return "Route"
+	case MethodNAT:
+		return "Masq"
+	}
+	return fmt.Sprintf("method(%d)", uint8(m))
+}
+
+// ParseMethod parses a method as the config file and ipvsadm's long
+// options name it: dr (or g, gate, route) and nat (or m, masq, masquerade).
+func ParseMethod(s string) (Method, error) {
+	switch s {
+	case "dr", "g", "gate", "route":
+		return MethodDR, nil
+	case "nat", "m", "masq", "masquerade":
+		return MethodNAT, nil
+	case "tun", "i", "ipip", "tunnel", "fullnat":
+		return 0, fmt.Errorf("method %q is not supported yet (want dr or nat)", s)
+	}
+	return 0, fmt.Errorf("unknown method %q (want dr, g, gate, route, nat, m, masq or masquerade)", s)
+}

@@ -1,0 +1,576 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/xvs-lb/xvs/sched"
+)
+
+// Load reads and parses the configuration file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and validates a configuration; name is the file it came from,
+// for messages and Config.Source. It fills in every default. On failure the
+// error is an Errors listing every problem found, each with its line.
+func Parse(name string, data []byte) (*Config, error) {
+	// Decoding into a generic map rather than into structs lets the
+	// decoder below name the exact array element at fault, report every
+	// problem instead of the first, and read integer timeouts as seconds
+	// (the toml package reads them as nanoseconds).
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, Errors{{File: name, Line: pe.Position.Line, Msg: pe.Message}}
+		}
+		return nil, Errors{{File: name, Msg: err.Error()}}
+	}
+	d := &decoder{file: name, lines: indexLines(data)}
+	cfg := d.config(doc)
+	if len(d.errs) > 0 {
+		sort.SliceStable(d.errs, func(i, j int) bool { return d.errs[i].Line < d.errs[j].Line })
+		return nil, d.errs
+	}
+	cfg.Source = name
+	return cfg, nil
+}
+
+type decoder struct {
+	file  string
+	lines lineIndex
+	errs  Errors
+}
+
+// errorf records a problem at path, a key path with array indexes.
+func (d *decoder) errorf(path, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: d.lines.lineOf(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// table is one TOML table being decoded, with the keys its schema allows.
+type table struct {
+	d     *decoder
+	path  string // with indexes: service[1].real[0]
+	name  string // as written in the file: [[service.real]]
+	m     map[string]any
+	known []string // in schema order, for messages
+}
+
+func (d *decoder) table(path, name string, m map[string]any, known ...string) *table {
+	return &table{d: d, path: path, name: name, m: m, known: known}
+}
+
+func (t *table) keyPath(key string) string { return joinKey(t.path, key) }
+
+// errorf records a problem with key, or with the table itself when key is "".
+func (t *table) errorf(key, format string, args ...any) {
+	path := t.path
+	if key != "" {
+		path = t.keyPath(key)
+		format = "%s: " + format
+		args = append([]any{displayKey(path)}, args...)
+	}
+	t.d.errorf(path, format, args...)
+}
+
+// displayKey drops the array indexes: users write service.real.port.
+func displayKey(path string) string {
+	var b strings.Builder
+	for i := 0; i < len(path); i++ {
+		if path[i] == '[' {
+			for i < len(path) && path[i] != ']' {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(path[i])
+	}
+	return b.String()
+}
+
+func (t *table) has(key string) bool {
+	_, ok := t.m[key]
+	return ok
+}
+
+func (t *table) require(key string) {
+	if !t.has(key) {
+		t.errorf("", "%s is missing %s", t.name, key)
+	}
+}
+
+// done reports the keys the schema does not know.
+func (t *table) done() {
+	var unknown []string
+	for k := range t.m {
+		if !slices.Contains(t.known, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		t.d.errorf(t.keyPath(k), "unknown key %q in %s (known keys: %s)", k, t.name, strings.Join(t.known, ", "))
+	}
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case []map[string]any:
+		return "an array of tables"
+	case map[string]any:
+		return "a table"
+	}
+	return "a date-time"
+}
+
+func (t *table) str(key string) (string, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return "", false
+	}
+	s, ok := v.(string)
+	if !ok {
+		t.errorf(key, "want a string, got %s", typeName(v))
+	}
+	return s, ok
+}
+
+// enum reads a string that must be one of allowed.
+func (t *table) enum(key string, allowed ...string) (string, bool) {
+	s, ok := t.str(key)
+	if ok && !slices.Contains(allowed, s) {
+		t.errorf(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
+		return "", false
+	}
+	return s, ok
+}
+
+func checkInt(v any, lo, hi int64) (int64, string) {
+	n, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Sprintf("want an integer, got %s", typeName(v))
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Sprintf("%d is out of range %d..%d", n, lo, hi)
+	}
+	return n, ""
+}
+
+func (t *table) integer(key string, lo, hi int64) (int64, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return 0, false
+	}
+	n, msg := checkInt(v, lo, hi)
+	if msg != "" {
+		t.errorf(key, "%s", msg)
+		return 0, false
+	}
+	return n, true
+}
+
+// array reads an array, calling elem for each element; elem returns a
+// problem with it, or "".
+func (t *table) array(key string, elem func(i int, v any) string) bool {
+	v, ok := t.m[key]
+	if !ok {
+		return false
+	}
+	a, ok := v.([]any)
+	if !ok {
+		t.errorf(key, "want an array, got %s", typeName(v))
+		return false
+	}
+	good := true
+	for i, e := range a {
+		if msg := elem(i, e); msg != "" {
+			path := indexKey(t.keyPath(key), i)
+			t.d.errorf(path, "%s: %s", displayKey(path), msg)
+			good = false
+		}
+	}
+	return good
+}
+
+// Timeouts are in whole seconds in IPVS (struct ip_vs_timeout_user holds
+// ints); the bounds keep them positive and within that.
+const (
+	minTimeout = time.Second
+	maxTimeout = math.MaxInt32 * time.Second
+)
+
+// duration reads a Go duration string or an integer number of seconds.
+func (t *table) duration(key string) (time.Duration, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return 0, false
+	}
+	var dur time.Duration
+	switch v := v.(type) {
+	case int64:
+		if v < int64(minTimeout/time.Second) || v > int64(maxTimeout/time.Second) {
+			t.errorf(key, "%d seconds is out of range %v..%v", v, minTimeout, maxTimeout)
+			return 0, false
+		}
+		dur = time.Duration(v) * time.Second
+	case string:
+		var err error
+		if dur, err = time.ParseDuration(v); err != nil {
+			t.errorf(key, "%q is not a duration (write \"900s\", \"15m\" or integer seconds)", v)
+			return 0, false
+		}
+		if dur < minTimeout || dur > maxTimeout {
+			t.errorf(key, "%v is out of range %v..%v", dur, minTimeout, maxTimeout)
+			return 0, false
+		}
+	default:
+		t.errorf(key, "want a duration string or integer seconds, got %s", typeName(v))
+		return 0, false
+	}
+	return dur, true
+}
+
+// sub reads a table written [key].
+func (t *table) sub(key string, known ...string) (*table, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return nil, false
+	}
+	name := "[" + displayKey(t.keyPath(key)) + "]"
+	switch v := v.(type) {
+	case map[string]any:
+		return t.d.table(t.keyPath(key), name, v, known...), true
+	case []map[string]any:
+		t.errorf(key, "write %s, a single table, not [%s]", name, name)
+	default:
+		t.errorf(key, "want a table %s, got %s", name, typeName(v))
+	}
+	return nil, false
+}
+
+// list reads an array of tables, written [[key]] or as an array of inline
+// tables.
+func (t *table) list(key string, known ...string) ([]*table, bool) {
+	v, ok := t.m[key]
+	if !ok {
+		return nil, false
+	}
+	path := t.keyPath(key)
+	name := "[[" + displayKey(path) + "]]"
+	var out []*table
+	switch v := v.(type) {
+	case []map[string]any:
+		for i, m := range v {
+			out = append(out, t.d.table(indexKey(path, i), name, m, known...))
+		}
+	case []any:
+		for i, e := range v {
+			m, ok := e.(map[string]any)
+			if !ok {
+				t.d.errorf(indexKey(path, i), "%s: want a table, got %s", displayKey(path), typeName(e))
+				continue
+			}
+			out = append(out, t.d.table(indexKey(path, i), name, m, known...))
+		}
+	case map[string]any:
+		t.errorf(key, "write %s, an array of tables, not [%s]", name, displayKey(path))
+		return nil, false
+	default:
+		t.errorf(key, "want an array of tables %s, got %s", name, typeName(v))
+		return nil, false
+	}
+	return out, true
+}
+
+func (d *decoder) config(doc map[string]any) *Config {
+	root := d.table("", "the top level", doc, "director", "timeouts", "service")
+	cfg := &Config{}
+	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level"); ok {
+		cfg.Director = d.director(t)
+	} else if !root.has("director") {
+		d.errorf("", "missing [director] table (it must list the interfaces)")
+	}
+	cfg.Timeouts = Timeouts{TCP: DefaultTCPTimeout, TCPFin: DefaultTCPFinTimeout, UDP: DefaultUDPTimeout}
+	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
+		d.timeouts(t, &cfg.Timeouts)
+	}
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "real"); ok {
+		cfg.Services = d.services(ts)
+	}
+	root.done()
+	return cfg
+}
+
+func (d *decoder) director(t *table) Director {
+	dir := Director{XDPMode: DefaultXDPMode, ZeroCopy: DefaultZeroCopy, LogLevel: DefaultLogLevel}
+	t.require("interfaces")
+	seen := make(map[string]bool)
+	t.array("interfaces", func(_ int, v any) string {
+		name, ok := v.(string)
+		if !ok {
+			return fmt.Sprintf("want an interface name, got %s", typeName(v))
+		}
+		if msg := checkIfName(name); msg != "" {
+			return fmt.Sprintf("interface name %q %s", name, msg)
+		}
+		if seen[name] {
+			return fmt.Sprintf("interface %q is listed twice", name)
+		}
+		seen[name] = true
+		dir.Interfaces = append(dir.Interfaces, name)
+		return ""
+	})
+	if v, ok := t.m["interfaces"].([]any); ok && len(v) == 0 {
+		t.errorf("interfaces", "empty: name at least one interface")
+	}
+	if s, ok := t.enum("xdp_mode", XDPModeAuto, XDPModeDriver, XDPModeGeneric); ok {
+		dir.XDPMode = s
+	}
+	if s, ok := t.enum("zerocopy", ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff); ok {
+		dir.ZeroCopy = s
+	}
+	cpus := make(map[int64]bool)
+	t.array("cpus", func(_ int, v any) string {
+		n, msg := checkInt(v, 0, maxCPU)
+		if msg != "" {
+			return msg
+		}
+		if cpus[n] {
+			return fmt.Sprintf("CPU %d is listed twice", n)
+		}
+		cpus[n] = true
+		dir.CPUs = append(dir.CPUs, int(n))
+		return ""
+	})
+	if s, ok := t.enum("log_level", "debug", "info", "warn", "error"); ok {
+		dir.LogLevel = s
+	}
+	t.done()
+	return dir
+}
+
+// maxCPU bounds CPU numbers well above any kernel's NR_CPUS; whether a CPU
+// exists is the director's question, not the file's.
+const maxCPU = 65535
+
+// checkIfName applies the kernel's dev_valid_name.
+func checkIfName(name string) string {
+	switch {
+	case name == "":
+		return "is empty"
+	case len(name) > 15:
+		return "is longer than 15 bytes"
+	case name == "." || name == "..":
+		return "is not allowed"
+	case strings.ContainsAny(name, "/: \t\n\v\f\r"):
+		return "contains '/', ':' or white space"
+	}
+	return ""
+}
+
+func (d *decoder) timeouts(t *table, to *Timeouts) {
+	if v, ok := t.duration("tcp"); ok {
+		to.TCP = v
+	}
+	if v, ok := t.duration("tcpfin"); ok {
+		to.TCPFin = v
+	}
+	if v, ok := t.duration("udp"); ok {
+		to.UDP = v
+	}
+	t.done()
+}
+
+type serviceKey struct {
+	vip   netip.Addr
+	port  uint16
+	proto Protocol
+}
+
+func (d *decoder) services(ts []*table) []Service {
+	services := make([]Service, 0, len(ts))
+	byKey := make(map[serviceKey]int) // -> line of the first
+	byName := make(map[string]int)    // -> line of the first
+	for _, t := range ts {
+		s, complete := d.service(t)
+		if complete {
+			k := serviceKey{s.VIP, s.Port, s.Protocol}
+			if line, dup := byKey[k]; dup {
+				t.errorf("", "duplicate service %s (first at line %d)", s, line)
+			} else {
+				byKey[k] = s.Line
+			}
+		}
+		if s.Name != "" {
+			if line, dup := byName[s.Name]; dup {
+				t.errorf("name", "duplicate service name %q (first at line %d)", s.Name, line)
+			} else {
+				byName[s.Name] = s.Line
+			}
+		}
+		services = append(services, s)
+	}
+	return services
+}
+
+// String names a service as ipvsadm does: "TCP 198.18.0.100:80".
+func (s Service) String() string {
+	return strings.ToUpper(s.Protocol.String()) + " " + netip.AddrPortFrom(s.VIP, s.Port).String()
+}
+
+// service decodes one [[service]]; complete reports whether its identity
+// (vip, port, protocol) is valid, so that duplicates can be looked for.
+func (d *decoder) service(t *table) (s Service, complete bool) {
+	s = Service{Scheduler: DefaultScheduler, Line: d.lines.lineOf(t.path)}
+	if name, ok := t.str("name"); ok {
+		s.Name = name
+	}
+	t.require("vip")
+	vipOK := false
+	if str, ok := t.str("vip"); ok {
+		if a, msg := checkAddr(str); msg != "" {
+			t.errorf("vip", "%q %s", str, msg)
+		} else {
+			s.VIP, vipOK = a, true
+		}
+	}
+	t.require("port")
+	port, portOK := t.integer("port", 1, math.MaxUint16)
+	s.Port = uint16(port)
+	t.require("protocol")
+	protoOK := false
+	if str, ok := t.str("protocol"); ok {
+		if p, err := ParseProtocol(str); err != nil {
+			t.errorf("protocol", "%v", err)
+		} else {
+			s.Protocol, protoOK = p, true
+		}
+	}
+	if str, ok := t.str("scheduler"); ok {
+		if known := sched.Names(); !slices.Contains(known, str) {
+			t.errorf("scheduler", "unknown scheduler %q (known: %s)", str, strings.Join(known, ", "))
+		} else {
+			s.Scheduler = str
+		}
+	}
+	if rs, ok := t.list("real", "address", "port", "weight", "method"); ok {
+		byAddr := make(map[netip.AddrPort]int) // -> line of the first
+		for _, rt := range rs {
+			r, ok := d.real(rt, &s, vipOK, portOK)
+			if !ok {
+				continue
+			}
+			ap := netip.AddrPortFrom(r.Address, r.Port)
+			if line, dup := byAddr[ap]; dup {
+				rt.errorf("", "duplicate real server %s (first at line %d)", ap, line)
+			} else {
+				byAddr[ap] = r.Line
+			}
+			s.Reals = append(s.Reals, r)
+		}
+	}
+	t.done()
+	return s, vipOK && portOK && protoOK
+}
+
+// real decodes one [[service.real]] of s; vipOK and portOK say whether s's
+// VIP and port can be checked against. ok reports whether the address and
+// port are valid.
+func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok bool) {
+	r = Real{Port: s.Port, Weight: DefaultWeight, Method: MethodDR, Line: d.lines.lineOf(t.path)}
+	t.require("address")
+	addrOK := false
+	if str, ok := t.str("address"); ok {
+		a, msg := checkAddr(str)
+		switch {
+		case msg != "":
+			t.errorf("address", "%q %s", str, msg)
+		case vipOK && a.Is4() != s.VIP.Is4():
+			t.errorf("address", "%s is %s but the service's vip %s is %s", a, family(a), s.VIP, family(s.VIP))
+		case vipOK && a == s.VIP:
+			t.errorf("address", "%s is the service's vip", a)
+		default:
+			r.Address, addrOK = a, true
+		}
+	}
+	portSet := t.has("port")
+	realPortOK := portOK
+	if portSet {
+		var p int64
+		p, realPortOK = t.integer("port", 1, math.MaxUint16)
+		r.Port = uint16(p)
+	}
+	if w, ok := t.integer("weight", 0, sched.MaxWeight); ok {
+		r.Weight = int(w)
+	}
+	if str, ok := t.str("method"); ok {
+		if m, err := ParseMethod(str); err != nil {
+			t.errorf("method", "%v", err)
+		} else {
+			r.Method = m
+		}
+	}
+	// DR rewrites only MAC addresses, so the real server sees the packet
+	// exactly as the client sent it, destination port included.
+	if r.Method == MethodDR && portSet && realPortOK && portOK && r.Port != s.Port {
+		t.errorf("port", "%d differs from the service port %d, but method dr cannot change ports (use method nat to remap)", r.Port, s.Port)
+		realPortOK = false
+	}
+	t.done()
+	return r, addrOK && realPortOK
+}
+
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// checkAddr parses an address that can be a VIP or a real server: a unicast
+// address of one family, reachable beyond this host.
+func checkAddr(s string) (netip.Addr, string) {
+	a, err := netip.ParseAddr(s)
+	switch {
+	case err != nil:
+		return a, "is not an IP address"
+	case a.Zone() != "":
+		return a, "has a zone, which is not supported"
+	case a.Is4In6():
+		return a, fmt.Sprintf("is IPv4-mapped: write %s", a.Unmap())
+	case a.IsUnspecified():
+		return a, "is unspecified"
+	case a.IsLoopback():
+		return a, "is a loopback address"
+	case a.IsMulticast():
+		return a, "is a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return a, "is the broadcast address"
+	}
+	return a, ""
+}
