@@ -1,0 +1,63 @@
+// Package xdpprog builds, loads and attaches the XDP program that steers a
+// director interface's traffic into xvs's AF_XDP sockets, and manages the BPF
+// maps that tell it which traffic is xvs's.
+//
+// The program is assembled in Go at run time with cilium/ebpf's asm package:
+// there is no C source, no clang and no generated object file, so the
+// program that runs is always the one this package's source describes.
+//
+// # What is steered
+//
+// For every frame the program parses Ethernet, up to two 802.1Q/802.1ad tags,
+// IPv4 (honouring IHL) or IPv6 (fixed header only; the next header must be TCP
+// or UDP), and the TCP or UDP ports. It then redirects the frame with
+// bpf_redirect_map to the AF_XDP socket registered for the frame's RX queue
+// when
+//
+//   - (daddr, dport, proto) is a virtual service (the vips map): client
+//     traffic to a VIP;
+//   - (saddr, sport, proto) is a NAT real server (the reals map): replies
+//     that must be translated back on their way to the client;
+//   - the frame is an IPv4 fragment (MF set or a non-zero offset) whose
+//     (daddr, proto) carries a virtual service (the vipaddrs map).
+//     Non-first fragments carry no ports, so they cannot be matched against
+//     vips; the data plane counts and drops them instead of letting the
+//     kernel answer for a service it does not run.
+//
+// The redirect passes XDP_PASS as the fallback action, so a queue with no
+// socket bound hands its frames to the kernel instead of dropping them.
+//
+// # What is passed, and why
+//
+// Everything else gets XDP_PASS: ARP and IPv6 neighbour discovery, ICMP
+// (ping to the VIP, PMTU messages), IPv6 extension headers, SSH to the
+// director, health checks the director makes to its real servers, and the
+// control plane's own traffic. The kernel keeps doing what it is good at and
+// the director stays reachable and manageable even with no xvs worker
+// running. Frames too short or malformed to parse are passed as well (and
+// counted): the kernel is the right place to drop them.
+//
+// # Map layout
+//
+// The vips, reals and vipaddrs maps are hash maps sharing one 20-byte key,
+// which the Go side (mapKey) and the program agree on:
+//
+//	struct key {
+//		__u8  addr[16]; // IPv4 in addr[0..3], addr[4..15] zero; IPv6 in full
+//		__be16 port;    // network byte order, as in the packet; 0 in vipaddrs
+//		__u8  proto;    // IPPROTO_TCP or IPPROTO_UDP
+//		__u8  family;   // 4 or 6
+//	};
+//	value: __u32 flags; // reserved, 0
+//
+// vipaddrs is keyed by (addr, proto) with port zero rather than by the
+// address alone, so that a fragmented ping to a VIP address still reaches the
+// kernel.
+//
+// The xsks map is an XSKMAP indexed by RX queue. The stats map is a per-CPU
+// array of __u64 counters indexed by the stat* constants; [Program.Stats]
+// sums it over CPUs.
+//
+// Each director interface gets its own [Program]: its own program instance
+// and its own maps.
+package xdpprog

@@ -1,0 +1,106 @@
+package xdpprog
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestEndpointKey(t *testing.T) {
+	for _, tc := range []struct {
+		e       Endpoint
+		want    mapKey
+		wantErr bool
+	}{
+		{
+			e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, protoTCP},
+			want: mapKey{
+				Addr: [16]byte{198, 18, 0, 10}, Port: [2]byte{0, 80}, Proto: protoTCP, Family: 4,
+			},
+		},
+		{
+			e: Endpoint{netip.MustParseAddr("::ffff:198.18.0.10"), 0x1234, protoUDP},
+			want: mapKey{
+				Addr: [16]byte{198, 18, 0, 10}, Port: [2]byte{0x12, 0x34}, Proto: protoUDP, Family: 4,
+			},
+		},
+		{
+			e: Endpoint{netip.MustParseAddr("fd00::10"), 443, protoTCP},
+			want: mapKey{
+				Addr: [16]byte{0: 0xfd, 15: 0x10}, Port: [2]byte{1, 187}, Proto: protoTCP, Family: 6,
+			},
+		},
+		{e: Endpoint{netip.Addr{}, 80, protoTCP}, wantErr: true},
+		{e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, 1}, wantErr: true},
+		{e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, 132}, wantErr: true},
+	} {
+		got, err := tc.e.key()
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%v: key() = %v, want error", tc.e, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: key(): %v", tc.e, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("%v: key() = %+v, want %+v", tc.e, got, tc.want)
+		}
+		if back := got.endpoint(); back.Addr != tc.e.Addr.Unmap() || back.Port != tc.e.Port || back.Proto != tc.e.Proto {
+			t.Errorf("%v: endpoint() = %v", tc.e, back)
+		}
+	}
+}
+
+func TestEndpointString(t *testing.T) {
+	for _, tc := range []struct {
+		e    Endpoint
+		want string
+	}{
+		{Endpoint{netip.MustParseAddr("198.18.0.10"), 80, protoTCP}, "tcp 198.18.0.10:80"},
+		{Endpoint{netip.MustParseAddr("fd00::1"), 53, protoUDP}, "udp [fd00::1]:53"},
+		{Endpoint{netip.MustParseAddr("198.18.0.10"), 0, 1}, "proto 1 198.18.0.10:0"},
+	} {
+		if got := tc.e.String(); got != tc.want {
+			t.Errorf("String() = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    Mode
+		wantErr bool
+	}{
+		{in: "auto", want: ModeAuto},
+		{in: "driver", want: ModeDriver},
+		{in: "native", want: ModeDriver},
+		{in: "generic", want: ModeGeneric},
+		{in: "SKB", want: ModeGeneric},
+		{in: " Generic ", want: ModeGeneric},
+		{in: "", wantErr: true},
+		{in: "offload", wantErr: true},
+	} {
+		got, err := ParseMode(tc.in)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("ParseMode(%q) = %v, want error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+	// String and ParseMode round-trip.
+	for _, m := range []Mode{ModeAuto, ModeDriver, ModeGeneric} {
+		if got, err := ParseMode(m.String()); err != nil || got != m {
+			t.Errorf("ParseMode(%q) = %v, %v; want %v", m.String(), got, err, m)
+		}
+	}
+	if got := Mode(7).String(); got != "Mode(7)" {
+		t.Errorf("Mode(7).String() = %q", got)
+	}
+}

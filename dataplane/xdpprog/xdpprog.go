@@ -1,0 +1,398 @@
+package xdpprog
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+)
+
+var errClosed = errors.New("xdpprog: program closed")
+
+// Program is one loaded instance of the steering program with its own maps,
+// for one director interface. Its methods are safe for concurrent use.
+type Program struct {
+	objs objects
+
+	mu       sync.RWMutex
+	closed   bool
+	link     link.Link
+	ifname   string
+	vipSet   map[mapKey]struct{}
+	realSet  map[mapKey]struct{}
+	addrRefs map[mapKey]int // VIPs per vipaddrs key
+}
+
+// objects receives the loaded collection; the tags name the spec's entries.
+type objects struct {
+	Prog     *ebpf.Program `ebpf:"xvs_steer"`
+	VIPs     *ebpf.Map     `ebpf:"xvs_vips"`
+	Reals    *ebpf.Map     `ebpf:"xvs_reals"`
+	VIPAddrs *ebpf.Map     `ebpf:"xvs_vipaddrs"`
+	XSKs     *ebpf.Map     `ebpf:"xvs_xsks"`
+	Stats    *ebpf.Map     `ebpf:"xvs_stats"`
+}
+
+func (o *objects) close() error {
+	var errs []error
+	for _, c := range []interface{ Close() error }{o.Prog, o.VIPs, o.Reals, o.VIPAddrs, o.XSKs, o.Stats} {
+		if err := c.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats are the program's counters summed over CPUs. Every frame the program
+// sees is counted exactly once in Passed, Redirected, ParseErrors or
+// NoSocket.
+type Stats struct {
+	Passed      uint64 // not xvs traffic: handed to the kernel
+	Redirected  uint64 // steered and redirected to the RX queue's socket
+	ParseErrors uint64 // too short or malformed to parse: handed to the kernel
+	NoSocket    uint64 // steered, but no socket on the RX queue: handed to the kernel
+	Fragments   uint64 // IPv4 fragments to a VIP address (also in Redirected or NoSocket)
+}
+
+// Load assembles the program, creates its maps and loads both into the
+// kernel. maxEntries bounds each of the vips, reals and vipaddrs maps.
+// The program is not attached anywhere until Attach.
+func Load(maxEntries int) (*Program, error) {
+	if maxEntries <= 0 || maxEntries > math.MaxUint32 {
+		return nil, fmt.Errorf("load xdp program: max entries %d out of range", maxEntries)
+	}
+	p := &Program{
+		vipSet:   make(map[mapKey]struct{}),
+		realSet:  make(map[mapKey]struct{}),
+		addrRefs: make(map[mapKey]int),
+	}
+	if err := collectionSpec(uint32(maxEntries)).LoadAndAssign(&p.objs, nil); err != nil {
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	return p, nil
+}
+
+// Attach attaches the program to the interface through a BPF link, so the
+// attachment ends with the link: on Close, or when the process dies. It
+// returns the mode actually in use. A Program attaches to one interface.
+func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
+	name := interfaceName(ifindex)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return mode, fmt.Errorf("attach xdp to %s: %w", name, errClosed)
+	}
+	if p.link != nil {
+		return mode, fmt.Errorf("attach xdp to %s: already attached to %s", name, p.ifname)
+	}
+	attach := func(m Mode) error {
+		l, err := link.AttachXDP(link.XDPOptions{
+			Program:   p.objs.Prog,
+			Interface: ifindex,
+			Flags:     m.flags(),
+		})
+		if err != nil {
+			return fmt.Errorf("attach xdp to %s in %s mode: %w", name, m, err)
+		}
+		p.link, p.ifname = l, name
+		return nil
+	}
+	switch mode {
+	case ModeDriver, ModeGeneric:
+		return mode, attach(mode)
+	case ModeAuto:
+		errDriver := attach(ModeDriver)
+		if errDriver == nil {
+			return ModeDriver, nil
+		}
+		if err := attach(ModeGeneric); err != nil {
+			return mode, errors.Join(errDriver, err)
+		}
+		return ModeGeneric, nil
+	default:
+		return mode, fmt.Errorf("attach xdp to %s: invalid mode %v", name, mode)
+	}
+}
+
+// interfaceName names ifindex for error messages.
+func interfaceName(ifindex int) string {
+	if ifi, err := net.InterfaceByIndex(ifindex); err == nil {
+		return ifi.Name
+	}
+	return fmt.Sprintf("ifindex %d", ifindex)
+}
+
+// SetSocket directs frames steered on RX queue queue to the AF_XDP socket fd,
+// which must be bound to that queue of the interface.
+func (p *Program) SetSocket(queue int, fd int) error {
+	if queue < 0 || queue >= MaxQueues {
+		return fmt.Errorf("set socket for queue %d: queue out of range [0, %d)", queue, MaxQueues)
+	}
+	if fd < 0 {
+		return fmt.Errorf("set socket for queue %d: invalid fd %d", queue, fd)
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return fmt.Errorf("set socket for queue %d: %w", queue, errClosed)
+	}
+	if err := p.objs.XSKs.Put(uint32(queue), uint32(fd)); err != nil {
+		return fmt.Errorf("set socket for queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// ClearSocket removes the socket of RX queue queue, if any: its steered
+// frames go to the kernel from then on.
+func (p *Program) ClearSocket(queue int) error {
+	if queue < 0 || queue >= MaxQueues {
+		return fmt.Errorf("clear socket for queue %d: queue out of range [0, %d)", queue, MaxQueues)
+	}
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return fmt.Errorf("clear socket for queue %d: %w", queue, errClosed)
+	}
+	if err := p.objs.XSKs.Delete(uint32(queue)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("clear socket for queue %d: %w", queue, err)
+	}
+	return nil
+}
+
+// AddVIP steers traffic to the virtual service addr:port/proto (port in host
+// byte order). Adding a present VIP is a no-op.
+func (p *Program) AddVIP(addr netip.Addr, port uint16, proto uint8) error {
+	e := Endpoint{addr, port, proto}
+	k, err := e.key()
+	if err != nil {
+		return fmt.Errorf("add VIP: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.addVIPLocked(k); err != nil {
+		return fmt.Errorf("add VIP %v: %w", e, err)
+	}
+	return nil
+}
+
+// DeleteVIP stops steering traffic to addr:port/proto. Deleting an absent
+// VIP returns an error wrapping ebpf.ErrKeyNotExist.
+func (p *Program) DeleteVIP(addr netip.Addr, port uint16, proto uint8) error {
+	e := Endpoint{addr, port, proto}
+	k, err := e.key()
+	if err != nil {
+		return fmt.Errorf("delete VIP: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.deleteVIPLocked(k); err != nil {
+		return fmt.Errorf("delete VIP %v: %w", e, err)
+	}
+	return nil
+}
+
+// AddReal steers traffic from the NAT real server addr:port/proto (port in
+// host byte order): its replies, which the director must translate back.
+// Adding a present real server is a no-op.
+func (p *Program) AddReal(addr netip.Addr, port uint16, proto uint8) error {
+	e := Endpoint{addr, port, proto}
+	k, err := e.key()
+	if err != nil {
+		return fmt.Errorf("add real server: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.addRealLocked(k); err != nil {
+		return fmt.Errorf("add real server %v: %w", e, err)
+	}
+	return nil
+}
+
+// DeleteReal stops steering traffic from addr:port/proto. Deleting an absent
+// real server returns an error wrapping ebpf.ErrKeyNotExist.
+func (p *Program) DeleteReal(addr netip.Addr, port uint16, proto uint8) error {
+	e := Endpoint{addr, port, proto}
+	k, err := e.key()
+	if err != nil {
+		return fmt.Errorf("delete real server: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.deleteRealLocked(k); err != nil {
+		return fmt.Errorf("delete real server %v: %w", e, err)
+	}
+	return nil
+}
+
+// SyncVIPs makes the set of VIPs equal to set: it deletes the VIPs not in set
+// and adds the missing ones. VIPs in both keep steering throughout. If any
+// endpoint is invalid nothing changes; otherwise a failing update does not
+// stop the others, and the errors are returned joined.
+func (p *Program) SyncVIPs(set []Endpoint) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.syncLocked(set, p.vipSet, p.addVIPLocked, p.deleteVIPLocked); err != nil {
+		return fmt.Errorf("sync VIPs: %w", err)
+	}
+	return nil
+}
+
+// SyncReals makes the set of NAT real servers equal to set, like SyncVIPs.
+func (p *Program) SyncReals(set []Endpoint) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.syncLocked(set, p.realSet, p.addRealLocked, p.deleteRealLocked); err != nil {
+		return fmt.Errorf("sync real servers: %w", err)
+	}
+	return nil
+}
+
+func (p *Program) syncLocked(set []Endpoint, current map[mapKey]struct{}, add, del func(mapKey) error) error {
+	want := make(map[mapKey]Endpoint, len(set))
+	for _, e := range set {
+		k, err := e.key()
+		if err != nil {
+			return err
+		}
+		want[k] = e
+	}
+	var errs []error
+	// Delete first, so a full map has room for the additions.
+	for k := range current {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		if err := del(k); err != nil {
+			errs = append(errs, fmt.Errorf("delete %v: %w", k.endpoint(), err))
+		}
+	}
+	for k, e := range want {
+		if err := add(k); err != nil {
+			errs = append(errs, fmt.Errorf("add %v: %w", e, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Program) addVIPLocked(k mapKey) error {
+	if p.closed {
+		return errClosed
+	}
+	if _, ok := p.vipSet[k]; ok {
+		return nil
+	}
+	if err := p.objs.VIPs.Put(k, uint32(0)); err != nil {
+		return err
+	}
+	ak := k.addrKey()
+	if p.addrRefs[ak] == 0 {
+		if err := p.objs.VIPAddrs.Put(ak, uint32(0)); err != nil {
+			// Without its address entry the VIP's fragments would reach
+			// the kernel: undo rather than steer half of it.
+			if errDel := p.objs.VIPs.Delete(k); errDel != nil {
+				return errors.Join(err, errDel)
+			}
+			return err
+		}
+	}
+	p.addrRefs[ak]++
+	p.vipSet[k] = struct{}{}
+	return nil
+}
+
+func (p *Program) deleteVIPLocked(k mapKey) error {
+	if p.closed {
+		return errClosed
+	}
+	if err := p.objs.VIPs.Delete(k); err != nil {
+		return err
+	}
+	if _, ok := p.vipSet[k]; !ok {
+		return nil
+	}
+	delete(p.vipSet, k)
+	ak := k.addrKey()
+	if p.addrRefs[ak]--; p.addrRefs[ak] > 0 {
+		return nil
+	}
+	delete(p.addrRefs, ak)
+	return p.objs.VIPAddrs.Delete(ak)
+}
+
+func (p *Program) addRealLocked(k mapKey) error {
+	if p.closed {
+		return errClosed
+	}
+	if _, ok := p.realSet[k]; ok {
+		return nil
+	}
+	if err := p.objs.Reals.Put(k, uint32(0)); err != nil {
+		return err
+	}
+	p.realSet[k] = struct{}{}
+	return nil
+}
+
+func (p *Program) deleteRealLocked(k mapKey) error {
+	if p.closed {
+		return errClosed
+	}
+	if err := p.objs.Reals.Delete(k); err != nil {
+		return err
+	}
+	delete(p.realSet, k)
+	return nil
+}
+
+// Stats returns the program's counters summed over CPUs.
+func (p *Program) Stats() (Stats, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return Stats{}, fmt.Errorf("read xdp stats: %w", errClosed)
+	}
+	var sums [numStats]uint64
+	var perCPU []uint64
+	for i := range sums {
+		if err := p.objs.Stats.Lookup(uint32(i), &perCPU); err != nil {
+			return Stats{}, fmt.Errorf("read xdp stats %d: %w", i, err)
+		}
+		for _, v := range perCPU {
+			sums[i] += v
+		}
+	}
+	return Stats{
+		Passed:      sums[statPassed],
+		Redirected:  sums[statRedirected],
+		ParseErrors: sums[statParseErrors],
+		NoSocket:    sums[statNoSocket],
+		Fragments:   sums[statFragments],
+	}, nil
+}
+
+// Close detaches the program and releases it and its maps. Closing a closed
+// Program does nothing.
+func (p *Program) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	var errs []error
+	if p.link != nil {
+		if err := p.link.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach xdp from %s: %w", p.ifname, err))
+		}
+		p.link = nil
+	}
+	if err := p.objs.close(); err != nil {
+		errs = append(errs, fmt.Errorf("close xdp program: %w", err))
+	}
+	return errors.Join(errs...)
+}
