@@ -1,0 +1,390 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/dataplane/xsk"
+)
+
+// Config says which interfaces an Engine drives and how.
+type Config struct {
+	Interfaces []string
+	XDPMode    xdpprog.Mode
+	ZeroCopy   xsk.ZeroCopyMode
+	// CPUs pins worker i to CPUs[i % len(CPUs)]; empty leaves them unpinned.
+	CPUs      []int
+	Conntrack conntrack.Config
+	UMEM      xsk.UMEMConfig
+	Socket    xsk.SocketConfig
+	Logger    *zap.Logger
+}
+
+// Engine owns the director's data path: the XDP steering program on each
+// interface, one AF_XDP socket per (interface, queue), one worker goroutine
+// per queue index, the connection table, and the published service table.
+type Engine struct {
+	log     *zap.Logger
+	ports   []Port
+	progs   []*xdpprog.Program
+	modes   []xdpprog.Mode
+	workers []*worker
+	umems   []*xsk.UMEM
+	ct      *conntrack.Table
+
+	table atomic.Pointer[Table]
+
+	mu     sync.Mutex // serialises Apply and the housekeeping that republishes
+	reg    *registry
+	specs  []ServiceSpec
+	routes map[netip.Addr]route // next-hop cache of the resolver, under mu
+
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New sets up the data path on cfg.Interfaces: loads the steering program,
+// binds the sockets and puts them in the program's socket map, then attaches
+// the program. Nothing is forwarded until Run starts the workers and Apply
+// publishes services.
+func New(cfg Config) (_ *Engine, err error) {
+	if len(cfg.Interfaces) == 0 {
+		return nil, errors.New("dataplane: no interfaces")
+	}
+	if len(cfg.Interfaces) > 255 {
+		return nil, errors.New("dataplane: too many interfaces")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if cfg.Conntrack.MaxDests == 0 {
+		cfg.Conntrack.MaxDests = 4096
+	}
+	ct, err := conntrack.New(cfg.Conntrack)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: connection table: %w", err)
+	}
+	e := &Engine{
+		log: log,
+		ct:  ct,
+		reg: newRegistry(cfg.Conntrack.MaxDests),
+	}
+	e.table.Store(&Table{services: map[serviceKey]*Service{}})
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Close())
+		}
+	}()
+
+	queues := make([]int, len(cfg.Interfaces))
+	nworkers := 0
+	for i, name := range cfg.Interfaces {
+		ifc, err := net.InterfaceByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: interface %s: %w", name, err)
+		}
+		p := Port{Name: name, Ifindex: ifc.Index}
+		copy(p.MAC[:], ifc.HardwareAddr)
+		e.ports = append(e.ports, p)
+		if queues[i], err = xsk.Queues(name); err != nil {
+			return nil, fmt.Errorf("dataplane: %w", err)
+		}
+		nworkers = max(nworkers, queues[i])
+		prog, err := xdpprog.Load(4096)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: load steering program for %s: %w", name, err)
+		}
+		e.progs = append(e.progs, prog)
+	}
+	// Every socket of a worker fills its fill ring from the worker's UMEM:
+	// give each port a full ring's worth and as much again for frames in
+	// flight, or one port's fill ring could starve another's.
+	if cfg.UMEM.NumFrames == 0 {
+		ring := cfg.Socket.FillSize
+		if ring == 0 {
+			ring = xsk.DefaultRingSize
+		}
+		cfg.UMEM.NumFrames = max(xsk.DefaultNumFrames, 2*ring*len(e.ports))
+	}
+	for q := 0; q < nworkers; q++ {
+		umem, err := xsk.NewUMEM(cfg.UMEM)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: queue %d: %w", q, err)
+		}
+		e.umems = append(e.umems, umem)
+		stats := newWorkerStats(cfg.Conntrack.MaxDests)
+		w := &worker{
+			queue: q, cpu: -1, umem: umem, stats: stats,
+			socks: make([]*xsk.Socket, len(e.ports)),
+			fwd:   newForwarder(e.ports, ct, stats),
+			table: e.table.Load,
+			clock: e.now,
+			rx:    make([]xsk.Desc, batchSize),
+			tx:    make([][]xsk.Desc, len(e.ports)),
+		}
+		if len(cfg.CPUs) > 0 {
+			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
+		}
+		for p := range e.ports {
+			w.tx[p] = make([]xsk.Desc, 0, batchSize*len(e.ports))
+			if q >= queues[p] {
+				continue
+			}
+			sockCfg := cfg.Socket
+			sockCfg.ZeroCopy = cfg.ZeroCopy
+			s, err := umem.Bind(e.ports[p].Ifindex, q, sockCfg)
+			if err != nil {
+				return nil, fmt.Errorf("dataplane: %s queue %d: %w", e.ports[p].Name, q, err)
+			}
+			w.socks[p] = s
+			if err := e.progs[p].SetSocket(q, s.FD()); err != nil {
+				return nil, fmt.Errorf("dataplane: %s queue %d: %w", e.ports[p].Name, q, err)
+			}
+			log.Info("socket bound", zap.String("interface", e.ports[p].Name), zap.Int("queue", q), zap.Bool("zerocopy", s.ZeroCopy()))
+		}
+		e.workers = append(e.workers, w)
+	}
+	for p, prog := range e.progs {
+		mode, err := prog.Attach(e.ports[p].Ifindex, cfg.XDPMode)
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: %w", err)
+		}
+		e.modes = append(e.modes, mode)
+		log.Info("steering program attached", zap.String("interface", e.ports[p].Name), zap.Stringer("mode", mode), zap.Int("queues", queues[p]))
+	}
+	return e, nil
+}
+
+// now is the data path's clock, the connection table's own, so that the
+// expiry it reports matches the times workers stamp.
+func (e *Engine) now() int64 { return e.ct.Now() }
+
+// Run starts the workers and the background jobs (next-hop resolution,
+// connection expiry, draining) and returns at once; Close stops them.
+func (e *Engine) Run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	e.runCancel = cancel
+	for _, w := range e.workers {
+		e.wg.Add(1)
+		go func() { defer e.wg.Done(); w.run(ctx) }()
+	}
+	e.wg.Add(2)
+	go func() { defer e.wg.Done(); e.resolveLoop(ctx) }()
+	go func() { defer e.wg.Done(); e.housekeeping(ctx) }()
+}
+
+// Apply validates specs and publishes them as the new service table. On error
+// nothing changes. Established connections keep their real server; real
+// servers that are gone drain.
+func (e *Engine) Apply(specs []ServiceSpec) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.applyLocked(specs)
+}
+
+func (e *Engine) applyLocked(specs []ServiceSpec) error {
+	prev := e.table.Load()
+	reg, t, err := e.reg.build(specs, prev, e.destConns)
+	if err != nil {
+		return err
+	}
+	// A real server that is new to its ID must not inherit the previous
+	// holder's next hop.
+	for _, d := range t.dests {
+		if d == nil {
+			continue
+		}
+		if old := prev.dest(d.ID); old == nil || old.Addr != d.Addr {
+			d.hop.clear()
+		}
+	}
+	var vips, reals []xdpprog.Endpoint
+	for _, s := range t.ordered {
+		vips = append(vips, xdpprog.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto})
+	}
+	for _, d := range t.dests {
+		if d != nil && d.Method == MethodNAT {
+			svc := t.serviceByID(d.Service)
+			proto := uint8(0)
+			if svc != nil {
+				proto = svc.Proto
+			} else if old := prev.serviceByID(d.Service); old != nil {
+				proto = old.Proto
+			}
+			reals = append(reals, xdpprog.Endpoint{Addr: d.Addr, Port: d.Port, Proto: proto})
+		}
+	}
+	// Steer new real servers' replies before any connection can reach them,
+	// publish, then stop steering what is gone.
+	for _, prog := range e.progs {
+		if err := prog.SyncReals(reals); err != nil {
+			return fmt.Errorf("dataplane: steer replies: %w", err)
+		}
+	}
+	e.reg, e.specs = reg, specs
+	e.table.Store(t)
+	e.resolveAll(t)
+	for _, prog := range e.progs {
+		if err := prog.SyncVIPs(vips); err != nil {
+			return fmt.Errorf("dataplane: steer VIPs: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *Table) serviceByID(id uint32) *Service {
+	if t == nil {
+		return nil
+	}
+	for _, s := range t.ordered {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
+}
+
+func (e *Engine) destConns(id uint32) int64 {
+	a, i := e.ct.DestConns(id)
+	return a + i
+}
+
+// Table returns the published service table.
+func (e *Engine) Table() *Table { return e.table.Load() }
+
+// Conntrack returns the connection table.
+func (e *Engine) Conntrack() *conntrack.Table { return e.ct }
+
+// DestConns returns a real server's active and inactive connections.
+func (e *Engine) DestConns(d *Dest) (active, inactive int64) { return e.ct.DestConns(d.ID) }
+
+// DestCounters sums a real server's counters over all workers.
+func (e *Engine) DestCounters(d *Dest) Counters {
+	var c Counters
+	for _, w := range e.workers {
+		c.add(w.stats.dest(d.ID))
+	}
+	return c
+}
+
+// ServiceCounters sums the counters of a service's real servers.
+func (e *Engine) ServiceCounters(s *Service) Counters {
+	var c Counters
+	for _, d := range s.Dests {
+		for _, w := range e.workers {
+			c.add(w.stats.dest(d.ID))
+		}
+	}
+	return c
+}
+
+// Status is the data path's state for operators.
+type Status struct {
+	Ports []PortStatus
+	// Workers is the number of worker goroutines (queue indexes).
+	Workers            int
+	RxFrames, TxFrames uint64
+	Drops              map[string]uint64
+	Connections        int
+}
+
+// PortStatus describes one director interface.
+type PortStatus struct {
+	Name     string
+	XDPMode  string
+	Queues   int
+	ZeroCopy bool
+}
+
+// Status returns counters summed over workers.
+func (e *Engine) Status() Status {
+	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len()}
+	for p, port := range e.ports {
+		ps := PortStatus{Name: port.Name}
+		if p < len(e.modes) {
+			ps.XDPMode = e.modes[p].String()
+		}
+		for _, w := range e.workers {
+			if s := w.socks[p]; s != nil {
+				ps.Queues++
+				ps.ZeroCopy = s.ZeroCopy()
+			}
+		}
+		st.Ports = append(st.Ports, ps)
+	}
+	for _, w := range e.workers {
+		st.RxFrames += w.stats.RxFrames.Load()
+		st.TxFrames += w.stats.TxFrames.Load()
+		for r, n := range w.stats.Drops() {
+			st.Drops[r] += n
+		}
+	}
+	return st
+}
+
+// housekeeping expires connections a slice at a time, so no worker ever
+// waits for a sweep, and forgets draining real servers once they are idle.
+func (e *Engine) housekeeping(ctx context.Context) {
+	sweep := time.NewTicker(100 * time.Millisecond)
+	defer sweep.Stop()
+	drain := time.NewTicker(time.Second)
+	defer drain.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sweep.C:
+			e.ct.Sweep(e.now(), 4096)
+		case <-drain.C:
+			e.reapDrained()
+		}
+	}
+}
+
+func (e *Engine) reapDrained() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.table.Load().Draining() {
+		if e.destConns(d.ID) == 0 {
+			if err := e.applyLocked(e.specs); err != nil {
+				e.log.Warn("republish after draining", zap.Error(err))
+			}
+			return
+		}
+	}
+}
+
+// Close stops the workers, detaches the steering programs and releases the
+// sockets. Safe to call more than once.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		if e.runCancel != nil {
+			e.runCancel()
+		}
+		e.wg.Wait()
+		var errs []error
+		// Detach first so the kernel stops steering into sockets that are
+		// about to go.
+		for _, p := range e.progs {
+			errs = append(errs, p.Close())
+		}
+		for _, u := range e.umems {
+			errs = append(errs, u.Close())
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}

@@ -1,0 +1,104 @@
+package dataplane
+
+import (
+	"errors"
+	"sync/atomic"
+
+	"github.com/xvs-lb/xvs/dataplane/packet"
+)
+
+// DropReason says why the data plane dropped a frame.
+type DropReason uint8
+
+const (
+	DropMalformed   DropReason = iota // headers that do not parse or lie about their lengths
+	DropTruncated                     // frame shorter than its headers
+	DropFragment                      // IP fragments (not reassembled yet)
+	DropUnsupported                   // not IPv4/IPv6 TCP/UDP
+	DropNoService                     // steered to us but no such virtual service
+	DropNoConn                        // TCP that is not a SYN and has no connection
+	DropNoDest                        // no real server available (all quiescent)
+	DropTableFull                     // connection table at capacity
+	DropNoNextHop                     // real server's MAC not resolved yet
+	DropTxFull                        // TX ring full
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{
+	"malformed", "truncated", "fragment", "unsupported", "no_service", "no_conn",
+	"no_dest", "table_full", "no_next_hop", "tx_full",
+}
+
+func (r DropReason) String() string {
+	if r < numDropReasons {
+		return dropNames[r]
+	}
+	return "unknown"
+}
+
+func dropReasonOf(err error) DropReason {
+	switch {
+	case errors.Is(err, packet.ErrTruncated):
+		return DropTruncated
+	case errors.Is(err, packet.ErrFragment):
+		return DropFragment
+	case errors.Is(err, packet.ErrUnsupported):
+		return DropUnsupported
+	}
+	return DropMalformed
+}
+
+// DestCounters are ipvsadm --stats' counters of one real server.
+type DestCounters struct {
+	conns, inPkts, outPkts, inBytes, outBytes atomic.Uint64
+}
+
+func (c *DestCounters) in(n int) {
+	c.inPkts.Add(1)
+	c.inBytes.Add(uint64(n))
+}
+
+func (c *DestCounters) out(n int) {
+	c.outPkts.Add(1)
+	c.outBytes.Add(uint64(n))
+}
+
+// WorkerStats are one worker's counters. Only its worker writes them
+// (atomically, so readers need no lock); totals are summed on read.
+type WorkerStats struct {
+	RxFrames, TxFrames atomic.Uint64
+	drops              [numDropReasons]atomic.Uint64
+	dests              []DestCounters // by dest ID
+}
+
+func newWorkerStats(maxDests int) *WorkerStats {
+	return &WorkerStats{dests: make([]DestCounters, maxDests)}
+}
+
+func (s *WorkerStats) drop(r DropReason) { s.drops[r].Add(1) }
+
+func (s *WorkerStats) dest(id uint32) *DestCounters { return &s.dests[id] }
+
+// Counters is a sum of counters, as ipvsadm --stats shows them.
+type Counters struct {
+	Conns, InPkts, OutPkts, InBytes, OutBytes uint64
+}
+
+func (c *Counters) add(d *DestCounters) {
+	c.Conns += d.conns.Load()
+	c.InPkts += d.inPkts.Load()
+	c.OutPkts += d.outPkts.Load()
+	c.InBytes += d.inBytes.Load()
+	c.OutBytes += d.outBytes.Load()
+}
+
+// Drops returns the non-zero drop counters by reason.
+func (s *WorkerStats) Drops() map[string]uint64 {
+	m := map[string]uint64{}
+	for r := range s.drops {
+		if n := s.drops[r].Load(); n > 0 {
+			m[DropReason(r).String()] = n
+		}
+	}
+	return m
+}

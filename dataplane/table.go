@@ -1,0 +1,156 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/xvs-lb/xvs/sched"
+)
+
+// Method is a real server's forwarding method (ipvsadm -g, -m).
+type Method uint8
+
+const (
+	MethodDR  Method = iota // direct routing: rewrite MACs only
+	MethodNAT               // masquerading: DNAT forward, SNAT replies
+)
+
+// String gives ipvsadm's name for the method.
+func (m Method) String() string {
+	switch m {
+	case MethodDR:
+		return "Route"
+	case MethodNAT:
+		return "Masq"
+	}
+	return fmt.Sprintf("Method(%d)", m)
+}
+
+// ServiceSpec is a virtual service as the control plane asks for it.
+type ServiceSpec struct {
+	VIP       netip.Addr
+	Port      uint16
+	Proto     uint8 // 6 TCP, 17 UDP
+	Scheduler string
+	Reals     []RealSpec
+}
+
+// RealSpec is one real server of a service.
+type RealSpec struct {
+	Addr   netip.Addr
+	Port   uint16
+	Weight int
+	Method Method
+}
+
+// serviceKey identifies a virtual service; it is also the data plane's lookup
+// key for new flows, so it holds no pointers.
+type serviceKey struct {
+	addr  [16]byte
+	port  uint16
+	proto uint8
+}
+
+func makeServiceKey(addr netip.Addr, port uint16, proto uint8) serviceKey {
+	return serviceKey{addr: addr.As16(), port: port, proto: proto}
+}
+
+type destKey struct {
+	svc  serviceKey
+	addr [16]byte
+	port uint16
+}
+
+// Service is a virtual service in a published Table. Immutable.
+type Service struct {
+	ID    uint32
+	VIP   netip.Addr
+	Port  uint16
+	Proto uint8
+	sched sched.Scheduler
+	// Dests are in the order given to the scheduler: Pick's index.
+	Dests []*Dest
+}
+
+// SchedulerName is the scheduler's name (rr, wrr, wlc, ...).
+func (s *Service) SchedulerName() string { return s.sched.Name() }
+
+// Dest is a real server in a published Table. Its fields are immutable; the
+// next hop is resolved in the background and read atomically.
+type Dest struct {
+	ID       uint32
+	Service  uint32 // the ID of the service it belongs (or belonged) to
+	Addr     netip.Addr
+	Port     uint16
+	Weight   int
+	Method   Method
+	Draining bool // removed from the config but still carrying connections
+	hop      *nextHop
+}
+
+// nextHop is where frames for a real server go: the egress port and the
+// neighbour's MAC, packed into one word so a worker reads it with one atomic
+// load. Bit 63 says the entry is valid, bits 48..55 hold the port slot.
+type nextHop struct{ word atomic.Uint64 }
+
+const hopValid = 1 << 63
+
+func (h *nextHop) store(mac [6]byte, port int) {
+	var w uint64
+	for _, b := range mac {
+		w = w<<8 | uint64(b)
+	}
+	h.word.Store(hopValid | uint64(port)<<48 | w)
+}
+
+func (h *nextHop) clear() { h.word.Store(0) }
+
+func (h *nextHop) load() (mac [6]byte, port int, ok bool) {
+	w := h.word.Load()
+	if w&hopValid == 0 {
+		return mac, 0, false
+	}
+	for i := 5; i >= 0; i-- {
+		mac[i] = byte(w)
+		w >>= 8
+	}
+	return mac, int(w & 0xff), true
+}
+
+// Table is one published generation of the service configuration. Workers
+// load it once per batch through an atomic pointer and never see it change.
+type Table struct {
+	services map[serviceKey]*Service
+	// dests is indexed by Dest.ID, so an established connection finds its
+	// real server without a map lookup.
+	dests []*Dest
+	// Services in configuration order, for listings.
+	ordered []*Service
+}
+
+func (t *Table) service(addr netip.Addr, port uint16, proto uint8) *Service {
+	return t.services[makeServiceKey(addr, port, proto)]
+}
+
+func (t *Table) dest(id uint32) *Dest {
+	if int(id) < len(t.dests) {
+		return t.dests[id]
+	}
+	return nil
+}
+
+// Services returns the services in configuration order.
+func (t *Table) Services() []*Service { return t.ordered }
+
+// Draining returns real servers removed from the configuration that still
+// carry connections.
+func (t *Table) Draining() []*Dest {
+	var out []*Dest
+	for _, d := range t.dests {
+		if d != nil && d.Draining {
+			out = append(out, d)
+		}
+	}
+	return out
+}

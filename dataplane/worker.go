@@ -1,0 +1,118 @@
+package dataplane
+
+import (
+	"context"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/dataplane/xsk"
+)
+
+// worker serves one queue index on every director interface: socks[p] is the
+// AF_XDP socket of port p's queue (nil where that port has fewer queues). All
+// of them share one UMEM, so a frame received on one port is transmitted on
+// another without a copy.
+type worker struct {
+	queue int
+	cpu   int // -1: not pinned
+	umem  *xsk.UMEM
+	socks []*xsk.Socket
+	fwd   *forwarder
+	stats *WorkerStats
+	table func() *Table
+	clock func() int64
+
+	rx []xsk.Desc
+	tx [][]xsk.Desc // per port
+}
+
+const (
+	batchSize = 64
+	// idleSpins is how many empty polls of the rings a worker makes before
+	// it sleeps in poll(2): enough to ride out gaps between packets under
+	// load, few enough that an idle director does not burn a core.
+	idleSpins = 256
+	pollWait  = 50 * time.Millisecond
+)
+
+func (w *worker) run(ctx context.Context) {
+	// A worker owns its rings; keeping it on one thread (and one CPU when
+	// configured) keeps their cache lines where they are.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if w.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(w.cpu)
+		_ = unix.SchedSetaffinity(0, &set)
+	}
+	var socks []*xsk.Socket
+	for _, s := range w.socks {
+		if s != nil {
+			socks = append(socks, s)
+		}
+	}
+	idle := 0
+	for ctx.Err() == nil {
+		n := w.poll()
+		if n > 0 {
+			idle = 0
+			continue
+		}
+		if idle++; idle >= idleSpins {
+			idle = 0
+			_, _ = xsk.Poll(socks, pollWait)
+		}
+	}
+}
+
+// poll runs one batch over every port: receive, forward, transmit, and
+// reclaim completed transmissions. It returns the frames received.
+func (w *worker) poll() int {
+	t := w.table()
+	now := w.clock()
+	total := 0
+	for p, s := range w.socks {
+		if s == nil {
+			continue
+		}
+		n := s.Receive(w.rx)
+		total += n
+		w.stats.RxFrames.Add(uint64(n))
+		for _, d := range w.rx[:n] {
+			out := w.fwd.forward(t, w.umem.Frame(d), p, now)
+			if out < 0 || w.socks[out] == nil {
+				if out >= 0 {
+					w.stats.drop(DropNoNextHop)
+				}
+				w.umem.Free(d.Addr)
+				continue
+			}
+			w.tx[out] = append(w.tx[out], d)
+		}
+	}
+	for p, q := range w.tx {
+		if len(q) == 0 {
+			continue
+		}
+		sent := w.socks[p].Transmit(q)
+		w.stats.TxFrames.Add(uint64(sent))
+		for _, d := range q[sent:] {
+			w.stats.drop(DropTxFull)
+			w.umem.Free(d.Addr)
+		}
+		w.tx[p] = q[:0]
+	}
+	for _, s := range w.socks {
+		if s != nil {
+			s.Complete()
+			// A kick that met EAGAIN/EBUSY leaves frames on the TX ring;
+			// kick again rather than let them wait for the next batch.
+			if s.Outstanding() > 0 {
+				s.Kick()
+			}
+		}
+	}
+	return total
+}
