@@ -1,0 +1,275 @@
+// Command xvs-echo is the real server and the client of xvs's demo and
+// end-to-end tests. As a server it answers HTTP and UDP with its own name, so
+// that a client can tell which real server a director picked; as a client it
+// makes real connections and reports, as JSON, who answered and whether every
+// response arrived intact.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"os/signal"
+
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = serve(os.Args[2:])
+	case "client":
+		err = client(os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "xvs-echo:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, `usage:
+  xvs-echo serve  -name NAME [-http ADDR] [-udp ADDR]
+  xvs-echo client -mode http|keepalive|udp -addr HOST:PORT [-n N] [-interval D] [-timeout D]`)
+	os.Exit(2)
+}
+
+// body is what the server sends after its name: large enough to span several
+// segments, and deterministic so the client can check it byte for byte.
+func body(name string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\n", name)
+	for i := 0; b.Len() < 6000; i++ {
+		fmt.Fprintf(&b, "%08d xvs real server payload line\n", i)
+	}
+	return b.Bytes()
+}
+
+// nameOf checks that p is exactly body(name) for the name on its first line.
+func nameOf(p []byte) (string, error) {
+	name, _, ok := bytes.Cut(p, []byte("\n"))
+	if !ok {
+		return "", errors.New("response has no name line")
+	}
+	if !bytes.Equal(p, body(string(name))) {
+		return "", fmt.Errorf("response from %q is corrupt (%d bytes)", name, len(p))
+	}
+	return string(name), nil
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	name := fs.String("name", "", "name this server reports")
+	httpAddr := fs.String("http", ":80", "HTTP listen address (empty: none)")
+	udpAddr := fs.String("udp", "", "UDP listen address (empty: none)")
+	_ = fs.Parse(args)
+	if *name == "" {
+		return errors.New("serve: -name is required")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	payload := body(*name)
+	errc := make(chan error, 2)
+	if *httpAddr != "" {
+		ln, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("X-Real-Server", *name)
+				_, _ = w.Write(payload)
+			}),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		go func() { errc <- srv.Serve(ln) }()
+		defer srv.Close()
+	}
+	if *udpAddr != "" {
+		pc, err := listenUDP(*udpAddr)
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		go func() { errc <- echoUDP(pc, *name) }()
+	}
+	fmt.Printf("xvs-echo %s serving http=%q udp=%q\n", *name, *httpAddr, *udpAddr)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// Report is what the client prints.
+type Report struct {
+	Mode     string         `json:"mode"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Servers  map[string]int `json:"servers"`
+	Reused   int            `json:"reused,omitempty"` // keepalive: requests that reused the connection
+	Errors   []string       `json:"errors,omitempty"`
+	Duration string         `json:"duration"`
+}
+
+func (r *Report) fail(err error) {
+	r.Failed++
+	if len(r.Errors) < 10 {
+		r.Errors = append(r.Errors, err.Error())
+	}
+}
+
+func client(args []string) error {
+	fs := flag.NewFlagSet("client", flag.ExitOnError)
+	mode := fs.String("mode", "http", "http (new connection per request), keepalive (one connection), udp")
+	addr := fs.String("addr", "", "HOST:PORT of the service (the VIP)")
+	n := fs.Int("n", 10, "requests")
+	interval := fs.Duration("interval", 0, "pause between requests")
+	timeout := fs.Duration("timeout", 3*time.Second, "per-request timeout")
+	_ = fs.Parse(args)
+	if *addr == "" {
+		return errors.New("client: -addr is required")
+	}
+	if *n < 1 || *n > 1_000_000 {
+		return errors.New("client: -n must be in 1..1000000")
+	}
+	rep := &Report{Mode: *mode, Servers: map[string]int{}}
+	start := time.Now()
+	var do func() (string, error)
+	switch *mode {
+	case "http", "keepalive":
+		tr := &http.Transport{DisableKeepAlives: *mode == "http", MaxConnsPerHost: 1}
+		defer tr.CloseIdleConnections()
+		hc := &http.Client{Transport: tr, Timeout: *timeout}
+		url := "http://" + *addr + "/"
+		do = func() (string, error) {
+			trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+				if i.Reused {
+					rep.Reused++
+				}
+			}}
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+			if err != nil {
+				return "", err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return "", err
+			}
+			defer resp.Body.Close()
+			p, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return "", err
+			}
+			return nameOf(p)
+		}
+	case "udp":
+		conn, err := net.Dial("udp", *addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		buf := make([]byte, 2048)
+		seq := 0
+		do = func() (string, error) {
+			seq++
+			msg := fmt.Sprintf("ping %d", seq)
+			_ = conn.SetDeadline(time.Now().Add(*timeout))
+			if _, err := conn.Write([]byte(msg)); err != nil {
+				return "", err
+			}
+			k, err := conn.Read(buf)
+			if err != nil {
+				return "", err
+			}
+			name, rest, ok := strings.Cut(string(buf[:k]), ":")
+			if !ok || rest != msg {
+				return "", fmt.Errorf("bad UDP reply %q", buf[:k])
+			}
+			return name, nil
+		}
+	default:
+		return fmt.Errorf("client: unknown mode %q", *mode)
+	}
+	for i := 0; i < *n; i++ {
+		if i > 0 && *interval > 0 {
+			time.Sleep(*interval)
+		}
+		name, err := do()
+		if err != nil {
+			rep.fail(err)
+			continue
+		}
+		rep.OK++
+		rep.Servers[name]++
+	}
+	rep.Duration = time.Since(start).Round(time.Millisecond).String()
+	out, _ := json.Marshal(rep)
+	fmt.Println(string(out))
+	return nil
+}
+
+// listenUDP opens a UDP socket that learns each datagram's destination
+// address (IP_PKTINFO), so that replies leave from the address the client
+// sent to. On an LVS-DR or TUN real server that address is the VIP, held on
+// lo, while the kernel would otherwise pick the real server's own address
+// and the client would discard the reply.
+func listenUDP(addr string) (*net.UDPConn, error) {
+	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		})
+		if err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	return pc.(*net.UDPConn), nil
+}
+
+func echoUDP(pc *net.UDPConn, name string) error {
+	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
+	for {
+		n, oobn, _, from, err := pc.ReadMsgUDP(buf, oob)
+		if err != nil {
+			return err
+		}
+		var replyOOB []byte
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
+					info := *(*unix.Inet4Pktinfo)(unsafe.Pointer(&m.Data[0]))
+					replyOOB = unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: info.Addr})
+				}
+			}
+		}
+		reply := append([]byte(name+":"), buf[:n]...)
+		_, _, _ = pc.WriteMsgUDP(reply, replyOOB, from)
+	}
+}

@@ -1,0 +1,93 @@
+// Command xvsd is the xvs director daemon: it loads a TOML configuration,
+// attaches to the configured interfaces with XDP and AF_XDP, and forwards
+// connections to real servers until told to stop.
+//
+// Signals: SIGHUP reloads the configuration (a file that does not validate
+// changes nothing); SIGUSR1 prints the service table with counters, in
+// ipvsadm -L -n --stats layout, to standard output; SIGINT and SIGTERM stop
+// the director and detach it from the interfaces (so does SIGKILL: the XDP
+// program is held by a BPF link that dies with the process).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/xvs-lb/xvs/control"
+	"github.com/xvs-lb/xvs/control/config"
+)
+
+func main() {
+	path := flag.String("config", "/etc/xvs/xvs.toml", "configuration file")
+	check := flag.Bool("check", false, "validate the configuration and exit")
+	flag.Parse()
+	if err := run(*path, *check); err != nil {
+		fmt.Fprintln(os.Stderr, "xvsd:", err)
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.Sampling = nil
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return cfg.Build()
+}
+
+func run(path string, check bool) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if check {
+		fmt.Printf("%s: ok (%d services)\n", path, len(cfg.Services))
+		return nil
+	}
+	log, err := newLogger(cfg.Director.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
+
+	d, err := control.Start(ctx, path, log)
+	if err != nil {
+		return err
+	}
+	fmt.Println("xvsd: ready")
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			if err := d.Reload(); err != nil {
+				log.Error("reload refused; configuration unchanged", zap.Error(err))
+			}
+		case syscall.SIGUSR1:
+			control.WriteStats(os.Stdout, d.Engine())
+			control.WriteStatus(os.Stdout, d.Engine())
+		default:
+			log.Info("stopping", zap.Stringer("signal", sig))
+			cancel()
+			control.WriteStats(os.Stdout, d.Engine())
+			control.WriteStatus(os.Stdout, d.Engine())
+			return d.Close()
+		}
+	}
+	return nil
+}
