@@ -1,0 +1,271 @@
+// Package e2e runs the director end to end: real xvsd, real HTTP and UDP
+// servers and a real client, each a process in its own network namespace,
+// wired as the seed document's LVS-DR and LVS-NAT setups.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvs-lb/xvs/internal/topo"
+)
+
+var bin topo.Binaries
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("e2e: skipped, needs root for network namespaces and XDP")
+		os.Exit(0)
+	}
+	dir, err := os.MkdirTemp("", "xvs-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin, err = topo.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const drConfig = `
+[director]
+interfaces = ["{{IF0}}"]
+
+[[service]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+  [[service.real]]
+  address = "198.18.0.11"
+  method = "dr"
+  [[service.real]]
+  address = "198.18.0.12"
+  method = "dr"
+
+[[service]]
+vip = "198.18.0.100"
+port = 5353
+protocol = "udp"
+scheduler = "rr"
+  [[service.real]]
+  address = "198.18.0.11"
+  [[service.real]]
+  address = "198.18.0.12"
+`
+
+const natConfig = `
+[director]
+interfaces = ["{{IF0}}", "{{IF1}}"]
+
+[[service]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+  [[service.real]]
+  address = "198.19.0.11"
+  port = 8080
+  method = "nat"
+  [[service.real]]
+  address = "198.19.0.12"
+  port = 8080
+  method = "nat"
+
+[[service]]
+vip = "198.18.0.100"
+port = 5353
+protocol = "udp"
+scheduler = "rr"
+  [[service.real]]
+  address = "198.19.0.11"
+  method = "nat"
+  [[service.real]]
+  address = "198.19.0.12"
+  method = "nat"
+`
+
+func TestDR(t *testing.T) {
+	lvs, err := topo.NewDR(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, path := runLVS(t, lvs, drConfig, 80)
+	t.Run("SIGHUP reload", func(t *testing.T) { testReload(t, lvs, dir, path) })
+}
+
+func TestNAT(t *testing.T) {
+	lvs, err := topo.NewNAT(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runLVS(t, lvs, natConfig, 8080)
+}
+
+// runLVS starts real servers and a director on lvs and checks, from the
+// client, what a director must do.
+func runLVS(t *testing.T, lvs *topo.LVS, config string, realPort int) (*topo.Proc, string) {
+	t.Cleanup(func() {
+		if err := lvs.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	if err := lvs.StartRealServers(bin, realPort, 5353); err != nil {
+		t.Fatal(err)
+	}
+	dir, path, err := lvs.StartDirector(bin, t.TempDir(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("xvsd output:\n%s", dir.Output.String())
+		}
+	}()
+	vip := topo.VIP.String()
+	if err := lvs.WaitService(bin, vip+":80", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("200 connections split by rr", func(t *testing.T) {
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", vip+":80", "-n", "200")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK != 200 || r.Failed != 0 {
+			t.Fatalf("ok %d, failed %d, want 200 intact responses: %v", r.OK, r.Failed, r.Errors)
+		}
+		a, b := r.Servers["rs1"], r.Servers["rs2"]
+		if a+b != 200 || a-b > 1 || b-a > 1 {
+			t.Errorf("rr split rs1=%d rs2=%d, want 100±1 each", a, b)
+		}
+	})
+
+	t.Run("long-lived connection stays on its real server", func(t *testing.T) {
+		r, err := lvs.RunClient(bin, "-mode", "keepalive", "-addr", vip+":80", "-n", "40", "-interval", "25ms")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK != 40 || r.Reused != 39 || len(r.Servers) != 1 {
+			t.Errorf("keep-alive: ok %d reused %d servers %v, want 40 on one connection to one server: %v", r.OK, r.Reused, r.Servers, r.Errors)
+		}
+	})
+
+	t.Run("UDP service answers", func(t *testing.T) {
+		seen := map[string]int{}
+		for i := 0; i < 4; i++ {
+			// Each run is a new socket, so a new flow for the scheduler;
+			// within a run every datagram belongs to one flow.
+			r, err := lvs.RunClient(bin, "-mode", "udp", "-addr", vip+":5353", "-n", "5")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.OK != 5 || len(r.Servers) != 1 {
+				t.Fatalf("udp: ok %d servers %v, want 5 answers from one server: %v", r.OK, r.Servers, r.Errors)
+			}
+			for name, n := range r.Servers {
+				seen[name] += n
+			}
+		}
+		if seen["rs1"] == 0 || seen["rs2"] == 0 {
+			t.Errorf("udp flows went to %v, want both real servers", seen)
+		}
+	})
+
+	t.Run("director counted the connections", func(t *testing.T) {
+		before := len(dir.Output.String())
+		if err := dir.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		var stats string
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if out := dir.Output.String()[before:]; strings.Contains(out, "drops:") {
+				stats = out
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		m := regexp.MustCompile(`TCP\s+198\.18\.0\.100:80\s+(\d+)\s+(\d+)`).FindStringSubmatch(stats)
+		if m == nil {
+			t.Fatalf("no stats for the TCP service in:\n%s", stats)
+		}
+		conns, _ := strconv.Atoi(m[1])
+		pkts, _ := strconv.Atoi(m[2])
+		// 200 + keep-alive + warm-up connections, several packets each.
+		if conns < 201 || pkts < 5*conns {
+			t.Errorf("director counted %d connections and %d packets, want > 200 and > 5 per connection:\n%s", conns, pkts, stats)
+		}
+		t.Logf("director stats:\n%s", stats)
+	})
+	return dir, path
+}
+
+// testReload rewrites the director's configuration and sends SIGHUP: an
+// invalid file changes nothing; a valid one takes effect for new
+// connections.
+func testReload(t *testing.T, lvs *topo.LVS, dir *topo.Proc, path string) {
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(content string, wantLog string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := len(dir.Output.String())
+		if err := dir.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for !strings.Contains(dir.Output.String()[before:], wantLog) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in xvsd's log after SIGHUP:\n%s", wantLog, dir.Output.String()[before:])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	split := func() map[string]int {
+		t.Helper()
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", topo.VIP.String()+":80", "-n", "20")
+		if err != nil || r.OK != 20 {
+			t.Fatalf("20 connections after reload: %+v %v", r, err)
+		}
+		return r.Servers
+	}
+
+	// A broken file: refused with its line, nothing changes.
+	reload(strings.Replace(string(good), `scheduler = "rr"`, `scheduler = "nosuch"`, 1), "reload refused")
+	if !strings.Contains(dir.Output.String(), ".toml:") {
+		t.Errorf("the refusal does not name file and line:\n%s", dir.Output.String())
+	}
+	if s := split(); s["rs1"] != 10 || s["rs2"] != 10 {
+		t.Errorf("after a refused reload the split is %v, want rr unchanged", s)
+	}
+
+	// rs2 to weight 0: quiescent, new connections all go to rs1.
+	quiesced := strings.Replace(string(good), "address = \"198.18.0.12\"\n  method = \"dr\"", "address = \"198.18.0.12\"\n  method = \"dr\"\n  weight = 0", 1)
+	if quiesced == string(good) {
+		t.Fatal("test bug: could not set rs2's weight")
+	}
+	reload(quiesced, "configuration reloaded")
+	if s := split(); s["rs1"] != 20 {
+		t.Errorf("with rs2 at weight 0 the split is %v, want all on rs1", s)
+	}
+
+	reload(string(good), "configuration reloaded")
+	if s := split(); s["rs1"] == 0 || s["rs2"] == 0 {
+		t.Errorf("after restoring rs2 the split is %v, want both", s)
+	}
+}

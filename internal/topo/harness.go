@@ -1,0 +1,140 @@
+package topo
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Binaries are the programs a lab runs: the director and the echo
+// server/client.
+type Binaries struct {
+	Xvsd, Echo string
+}
+
+// Build compiles xvsd and xvs-echo into dir.
+func Build(dir string) (Binaries, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return Binaries{}, err
+	}
+	b := Binaries{Xvsd: filepath.Join(dir, "xvsd"), Echo: filepath.Join(dir, "xvs-echo")}
+	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = root
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
+		}
+	}
+	return b, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the xvs module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// StartRealServers starts xvs-echo in every real server's namespace, named
+// rs1, rs2, ..., serving HTTP on httpPort and UDP on udpPort.
+func (t *LVS) StartRealServers(bin Binaries, httpPort, udpPort int) error {
+	for i, ns := range t.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		p, err := t.Start(ns, bin.Echo, "serve", "-name", name,
+			"-http", fmt.Sprintf(":%d", httpPort), "-udp", fmt.Sprintf(":%d", udpPort))
+		if err != nil {
+			return err
+		}
+		if err := WaitOutput(p, "serving", 5*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// StartDirector writes config (with "{{IF0}}", "{{IF1}}" replaced by the
+// director's interfaces) to a file in dir and starts xvsd on it in the
+// director's namespace. It returns once xvsd says it is ready.
+func (t *LVS) StartDirector(bin Binaries, dir, config string) (*Proc, string, error) {
+	for i, ifname := range t.DirectorIfs {
+		config = strings.ReplaceAll(config, fmt.Sprintf("{{IF%d}}", i), ifname)
+	}
+	path := filepath.Join(dir, "xvs-"+t.Suffix+".toml")
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
+		return nil, "", err
+	}
+	p, err := t.Start(t.Director, bin.Xvsd, "-config", path)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := WaitOutput(p, "xvsd: ready", 10*time.Second); err != nil {
+		return nil, "", err
+	}
+	return p, path, nil
+}
+
+// WaitOutput waits until p has printed want, or has exited, or timeout.
+func WaitOutput(p *Proc, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Output.String(), want) {
+			return nil
+		}
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("exited (%v) before printing %q:\n%s", err, want, p.Output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no %q within %v:\n%s", want, timeout, p.Output.String())
+}
+
+// Report is what `xvs-echo client` prints.
+type Report struct {
+	Mode     string         `json:"mode"`
+	OK       int            `json:"ok"`
+	Failed   int            `json:"failed"`
+	Servers  map[string]int `json:"servers"`
+	Reused   int            `json:"reused"`
+	Errors   []string       `json:"errors"`
+	Duration string         `json:"duration"`
+}
+
+// RunClient runs `xvs-echo client` in the client's namespace and returns its
+// report.
+func (t *LVS) RunClient(bin Binaries, args ...string) (Report, error) {
+	var r Report
+	out, err := t.Output(t.Client, append([]string{bin.Echo, "client"}, args...)...)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &r); err != nil {
+		return r, fmt.Errorf("client output %q: %w", out, err)
+	}
+	return r, nil
+}
+
+// WaitService makes requests until one succeeds (the director resolves real
+// servers' MACs in the background, and a client's first SYN may beat it).
+func (t *LVS) WaitService(bin Binaries, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last Report
+	for time.Now().Before(deadline) {
+		r, err := t.RunClient(bin, "-mode", "http", "-addr", addr, "-n", "1", "-timeout", "500ms")
+		if err == nil && r.OK == 1 {
+			return nil
+		}
+		last = r
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("service %s not answering within %v: %v", addr, timeout, last.Errors)
+}
