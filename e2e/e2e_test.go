@@ -102,6 +102,24 @@ func TestDR(t *testing.T) {
 	}
 	dir, path := runLVS(t, lvs, drConfig, 80)
 	t.Run("SIGHUP reload", func(t *testing.T) { testReload(t, lvs, dir, path) })
+	t.Run("SIGTERM detaches", func(t *testing.T) {
+		ifname := lvs.DirectorIfs[0]
+		if out, _ := lvs.Output(lvs.Director, "ip", "link", "show", ifname); !strings.Contains(out, "xdp") {
+			t.Fatalf("no XDP program on %s while xvsd runs:\n%s", ifname, out)
+		}
+		if err := dir.Stop(5 * time.Second); err != nil {
+			t.Fatalf("xvsd did not exit cleanly: %v\n%s", err, dir.Output.String())
+		}
+		if out, _ := lvs.Output(lvs.Director, "ip", "link", "show", ifname); strings.Contains(out, "xdp") {
+			t.Errorf("XDP program still attached after xvsd stopped:\n%s", out)
+		}
+		// With the director gone the kernel owns the VIP again: no service
+		// on port 80 there, so the client's connection is refused.
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", topo.VIP.String()+":80", "-n", "1", "-timeout", "1s")
+		if err != nil || r.OK != 0 || len(r.Errors) == 0 || !strings.Contains(r.Errors[0], "refused") {
+			t.Errorf("after xvsd stopped: %+v %v, want connection refused by the director's kernel", r, err)
+		}
+	})
 }
 
 func TestNAT(t *testing.T) {
