@@ -76,6 +76,44 @@ func (w *wrrWeights) step(s wrrState) (wrrState, int) {
 	}
 }
 
+// stepOver is ip_vs_wrr_schedule in full, for real servers that may be
+// overloaded: step, passing over overloaded real servers, and giving up
+// (-1) once every real server has been checked at cw = 1, leaving the mark
+// where IPVS's err_over leaves it. It needs mw > 0.
+func (w *wrrWeights) stepOver(s wrrState, p *pool, loads Loads) (wrrState, int) {
+	cw, last := s.cw, int(s.last)
+	lastPass, restarted := false, false
+	stop := -2 // none
+	j := last + 1
+	for {
+		for ; j < len(w.weights); j++ {
+			if w.weights[j] >= cw && !p.overloaded(j, loads) {
+				return wrrState{cw: cw, last: int32(j)}, j
+			}
+			if j == stop {
+				return wrrState{cw: cw, last: int32(j)}, -1
+			}
+		}
+		j = 0
+		cw -= w.di
+		if cw <= 0 {
+			cw = w.mw
+			// Every dest was checked at cw = 1: in the last pass, or
+			// in the first and only one when it started at the head.
+			if lastPass || last == -1 {
+				return wrrState{cw: cw, last: -1}, -1
+			}
+			restarted = true
+		}
+		lastPass = cw <= w.di
+		if lastPass && restarted && last != -1 {
+			// The first pass at cw = 1 only covered the dests after
+			// last; this one covers those up to it.
+			stop = last
+		}
+	}
+}
+
 // cycleLen is the number of picks after which the sequence repeats: each
 // real server is picked weight/gcd times per cycle.
 func (w *wrrWeights) cycleLen() int {
@@ -86,14 +124,16 @@ func (w *wrrWeights) cycleLen() int {
 	return n
 }
 
-// newWRR picks the table form when the cycle has at most maxTable picks, and
-// the stepping form otherwise. Both give IPVS's sequence.
+// newWRR picks the table form when the cycle has at most maxTable picks and
+// no real server has a threshold, and the stepping form otherwise. Both give
+// IPVS's sequence.
 func newWRR(dests []Dest, maxTable int) Scheduler {
 	w := newWRRWeights(dests)
 	if w.mw == 0 {
 		return &wrrTable{}
 	}
-	if n := w.cycleLen(); n <= maxTable {
+	p := newPool(dests)
+	if n := w.cycleLen(); n <= maxTable && p.marks == nil {
 		t := &wrrTable{seq: make([]int32, n)}
 		s := w.start()
 		for i := range t.seq {
@@ -103,7 +143,7 @@ func newWRR(dests []Dest, maxTable int) Scheduler {
 		}
 		return t
 	}
-	st := &wrrStep{w: w}
+	st := &wrrStep{w: w, pool: p}
 	st.state.Store(packWRR(w.start()))
 	return st
 }
@@ -129,8 +169,13 @@ func (t *wrrTable) Pick(*Flow, Loads) int {
 // advanced by compare-and-swap, instead of IPVS's spinlock: a pick that
 // loses a race recomputes from the winner's state, so every successful
 // swap is one element of the sequence and none is repeated or skipped.
+//
+// With thresholds, it runs the state machine with IPVS's overload checks
+// (stepOver), so that an overloaded real server's turns are passed over
+// exactly as IPVS passes over them.
 type wrrStep struct {
 	w     wrrWeights
+	pool  pool
 	_     [cacheLine]byte
 	state atomic.Uint64
 	_     [cacheLine - 8]byte
@@ -146,12 +191,18 @@ func unpackWRR(v uint64) wrrState {
 
 func (*wrrStep) Name() string { return "wrr" }
 
-func (st *wrrStep) Pick(*Flow, Loads) int {
+func (st *wrrStep) Pick(_ *Flow, loads Loads) int {
 	for {
 		old := st.state.Load()
-		s, j := st.w.step(unpackWRR(old))
+		var s wrrState
+		var j int
+		if st.pool.marks == nil {
+			s, j = st.w.step(unpackWRR(old))
+		} else {
+			s, j = st.w.stepOver(unpackWRR(old), &st.pool, loads)
+		}
 		if st.state.CompareAndSwap(old, packWRR(s)) {
-			return j
+			return st.pool.bind(j, loads)
 		}
 	}
 }

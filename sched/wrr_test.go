@@ -7,10 +7,11 @@ import (
 )
 
 // ipvsWRR transliterates ip_vs_wrr_schedule and ip_vs_wrr_init_svc
-// (Linux 6.x) for real servers that are never overloaded, goto structure
-// included, as an oracle. Dest index -1 stands for the list head.
+// (Linux 6.x), goto structure included, as an oracle. Dest index -1 stands
+// for the list head; over holds the overload flags.
 type ipvsWRR struct {
 	weights    []int
+	over       []bool
 	cl         int
 	cw, mw, di int
 }
@@ -30,7 +31,7 @@ func newIPVSWRR(weights []int) *ipvsWRR {
 	if g == 0 {
 		g = 1
 	}
-	m := &ipvsWRR{weights: weights, cl: -1, di: g, mw: maxW - (g - 1)}
+	m := &ipvsWRR{weights: weights, over: make([]bool, len(weights)), cl: -1, di: g, mw: maxW - (g - 1)}
 	m.cw = m.mw
 	return m
 }
@@ -45,11 +46,12 @@ func (m *ipvsWRR) schedule() int {
 	stop := -2 // NULL
 	for {
 		for dest = dest + 1; dest < len(m.weights); dest++ {
-			if m.weights[dest] >= m.cw {
+			if !m.over[dest] && m.weights[dest] >= m.cw {
 				m.cl = dest // found
 				return dest
 			}
 			if dest == stop {
+				m.cl = dest
 				return -1 // err_over
 			}
 		}
@@ -58,6 +60,7 @@ func (m *ipvsWRR) schedule() int {
 		if m.cw <= 0 {
 			m.cw = m.mw
 			if lastPass || last == -1 {
+				m.cl = dest
 				return -1 // err_over
 			}
 			restarted = true
@@ -89,9 +92,9 @@ func TestWRRSequence(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			want := slices.Concat(tt.cycle, tt.cycle, tt.cycle)
-			for _, s := range []Scheduler{mustNew(t, "wrr", dests(tt.weights...)), newWRR(dests(tt.weights...), 0)} {
-				if got := picks(s, len(want), nil); !slices.Equal(got, want) {
-					t.Errorf("%s: picks = %v, want %v", implName(s), got, want)
+			for _, im := range []impl{{"wrr", mustNew(t, "wrr", dests(tt.weights...))}, {"wrr-step", newWRR(dests(tt.weights...), 0)}} {
+				if got := picks(im.s, len(want), nil); !slices.Equal(got, want) {
+					t.Errorf("%s: picks = %v, want %v", im.name, got, want)
 				}
 			}
 			m := newIPVSWRR(tt.weights)
@@ -175,6 +178,50 @@ func TestWRRStatePacking(t *testing.T) {
 	for _, s := range []wrrState{{1, -1}, {65535, 0}, {7, 1<<31 - 2}} {
 		if got := unpackWRR(packWRR(s)); got != s {
 			t.Errorf("unpack(pack(%v)) = %v", s, got)
+		}
+	}
+}
+
+// TestWRROverloadMatchesIPVS drives wrr with thresholds, which runs IPVS's
+// state machine with its overload checks, against the oracle, with overload
+// flags that change between picks; err_over and where it leaves the mark
+// included.
+func TestWRROverloadMatchesIPVS(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for iter := range 300 {
+		n := 1 + rng.IntN(7)
+		weights := make([]int, n)
+		mult := 1 + rng.IntN(3)
+		for i := range weights {
+			if rng.IntN(4) > 0 {
+				weights[i] = mult * (1 + rng.IntN(6))
+			}
+		}
+		d := dests(weights...)
+		// Upper 1, lower 0: one connection overloads, none clears.
+		for i := range d {
+			d[i].UpperThreshold = 1
+		}
+		s := mustNew(t, "wrr", d)
+		if _, ok := s.(*wrrStep); !ok && slices.Max(weights) > 0 {
+			t.Fatalf("weights %v with thresholds: got %T, want *wrrStep", weights, s)
+		}
+		oracle := newIPVSWRR(weights)
+		loads := make(fakeLoads)
+		for i := range 60 {
+			busy := rng.IntN(3) // 0: none, 1: some, 2: all overloaded
+			for j := range d {
+				over := busy == 2 || (busy == 1 && rng.IntN(2) == 0)
+				oracle.over[j] = over
+				loads[d[j].ID] = [2]int64{0, 0}
+				if over {
+					loads[d[j].ID] = [2]int64{1, 0}
+				}
+			}
+			want := oracle.schedule()
+			if got := s.Pick(nil, loads); got != want {
+				t.Fatalf("iter %d weights %v over %v pick %d: got %d, IPVS %d", iter, weights, oracle.over, i, got, want)
+			}
 		}
 	}
 }
