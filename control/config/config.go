@@ -62,23 +62,51 @@ type Timeouts struct {
 	UDP    time.Duration
 }
 
-// Service is a virtual service: what clients connect to.
+// Service is a virtual service: what clients connect to. A [[group]] (the
+// firewall-mark service of ipvsadm -f) is a Service too: it has Matches
+// instead of one VIP, port and protocol.
 type Service struct {
-	Name      string // optional label
+	Name      string // optional label; required for groups
 	VIP       netip.Addr
 	Port      uint16 // never 0
 	Protocol  Protocol
-	Scheduler string // one of sched.Names()
-	Reals     []Real
-	Line      int // line of the service's table in Config.Source
+	Scheduler string   // one of sched.Names()
+	Flags     []string // scheduler flags (ipvsadm -b): sh-fallback, sh-port, mh-fallback, mh-port
+	// Persistence is ipvsadm -p: a client keeps its real server across
+	// connections until this long after its last connection. 0 = none.
+	Persistence time.Duration
+	// PersistPrefix is ipvsadm -M as a prefix length: clients whose
+	// addresses share it share a real server. 0 = the whole address.
+	PersistPrefix int
+	// Mark and Matches are set for groups only.
+	Mark    uint32
+	Matches []Match
+	Reals   []Real
+	Line    int // line of the service's table in Config.Source
 }
 
-// Real is a real server of a service.
+// IsGroup reports whether s is a [[group]] of matches.
+func (s *Service) IsGroup() bool { return len(s.Matches) > 0 }
+
+// Match is one (VIP, port range, protocol) a group catches.
+type Match struct {
+	VIP              netip.Addr
+	FromPort, ToPort uint16
+	Protocol         Protocol
+	Line             int
+}
+
+// Real is a real server of a service. In a group, Port 0 keeps each
+// packet's destination port.
 type Real struct {
 	Address netip.Addr // same family as the service's VIP
 	Port    uint16     // equal to the service port for MethodDR
 	Weight  int        // 0..65535; 0 takes no new connections
 	Method  Method
+	// Connection thresholds (ipvsadm -x, -y): over Upper active+inactive
+	// connections the server takes no new ones until it is below Lower
+	// (or 3/4 of Upper when Lower is 0). 0 = no limit.
+	UpperThreshold, LowerThreshold int
 	Line    int // line of the real server's table in Config.Source
 }
 

@@ -224,12 +224,12 @@ func TestParseBad(t *testing.T) {
 		{"unterminated string", doc("[director]", `interfaces = ["a]`), []wantErr{{2, ""}}},
 
 		// Unknown keys.
-		{"unknown top-level key", doc(append([]string{"verbose = true"}, director...)...), []wantErr{{1, `unknown key "verbose" in the top level (known keys: director, timeouts, service)`}}},
+		{"unknown top-level key", doc(append([]string{"verbose = true"}, director...)...), []wantErr{{1, `unknown key "verbose" in the top level (known keys: director, timeouts, service, group)`}}},
 		{"unknown table", doc(append(director, "", "[health]", "interval = 3")...), []wantErr{{4, `unknown key "health"`}}},
 		{"unknown director key", doc("[director]", `interfaces = ["a"]`, `xdpmode = "auto"`), []wantErr{{3, `unknown key "xdpmode" in [director]`}}},
 		{"unknown timeout", doc(append(director, "[timeouts]", "tcp_fin = 3")...), []wantErr{{4, `unknown key "tcp_fin" in [timeouts] (known keys: tcp, tcpfin, udp)`}}},
 		{"unknown service key", svc("persistent = 300"), []wantErr{{7, `unknown key "persistent" in [[service]]`}}},
-		{"unknown key in second real", real(`address = "198.18.0.12"`, "wieght = 2"), []wantErr{{11, `unknown key "wieght" in [[service.real]] (known keys: address, port, weight, method)`}}},
+		{"unknown key in second real", real(`address = "198.18.0.12"`, "wieght = 2"), []wantErr{{11, `unknown key "wieght" in [[service.real]] (known keys: address, port, weight, method, upper_threshold, lower_threshold)`}}},
 
 		// Director.
 		{"no director", doc("[timeouts]", "tcp = 5"), []wantErr{{0, "missing [director] table"}}},
@@ -272,7 +272,7 @@ func TestParseBad(t *testing.T) {
 		{"port too big", doc(append(director, "[[service]]", `vip = "198.18.0.1"`, "port = 65536", `protocol = "tcp"`)...), []wantErr{{5, "65536 is out of range 1..65535"}}},
 		{"port string", doc(append(director, "[[service]]", `vip = "198.18.0.1"`, `port = "80"`, `protocol = "tcp"`)...), []wantErr{{5, "service.port: want an integer, got a string"}}},
 		{"protocol", doc(append(director, "[[service]]", `vip = "198.18.0.1"`, "port = 80", `protocol = "sctp"`)...), []wantErr{{6, `service.protocol: unknown protocol "sctp" (want tcp or udp)`}}},
-		{"scheduler", svc(`scheduler = "lblcr"`), []wantErr{{7, `service.scheduler: unknown scheduler "lblcr" (known: rr, wrr, wlc)`}}},
+		{"scheduler", svc(`scheduler = "lbxyz"`), []wantErr{{7, `service.scheduler: unknown scheduler "lbxyz" (known: rr, wrr, lc, wlc`}}},
 		{"duplicate service", svc(`name = "a"`, "[[service]]", `name = "b"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`),
 			[]wantErr{{8, "duplicate service TCP 198.18.0.100:80 (first at line 3)"}}},
 		{"duplicate service name", svc(`name = "a"`, "[[service]]", `name = "a"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "udp"`),

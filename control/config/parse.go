@@ -308,7 +308,7 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 }
 
 func (d *decoder) config(doc map[string]any) *Config {
-	root := d.table("", "the top level", doc, "director", "timeouts", "service")
+	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level"); ok {
 		cfg.Director = d.director(t)
@@ -319,8 +319,11 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "real"); ok {
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "real"); ok {
 		cfg.Services = d.services(ts)
+	}
+	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "real"); ok {
+		cfg.Services = append(cfg.Services, d.groups(ts, cfg.Services)...)
 	}
 	root.done()
 	return cfg
@@ -438,8 +441,12 @@ func (d *decoder) services(ts []*table) []Service {
 	return services
 }
 
-// String names a service as ipvsadm does: "TCP 198.18.0.100:80".
+// String names a service as ipvsadm does: "TCP 198.18.0.100:80", or
+// "FWM 1" for a group.
 func (s Service) String() string {
+	if s.IsGroup() {
+		return fmt.Sprintf("FWM %d", s.Mark)
+	}
 	return strings.ToUpper(s.Protocol.String()) + " " + netip.AddrPortFrom(s.VIP, s.Port).String()
 }
 
@@ -471,6 +478,15 @@ func (d *decoder) service(t *table) (s Service, complete bool) {
 			s.Protocol, protoOK = p, true
 		}
 	}
+	d.policy(t, &s, vipOK)
+	d.reals(t, &s, vipOK, portOK)
+	t.done()
+	return s, vipOK && portOK && protoOK
+}
+
+// policy decodes how a service or group picks real servers: scheduler,
+// its flags, persistence and the persistence netmask.
+func (d *decoder) policy(t *table, s *Service, vipOK bool) {
 	if str, ok := t.str("scheduler"); ok {
 		if known := sched.Names(); !slices.Contains(known, str) {
 			t.errorf("scheduler", "unknown scheduler %q (known: %s)", str, strings.Join(known, ", "))
@@ -478,24 +494,95 @@ func (d *decoder) service(t *table) (s Service, complete bool) {
 			s.Scheduler = str
 		}
 	}
-	if rs, ok := t.list("real", "address", "port", "weight", "method"); ok {
-		byAddr := make(map[netip.AddrPort]int) // -> line of the first
-		for _, rt := range rs {
-			r, ok := d.real(rt, &s, vipOK, portOK)
-			if !ok {
-				continue
+	t.array("sched_flags", func(_ int, v any) string {
+		flag, ok := v.(string)
+		if !ok {
+			return fmt.Sprintf("want a flag name, got %s", typeName(v))
+		}
+		allowed := sched.FlagsFor(s.Scheduler)
+		if !slices.Contains(allowed, flag) {
+			if len(allowed) == 0 {
+				return fmt.Sprintf("scheduler %s takes no flags", s.Scheduler)
 			}
-			ap := netip.AddrPortFrom(r.Address, r.Port)
-			if line, dup := byAddr[ap]; dup {
-				rt.errorf("", "duplicate real server %s (first at line %d)", ap, line)
-			} else {
-				byAddr[ap] = r.Line
-			}
-			s.Reals = append(s.Reals, r)
+			return fmt.Sprintf("unknown flag %q for scheduler %s (known: %s)", flag, s.Scheduler, strings.Join(allowed, ", "))
+		}
+		if slices.Contains(s.Flags, flag) {
+			return fmt.Sprintf("flag %q is listed twice", flag)
+		}
+		s.Flags = append(s.Flags, flag)
+		return ""
+	})
+	if v, ok := t.duration("persistence"); ok {
+		s.Persistence = v
+	}
+	if t.has("netmask") {
+		if !t.has("persistence") {
+			t.errorf("netmask", "only makes sense with persistence")
+		}
+		v4 := !vipOK || s.VIP.Is4()
+		if len(s.Matches) > 0 {
+			v4 = s.Matches[0].VIP.Is4()
+		}
+		if bits, msg := checkNetmask(t.m["netmask"], v4); msg != "" {
+			t.errorf("netmask", "%s", msg)
+		} else {
+			s.PersistPrefix = bits
 		}
 	}
-	t.done()
-	return s, vipOK && portOK && protoOK
+}
+
+// checkNetmask reads ipvsadm -M: a dotted IPv4 mask or a prefix length.
+func checkNetmask(v any, v4 bool) (int, string) {
+	max := int64(128)
+	if v4 {
+		max = 32
+	}
+	switch v := v.(type) {
+	case int64:
+		if v < 1 || v > max {
+			return 0, fmt.Sprintf("prefix length %d is out of range 1..%d", v, max)
+		}
+		return int(v), ""
+	case string:
+		a, err := netip.ParseAddr(v)
+		if err != nil || !a.Is4() || !v4 {
+			return 0, fmt.Sprintf("%q is not an IPv4 netmask (IPv6 services take a prefix length)", v)
+		}
+		b := a.As4()
+		m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		ones := 0
+		for m&0x80000000 != 0 {
+			ones++
+			m <<= 1
+		}
+		if m != 0 || ones == 0 {
+			return 0, fmt.Sprintf("%q is not a contiguous netmask", v)
+		}
+		return ones, ""
+	}
+	return 0, fmt.Sprintf("want a netmask string or a prefix length, got %s", typeName(v))
+}
+
+// reals decodes the [[...real]] tables of s.
+func (d *decoder) reals(t *table, s *Service, vipOK, portOK bool) {
+	rs, ok := t.list("real", "address", "port", "weight", "method", "upper_threshold", "lower_threshold")
+	if !ok {
+		return
+	}
+	byAddr := make(map[netip.AddrPort]int) // -> line of the first
+	for _, rt := range rs {
+		r, ok := d.real(rt, s, vipOK, portOK)
+		if !ok {
+			continue
+		}
+		ap := netip.AddrPortFrom(r.Address, r.Port)
+		if line, dup := byAddr[ap]; dup {
+			rt.errorf("", "duplicate real server %s (first at line %d)", ap, line)
+		} else {
+			byAddr[ap] = r.Line
+		}
+		s.Reals = append(s.Reals, r)
+	}
 }
 
 // real decodes one [[service.real]] of s; vipOK and portOK say whether s's
@@ -521,8 +608,12 @@ func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok boo
 	portSet := t.has("port")
 	realPortOK := portOK
 	if portSet {
+		lo := int64(1)
+		if s.IsGroup() {
+			lo = 0
+		}
 		var p int64
-		p, realPortOK = t.integer("port", 1, math.MaxUint16)
+		p, realPortOK = t.integer("port", lo, math.MaxUint16)
 		r.Port = uint16(p)
 	}
 	if w, ok := t.integer("weight", 0, sched.MaxWeight); ok {
@@ -535,9 +626,24 @@ func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok boo
 			r.Method = m
 		}
 	}
+	if n, ok := t.integer("upper_threshold", 0, math.MaxInt32); ok {
+		r.UpperThreshold = int(n)
+	}
+	if n, ok := t.integer("lower_threshold", 0, math.MaxInt32); ok {
+		r.LowerThreshold = int(n)
+		if r.UpperThreshold == 0 && n > 0 {
+			t.errorf("lower_threshold", "set without upper_threshold")
+		} else if int(n) > r.UpperThreshold {
+			t.errorf("lower_threshold", "%d is above upper_threshold %d", n, r.UpperThreshold)
+		}
+	}
 	// DR rewrites only MAC addresses, so the real server sees the packet
 	// exactly as the client sent it, destination port included.
-	if r.Method == MethodDR && portSet && realPortOK && portOK && r.Port != s.Port {
+	if s.IsGroup() && r.Method == MethodDR && portSet && r.Port != 0 {
+		t.errorf("port", "method dr keeps each packet's port: leave port out (or 0) in a group")
+		realPortOK = false
+	}
+	if !s.IsGroup() && r.Method == MethodDR && portSet && realPortOK && portOK && r.Port != s.Port {
 		t.errorf("port", "%d differs from the service port %d, but method dr cannot change ports (use method nat to remap)", r.Port, s.Port)
 		realPortOK = false
 	}
