@@ -98,13 +98,22 @@ func timeouts(t config.Timeouts) conntrack.Timeouts {
 func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 	specs := make([]dataplane.ServiceSpec, 0, len(cfg.Services))
 	for _, s := range cfg.Services {
-		spec := dataplane.ServiceSpec{VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Scheduler: s.Scheduler}
+		spec := dataplane.ServiceSpec{
+			Name: s.Name, VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Mark: s.Mark,
+			Scheduler: s.Scheduler, Flags: s.Flags, Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
+		}
+		for _, m := range s.Matches {
+			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})
+		}
 		for _, r := range s.Reals {
 			m := dataplane.MethodDR
 			if r.Method == config.MethodNAT {
 				m = dataplane.MethodNAT
 			}
-			spec.Reals = append(spec.Reals, dataplane.RealSpec{Addr: r.Address, Port: r.Port, Weight: r.Weight, Method: m})
+			spec.Reals = append(spec.Reals, dataplane.RealSpec{
+				Addr: r.Address, Port: r.Port, Weight: r.Weight, Method: m,
+				UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold,
+			})
 		}
 		specs = append(specs, spec)
 	}

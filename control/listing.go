@@ -3,6 +3,7 @@ package control
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -39,6 +40,38 @@ func dests(t *dataplane.Table, s *dataplane.Service) []*dataplane.Dest {
 	return out
 }
 
+// serviceName is the first column of ipvsadm's listings: "TCP  vip:port"
+// or "FWM  mark".
+func serviceName(s *dataplane.Service) string {
+	if s.Mark != 0 {
+		return fmt.Sprintf("%-4s %d", "FWM", s.Mark)
+	}
+	return fmt.Sprintf("%-4s %s", protoName(s.Proto), hostPort(s.VIP, s.Port))
+}
+
+// serviceFlags is what ipvsadm prints after the scheduler: its flags, then
+// "persistent N" and "mask M".
+func serviceFlags(s *dataplane.Service) string {
+	var parts []string
+	if len(s.Flags) > 0 {
+		parts = append(parts, "("+strings.Join(s.Flags, ",")+")")
+	}
+	if p, prefix := s.Persistence(); p > 0 {
+		parts = append(parts, fmt.Sprintf("persistent %d", int(p.Seconds())))
+		if prefix > 0 {
+			if s.VIP.Is4() {
+				parts = append(parts, "mask "+net.IP(net.CIDRMask(prefix, 32)).String())
+			} else {
+				parts = append(parts, fmt.Sprintf("mask %d", prefix))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " " + strings.Join(parts, " ")
+}
+
 // WriteList writes the service table in the layout of `ipvsadm -L -n`.
 func WriteList(w io.Writer, eng *dataplane.Engine) {
 	t := eng.Table()
@@ -46,7 +79,7 @@ func WriteList(w io.Writer, eng *dataplane.Engine) {
 	fmt.Fprintln(w, "Prot LocalAddress:Port Scheduler Flags")
 	fmt.Fprintln(w, "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn")
 	for _, s := range t.Services() {
-		fmt.Fprintf(w, "%-4s %s %s\n", protoName(s.Proto), hostPort(s.VIP, s.Port), s.SchedulerName())
+		fmt.Fprintf(w, "%s %s%s\n", serviceName(s), s.SchedulerName(), serviceFlags(s))
 		for _, d := range dests(t, s) {
 			a, i := eng.DestConns(d)
 			fmt.Fprintf(w, "  -> %-28s %-7s %-6d %-10d %-10d\n", hostPort(d.Addr, d.Port), d.Method, d.Weight, a, i)
@@ -65,7 +98,7 @@ func WriteStats(w io.Writer, eng *dataplane.Engine) {
 		return fmt.Sprintf("%8d %8d %8d %8s %8s", c.Conns, c.InPkts, c.OutPkts, units(c.InBytes), units(c.OutBytes))
 	}
 	for _, s := range t.Services() {
-		fmt.Fprintf(w, "%-4s %-28s %s\n", protoName(s.Proto), hostPort(s.VIP, s.Port), row(eng.ServiceCounters(s)))
+		fmt.Fprintf(w, "%-33s %s\n", serviceName(s), row(eng.ServiceCounters(s)))
 		for _, d := range dests(t, s) {
 			fmt.Fprintf(w, "  -> %-28s %s\n", hostPort(d.Addr, d.Port), row(eng.DestCounters(d)))
 		}

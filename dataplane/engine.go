@@ -41,6 +41,7 @@ type Engine struct {
 	workers []*worker
 	umems   []*xsk.UMEM
 	ct      *conntrack.Table
+	persist *persistTable
 
 	table atomic.Pointer[Table]
 
@@ -78,9 +79,10 @@ func New(cfg Config) (_ *Engine, err error) {
 		return nil, fmt.Errorf("dataplane: connection table: %w", err)
 	}
 	e := &Engine{
-		log: log,
-		ct:  ct,
-		reg: newRegistry(cfg.Conntrack.MaxDests),
+		log:     log,
+		ct:      ct,
+		persist: newPersistTable(persistSlots),
+		reg:     newRegistry(cfg.Conntrack.MaxDests),
 	}
 	e.table.Store(&Table{services: map[serviceKey]*Service{}})
 	defer func() {
@@ -103,7 +105,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			return nil, fmt.Errorf("dataplane: %w", err)
 		}
 		nworkers = max(nworkers, queues[i])
-		prog, err := xdpprog.Load(4096)
+		prog, err := xdpprog.Load(maxLookups)
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: load steering program for %s: %w", name, err)
 		}
@@ -129,7 +131,7 @@ func New(cfg Config) (_ *Engine, err error) {
 		w := &worker{
 			queue: q, cpu: -1, umem: umem, stats: stats,
 			socks: make([]*xsk.Socket, len(e.ports)),
-			fwd:   newForwarder(e.ports, ct, stats),
+			fwd:   newForwarder(e.ports, ct, e.persist, stats),
 			table: e.table.Load,
 			clock: e.now,
 			rx:    make([]xsk.Desc, batchSize),
@@ -167,6 +169,9 @@ func New(cfg Config) (_ *Engine, err error) {
 	}
 	return e, nil
 }
+
+// persistSlots sizes the persistent-template table (about 48 bytes each).
+const persistSlots = 1 << 18
 
 // now is the data path's clock, the connection table's own, so that the
 // expiry it reports matches the times workers stamp.
@@ -211,22 +216,7 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 			d.hop.clear()
 		}
 	}
-	var vips, reals []xdpprog.Endpoint
-	for _, s := range t.ordered {
-		vips = append(vips, xdpprog.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto})
-	}
-	for _, d := range t.dests {
-		if d != nil && d.Method == MethodNAT {
-			svc := t.serviceByID(d.Service)
-			proto := uint8(0)
-			if svc != nil {
-				proto = svc.Proto
-			} else if old := prev.serviceByID(d.Service); old != nil {
-				proto = old.Proto
-			}
-			reals = append(reals, xdpprog.Endpoint{Addr: d.Addr, Port: d.Port, Proto: proto})
-		}
-	}
+	vips, reals := steering(t, prev)
 	// Steer new real servers' replies before any connection can reach them,
 	// publish, then stop steering what is gone.
 	for _, prog := range e.progs {
@@ -245,16 +235,48 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 	return nil
 }
 
-func (t *Table) serviceByID(id uint32) *Service {
-	if t == nil {
-		return nil
+// steering lists what the XDP programs must send to the workers: every
+// (VIP, port, protocol) of t's services, and for NAT the (real server, port,
+// protocol) its replies come from. A NAT real server of a group with port 0
+// answers from every port of the group's matches.
+func steering(t, prev *Table) (vips, reals []xdpprog.Endpoint) {
+	for k := range t.services {
+		vips = append(vips, xdpprog.Endpoint{Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Proto: k.proto})
 	}
-	for _, s := range t.ordered {
-		if s.ID == id {
-			return s
+	for _, d := range t.dests {
+		if d == nil || d.Method != MethodNAT {
+			continue
+		}
+		svc := t.serviceByID(d.Service)
+		if svc == nil {
+			svc = prev.serviceByID(d.Service)
+		}
+		if svc == nil {
+			continue
+		}
+		for _, m := range svc.matchesOrSelf() {
+			if d.Port != 0 {
+				reals = append(reals, xdpprog.Endpoint{Addr: d.Addr, Port: d.Port, Proto: m.Proto})
+				continue
+			}
+			for p := int(m.FromPort); p <= int(m.ToPort); p++ {
+				reals = append(reals, xdpprog.Endpoint{Addr: d.Addr, Port: uint16(p), Proto: m.Proto})
+			}
 		}
 	}
-	return nil
+	return vips, dedupe(reals)
+}
+
+func dedupe(eps []xdpprog.Endpoint) []xdpprog.Endpoint {
+	seen := make(map[xdpprog.Endpoint]bool, len(eps))
+	out := eps[:0]
+	for _, e := range eps {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (e *Engine) destConns(id uint32) int64 {

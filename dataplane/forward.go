@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
@@ -21,11 +22,12 @@ type Port struct {
 // place for the port it must leave on. One per worker; it owns scratch space
 // so that nothing is allocated per frame.
 type forwarder struct {
-	ports  []Port
-	ct     *conntrack.Table
-	loads  sched.Loads
-	stats  *WorkerStats
-	parser *packet.Parser
+	ports   []Port
+	ct      *conntrack.Table
+	persist *persistTable
+	loads   sched.Loads
+	stats   *WorkerStats
+	parser  *packet.Parser
 
 	meta packet.Meta
 	key  conntrack.Key
@@ -40,8 +42,8 @@ type ctLoads struct{ t *conntrack.Table }
 
 func (l ctLoads) Conns(id uint32) (active, inactive int64) { return l.t.DestConns(id) }
 
-func newForwarder(ports []Port, ct *conntrack.Table, stats *WorkerStats) *forwarder {
-	return &forwarder{ports: ports, ct: ct, loads: ctLoads{ct}, stats: stats, parser: packet.NewParser()}
+func newForwarder(ports []Port, ct *conntrack.Table, persist *persistTable, stats *WorkerStats) *forwarder {
+	return &forwarder{ports: ports, ct: ct, persist: persist, loads: ctLoads{ct}, stats: stats, parser: packet.NewParser()}
 }
 
 const (
@@ -78,6 +80,9 @@ func (f *forwarder) forward(t *Table, frame []byte, in int, now int64) int {
 		}
 	} else {
 		f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now)
+		if svc := t.serviceByID(c.Value.Service); svc != nil && svc.persist > 0 {
+			f.keepTemplate(svc, c, now)
+		}
 	}
 	d := t.dest(c.Value.Dest)
 	if d == nil {
@@ -91,7 +96,11 @@ func (f *forwarder) forward(t *Table, frame []byte, in int, now int64) int {
 			return -1
 		}
 		if d.Method == MethodNAT {
-			if err := packet.DNAT(frame, m, d.Addr, d.Port); err != nil {
+			port := d.Port
+			if port == 0 {
+				port = m.DstPort // a group's real server keeps the packet's port
+			}
+			if err := packet.DNAT(frame, m, d.Addr, port); err != nil {
 				f.stats.drop(dropReasonOf(err))
 				return -1
 			}
@@ -131,19 +140,21 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) bool {
 		f.stats.drop(DropNoConn)
 		return false
 	}
-	f.flow = sched.Flow{Proto: m.Proto, SrcAddr: f.key.SrcAddr, SrcPort: m.SrcPort, DstAddr: f.key.DstAddr, DstPort: m.DstPort}
-	i := svc.sched.Pick(&f.flow, f.loads)
-	if i < 0 || i >= len(svc.Dests) {
+	d := f.pick(t, svc, now)
+	if d == nil {
 		f.stats.drop(DropNoDest)
 		return false
 	}
-	d := svc.Dests[i]
 	f.val = conntrack.Value{Service: svc.ID, Dest: d.ID, Flags: uint32(d.Method), InPort: uint16(in)}
 	copy(f.val.PeerMAC[:], frame[6:12])
 	var rev *conntrack.Key
 	dir := conntrack.InputOnly
 	if d.Method == MethodNAT {
-		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, d.Port, m.Src, m.SrcPort)
+		port := d.Port
+		if port == 0 {
+			port = m.DstPort
+		}
+		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, port, m.Src, m.SrcPort)
 		rev = &f.rkey
 		dir = conntrack.Input
 	}
@@ -161,6 +172,49 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) bool {
 		return false
 	}
 	return true
+}
+
+// pick chooses the real server for a new connection: the one a live
+// persistent template names, else the scheduler's choice (recorded in a
+// template when the service is persistent).
+func (f *forwarder) pick(t *Table, svc *Service, now int64) *Dest {
+	m := &f.meta
+	var hi, lo uint64
+	if svc.persist > 0 {
+		hi, lo = persistKey(f.key.SrcAddr, m.Src.Is4(), svc.persistPrefix)
+		if id, _, ok := f.persist.lookup(svc.ID, hi, lo, now); ok {
+			// As IPVS: a template's real server is used while it is
+			// configured, even at weight 0 (expire_quiescent_template=0).
+			if d := t.dest(id); d != nil && d.Service == svc.ID && !d.Draining {
+				f.persist.store(svc.ID, hi, lo, id, now+svc.persist, now)
+				return d
+			}
+		}
+	}
+	f.flow = sched.Flow{Proto: m.Proto, SrcAddr: f.key.SrcAddr, SrcPort: m.SrcPort, DstAddr: f.key.DstAddr, DstPort: m.DstPort}
+	i := svc.sched.Pick(&f.flow, f.loads)
+	if i < 0 || i >= len(svc.Dests) {
+		return nil
+	}
+	d := svc.Dests[i]
+	if svc.persist > 0 {
+		f.persist.store(svc.ID, hi, lo, d.ID, now+svc.persist, now)
+	}
+	return d
+}
+
+// keepTemplate keeps a persistent client's template alive while its
+// connections carry traffic, as IPVS keeps a template that still controls
+// connections. It rewrites the template at most about once a second.
+func (f *forwarder) keepTemplate(svc *Service, c *conntrack.Conn, now int64) {
+	hi, lo := persistKey(c.Orig.SrcAddr, f.meta.Src.Is4(), svc.persistPrefix)
+	id, deadline, ok := f.persist.lookup(svc.ID, hi, lo, now)
+	if ok && id != c.Value.Dest {
+		return // the client has moved on to another server's template
+	}
+	if !ok || deadline-now < svc.persist-int64(time.Second) {
+		f.persist.store(svc.ID, hi, lo, c.Value.Dest, now+svc.persist, now)
+	}
 }
 
 func isSYN(flags uint8) bool {

@@ -2,9 +2,12 @@ package dataplane
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gopacket/gopacket"
@@ -119,7 +122,7 @@ func newRig(t testing.TB, method Method, rport uint16) *rig {
 	}
 	stats := newWorkerStats(64)
 	ports := []Port{{Name: "p0", MAC: portMAC0}, {Name: "p1", MAC: portMAC1}}
-	return &rig{fwd: newForwarder(ports, ct, stats), table: tbl, ct: ct, stats: stats}
+	return &rig{fwd: newForwarder(ports, ct, newPersistTable(1024), stats), table: tbl, ct: ct, stats: stats}
 }
 
 func TestForwardDR(t *testing.T) {
@@ -278,15 +281,86 @@ func TestForwardAllocs(t *testing.T) {
 // forwarder does not verify L4 checksums, and this keeps the test cheap.
 func binaryPutPort(tcp []byte, port uint16) { tcp[0], tcp[1] = byte(port>>8), byte(port) }
 
-func BenchmarkForwardEstablished(b *testing.B) {
-	r := newRig(b, MethodNAT, 8080)
-	syn := frame(b, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, nil)
-	ack := frame(b, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagACK, make([]byte, 18))
-	r.fwd.forward(r.table, syn, 0, 1)
-	work := make([]byte, len(ack))
-	b.ReportAllocs()
-	for b.Loop() {
-		copy(work, ack)
-		r.fwd.forward(r.table, work, 0, 1)
+// BenchmarkForward measures the whole per-frame path (decode, connection
+// lookup, scheduling on a miss, rewrite) per forwarding method, for
+// established traffic and for new connections (a SYN from a new source port
+// each time, so every frame schedules and inserts), with one worker and with
+// two in parallel sharing the connection table.
+func BenchmarkForward(b *testing.B) {
+	for _, method := range []Method{MethodDR, MethodNAT} {
+		for _, kind := range []string{"established", "syn"} {
+			for _, workers := range []int{1, 2} {
+				name := fmt.Sprintf("%s/%s/workers=%d", map[Method]string{MethodDR: "dr", MethodNAT: "nat"}[method], kind, workers)
+				b.Run(name, func(b *testing.B) { benchForward(b, method, kind == "syn", workers) })
+			}
+		}
 	}
+}
+
+func benchForward(b *testing.B, method Method, syn bool, workers int) {
+	rport := uint16(80)
+	if method == MethodNAT {
+		rport = 8080
+	}
+	r := newRig(b, method, rport)
+	// Large enough that SYN runs do not fill it within a benchmark.
+	ct, err := conntrack.New(conntrack.Config{Capacity: 1 << 22, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	flags := uint8(packet.FlagACK)
+	if syn {
+		flags = packet.FlagSYN
+	}
+	tmpl := frame(b, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, flags, make([]byte, 6))
+	var next atomic.Uint32
+	b.ReportAllocs()
+	run := func(fwd *forwarder, pb func() bool) {
+		work := make([]byte, len(tmpl))
+		base := next.Add(1) << 24
+		if !syn {
+			// Establish this worker's flow first.
+			copy(work, tmpl)
+			binaryPutSrc(work[26:], base)
+			fwd.ct.Insert(ptrKey(work), nil, &conntrack.Value{Dest: r.table.ordered[0].Dests[0].ID, Flags: uint32(method)}, protoTCP, packet.FlagSYN, conntrack.Input, 1, &fwd.conn)
+		}
+		i := uint32(0)
+		for pb() {
+			copy(work, tmpl)
+			if syn {
+				i++
+				binaryPutSrc(work[26:], base|i)
+			} else {
+				binaryPutSrc(work[26:], base)
+			}
+			if fwd.forward(r.table, work, 0, 2) < 0 {
+				b.Fatalf("dropped: %v", fwd.stats.Drops())
+			}
+		}
+	}
+	if workers == 1 {
+		fwd := newForwarder(r.fwd.ports, ct, newPersistTable(1024), newWorkerStats(64))
+		b.ResetTimer()
+		n := 0
+		run(fwd, func() bool { n++; return n <= b.N })
+		return
+	}
+	b.SetParallelism(1)
+	procs := runtime.GOMAXPROCS(workers)
+	defer runtime.GOMAXPROCS(procs)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		fwd := newForwarder(r.fwd.ports, ct, newPersistTable(1024), newWorkerStats(64))
+		run(fwd, pb.Next)
+	})
+}
+
+// binaryPutSrc sets an IPv4 source address (the forwarder does not verify
+// checksums, so the benchmark need not fix them).
+func binaryPutSrc(b []byte, a uint32) { b[0], b[1], b[2], b[3] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a) }
+
+func ptrKey(f []byte) *conntrack.Key {
+	src, _ := netip.AddrFromSlice(f[26:30])
+	k := conntrack.MakeKey(protoTCP, src, 40000, vip, 80)
+	return &k
 }

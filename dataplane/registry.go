@@ -61,19 +61,37 @@ func alloc(free *[]uint32, next *uint32, limit int) (uint32, bool) {
 // them. On error the registry is unchanged.
 func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint32) int64) (*registry, *Table, error) {
 	n := r.clone()
-	t := &Table{services: map[serviceKey]*Service{}, dests: make([]*Dest, r.maxDests)}
+	t := &Table{services: map[serviceKey]*Service{}, dests: make([]*Dest, r.maxDests), byID: make([]*Service, maxServices), byKey: map[serviceKey]*Service{}}
 	liveDests := map[destKey]bool{}
+	lookups := 0
 	for i := range specs {
 		spec := &specs[i]
-		if !spec.VIP.IsValid() {
-			return nil, nil, fmt.Errorf("service %d: no VIP", i)
+		ms := spec.matches()
+		for _, m := range ms {
+			if !m.VIP.IsValid() {
+				return nil, nil, fmt.Errorf("service %d: no VIP", i)
+			}
+			if m.Proto != 6 && m.Proto != 17 {
+				return nil, nil, fmt.Errorf("service %s:%d: protocol %d is not TCP or UDP", m.VIP, m.FromPort, m.Proto)
+			}
+			if m.FromPort == 0 || m.ToPort < m.FromPort {
+				return nil, nil, fmt.Errorf("service %s: bad port range %d-%d", m.VIP, m.FromPort, m.ToPort)
+			}
+			if m.VIP.Unmap().Is4() != ms[0].VIP.Unmap().Is4() {
+				return nil, nil, fmt.Errorf("group %q mixes address families", spec.Name)
+			}
 		}
-		if spec.Proto != 6 && spec.Proto != 17 {
-			return nil, nil, fmt.Errorf("service %s:%d: protocol %d is not TCP or UDP", spec.VIP, spec.Port, spec.Proto)
+		sk := makeServiceKey(ms[0].VIP.Unmap(), ms[0].FromPort, ms[0].Proto)
+		name := fmt.Sprintf("%s:%d", ms[0].VIP, ms[0].FromPort)
+		if len(spec.Matches) > 0 {
+			if spec.Mark == 0 {
+				return nil, nil, fmt.Errorf("group %q has no mark", spec.Name)
+			}
+			sk = serviceKey{mark: spec.Mark}
+			name = fmt.Sprintf("group %q", spec.Name)
 		}
-		sk := makeServiceKey(spec.VIP.Unmap(), spec.Port, spec.Proto)
-		if t.services[sk] != nil {
-			return nil, nil, fmt.Errorf("service %s:%d/%d defined twice", spec.VIP, spec.Port, spec.Proto)
+		if t.byKey[sk] != nil {
+			return nil, nil, fmt.Errorf("service %s defined twice", name)
 		}
 		id, ok := n.serviceIDs[sk]
 		if !ok {
@@ -82,22 +100,31 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 			}
 			n.serviceIDs[sk] = id
 		}
-		svc := &Service{ID: id, VIP: spec.VIP.Unmap(), Port: spec.Port, Proto: spec.Proto}
+		svc := &Service{
+			ID: id, Name: spec.Name, VIP: ms[0].VIP.Unmap(), Port: ms[0].FromPort, Proto: ms[0].Proto,
+			Flags: spec.Flags, persist: int64(spec.Persistence), persistPrefix: spec.PersistPrefix,
+		}
+		if len(spec.Matches) > 0 {
+			svc.Mark, svc.Matches, svc.Port = spec.Mark, ms, 0
+		}
 		sdests := make([]sched.Dest, 0, len(spec.Reals))
 		for _, real := range spec.Reals {
 			addr := real.Addr.Unmap()
 			if addr.Is4() != svc.VIP.Is4() {
-				return nil, nil, fmt.Errorf("service %s:%d: real server %s is of another address family", spec.VIP, spec.Port, addr)
+				return nil, nil, fmt.Errorf("service %s: real server %s is of another address family", name, addr)
 			}
 			if real.Weight < 0 || real.Weight > 65535 {
-				return nil, nil, fmt.Errorf("service %s:%d: real server %s: weight %d out of 0..65535", spec.VIP, spec.Port, addr, real.Weight)
+				return nil, nil, fmt.Errorf("service %s: real server %s: weight %d out of 0..65535", name, addr, real.Weight)
 			}
-			if real.Method == MethodDR && real.Port != spec.Port {
-				return nil, nil, fmt.Errorf("service %s:%d: real server %s:%d: direct routing cannot change the port", spec.VIP, spec.Port, addr, real.Port)
+			if real.Method == MethodDR && real.Port != svc.Port {
+				return nil, nil, fmt.Errorf("service %s: real server %s:%d: direct routing cannot change the port", name, addr, real.Port)
+			}
+			if real.Port == 0 && len(spec.Matches) == 0 {
+				return nil, nil, fmt.Errorf("service %s: real server %s has no port", name, addr)
 			}
 			dk := destKey{svc: sk, addr: addr.As16(), port: real.Port}
 			if liveDests[dk] {
-				return nil, nil, fmt.Errorf("service %s:%d: real server %s:%d listed twice", spec.VIP, spec.Port, addr, real.Port)
+				return nil, nil, fmt.Errorf("service %s: real server %s:%d listed twice", name, addr, real.Port)
 			}
 			liveDests[dk] = true
 			did, ok := n.destIDs[dk]
@@ -107,17 +134,36 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 				}
 				n.destIDs[dk] = did
 			}
-			d := &Dest{ID: did, Service: id, Addr: addr, Port: real.Port, Weight: real.Weight, Method: real.Method, hop: n.hops[did]}
+			d := &Dest{
+				ID: did, Service: id, Addr: addr, Port: real.Port, Weight: real.Weight, Method: real.Method,
+				UpperThreshold: real.UpperThreshold, LowerThreshold: real.LowerThreshold, hop: n.hops[did],
+			}
 			t.dests[did] = d
 			svc.Dests = append(svc.Dests, d)
-			sdests = append(sdests, sched.Dest{ID: did, Weight: real.Weight})
+			sdests = append(sdests, sched.Dest{
+				ID: did, Weight: real.Weight, Addr: addr.As16(), Port: real.Port,
+				UpperThreshold: real.UpperThreshold, LowerThreshold: real.LowerThreshold,
+			})
 		}
-		s, err := sched.New(spec.Scheduler, sdests)
+		s, err := sched.NewWithOptions(spec.Scheduler, sdests, sched.Options{Flags: spec.Flags, Seed: schedSeed})
 		if err != nil {
-			return nil, nil, fmt.Errorf("service %s:%d: %w", spec.VIP, spec.Port, err)
+			return nil, nil, fmt.Errorf("service %s: %w", name, err)
 		}
 		svc.sched = s
-		t.services[sk] = svc
+		t.byKey[sk] = svc
+		t.byID[id] = svc
+		for _, m := range ms {
+			for p := int(m.FromPort); p <= int(m.ToPort); p++ {
+				k := makeServiceKey(m.VIP.Unmap(), uint16(p), m.Proto)
+				if t.services[k] != nil {
+					return nil, nil, fmt.Errorf("service %s: %s:%d/%d is already another service's", name, m.VIP, p, m.Proto)
+				}
+				if lookups++; lookups > maxLookups {
+					return nil, nil, fmt.Errorf("more than %d (VIP, port, protocol) entries", maxLookups)
+				}
+				t.services[k] = svc
+			}
+		}
 		t.ordered = append(t.ordered, svc)
 	}
 	// Real servers that left the configuration: drain or forget.
@@ -137,7 +183,7 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 		n.freeDest = append(n.freeDest, did)
 	}
 	for sk, id := range n.serviceIDs {
-		if t.services[sk] == nil {
+		if t.byKey[sk] == nil {
 			delete(n.serviceIDs, sk)
 			n.freeSvc = append(n.freeSvc, id)
 		}
@@ -145,5 +191,13 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 	return n, t, nil
 }
 
-// maxServices bounds the per-service counter arrays.
-const maxServices = 1024
+const (
+	// maxServices bounds the per-service arrays.
+	maxServices = 1024
+	// maxLookups bounds the (VIP, port, protocol) entries that groups'
+	// port ranges expand to, here and in the steering program's map.
+	maxLookups = 1 << 16
+	// schedSeed makes hashing schedulers (mh) build the same table on
+	// every director with the same real servers.
+	schedSeed = 0x7876735f6d616776
+)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/xvs-lb/xvs/sched"
 )
@@ -27,21 +28,49 @@ func (m Method) String() string {
 	return fmt.Sprintf("Method(%d)", m)
 }
 
-// ServiceSpec is a virtual service as the control plane asks for it.
+// ServiceSpec is a virtual service as the control plane asks for it: one
+// (VIP, port, protocol), or, for a group (ipvsadm -f), a set of Matches that
+// share the scheduler, the real servers and the persistence templates.
 type ServiceSpec struct {
+	Name      string
 	VIP       netip.Addr
 	Port      uint16
 	Proto     uint8 // 6 TCP, 17 UDP
+	Mark      uint32
+	Matches   []Match // non-empty for a group; VIP, Port, Proto are then unused
 	Scheduler string
-	Reals     []RealSpec
+	Flags     []string // scheduler flags (sh-port, mh-fallback, ...)
+	// Persistence (ipvsadm -p) and its netmask as a prefix length (-M;
+	// 0 = the whole address).
+	Persistence   time.Duration
+	PersistPrefix int
+	Reals         []RealSpec
 }
 
-// RealSpec is one real server of a service.
+// Match is a (VIP, port range, protocol) a group catches.
+type Match struct {
+	VIP              netip.Addr
+	FromPort, ToPort uint16
+	Proto            uint8
+}
+
+// RealSpec is one real server of a service. Port 0 (groups only) keeps each
+// packet's destination port.
 type RealSpec struct {
 	Addr   netip.Addr
 	Port   uint16
 	Weight int
 	Method Method
+	// Connection thresholds (ipvsadm -x, -y); 0 = none.
+	UpperThreshold, LowerThreshold int
+}
+
+// matches returns the (VIP, port range, protocol) triples the spec catches.
+func (s *ServiceSpec) matches() []Match {
+	if len(s.Matches) > 0 {
+		return s.Matches
+	}
+	return []Match{{VIP: s.VIP, FromPort: s.Port, ToPort: s.Port, Proto: s.Proto}}
 }
 
 // serviceKey identifies a virtual service; it is also the data plane's lookup
@@ -50,6 +79,7 @@ type serviceKey struct {
 	addr  [16]byte
 	port  uint16
 	proto uint8
+	mark  uint32 // groups are identified by mark alone
 }
 
 func makeServiceKey(addr netip.Addr, port uint16, proto uint8) serviceKey {
@@ -64,17 +94,37 @@ type destKey struct {
 
 // Service is a virtual service in a published Table. Immutable.
 type Service struct {
-	ID    uint32
-	VIP   netip.Addr
-	Port  uint16
-	Proto uint8
-	sched sched.Scheduler
+	ID      uint32
+	Name    string
+	VIP     netip.Addr // for a group: its first match's
+	Port    uint16
+	Proto   uint8
+	Mark    uint32  // non-zero for a group
+	Matches []Match // for a group
+	Flags   []string
+	// persist is the persistence timeout in nanoseconds (0 = none) and
+	// persistPrefix the netmask's prefix length.
+	persist       int64
+	persistPrefix int
+	sched         sched.Scheduler
 	// Dests are in the order given to the scheduler: Pick's index.
 	Dests []*Dest
 }
 
 // SchedulerName is the scheduler's name (rr, wrr, wlc, ...).
 func (s *Service) SchedulerName() string { return s.sched.Name() }
+
+func (s *Service) matchesOrSelf() []Match {
+	if len(s.Matches) > 0 {
+		return s.Matches
+	}
+	return []Match{{VIP: s.VIP, FromPort: s.Port, ToPort: s.Port, Proto: s.Proto}}
+}
+
+// Persistence returns the persistence timeout (0 = none) and netmask prefix.
+func (s *Service) Persistence() (time.Duration, int) {
+	return time.Duration(s.persist), s.persistPrefix
+}
 
 // Dest is a real server in a published Table. Its fields are immutable; the
 // next hop is resolved in the background and read atomically.
@@ -86,7 +136,9 @@ type Dest struct {
 	Weight   int
 	Method   Method
 	Draining bool // removed from the config but still carrying connections
-	hop      *nextHop
+	// Thresholds (ipvsadm -x, -y).
+	UpperThreshold, LowerThreshold int
+	hop                            *nextHop
 }
 
 // nextHop is where frames for a real server go: the egress port and the
@@ -123,14 +175,25 @@ func (h *nextHop) load() (mac [6]byte, port int, ok bool) {
 type Table struct {
 	services map[serviceKey]*Service
 	// dests is indexed by Dest.ID, so an established connection finds its
-	// real server without a map lookup.
+	// real server without a map lookup; byID likewise for services.
 	dests []*Dest
+	byID  []*Service
+	// byKey holds each service under its identity (its first match, or
+	// its mark for a group).
+	byKey map[serviceKey]*Service
 	// Services in configuration order, for listings.
 	ordered []*Service
 }
 
 func (t *Table) service(addr netip.Addr, port uint16, proto uint8) *Service {
 	return t.services[makeServiceKey(addr, port, proto)]
+}
+
+func (t *Table) serviceByID(id uint32) *Service {
+	if t != nil && int(id) < len(t.byID) {
+		return t.byID[id]
+	}
+	return nil
 }
 
 func (t *Table) dest(id uint32) *Dest {

@@ -1,0 +1,108 @@
+package dataplane
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/xvs-lb/xvs/dataplane/packet"
+)
+
+func TestPersistKeyMask(t *testing.T) {
+	key := func(a string, prefix int) [2]uint64 {
+		addr := netip.MustParseAddr(a)
+		hi, lo := persistKey(addr.As16(), addr.Is4(), prefix)
+		return [2]uint64{hi, lo}
+	}
+	for _, tc := range []struct {
+		a, b   string
+		prefix int
+		same   bool
+	}{
+		{"198.18.0.1", "198.18.0.1", 0, true},
+		{"198.18.0.1", "198.18.0.2", 0, false},
+		{"198.18.0.1", "198.18.0.200", 24, true},
+		{"198.18.0.1", "198.18.1.1", 24, false},
+		{"198.18.0.1", "198.19.255.255", 15, true},
+		{"fd00::1", "fd00::ffff", 64, true},
+		{"fd00::1", "fd00:0:0:1::1", 64, false},
+		{"fd00::1", "fd00:0:0:1::1", 48, true},
+		{"fd00::1", "fc00::1", 7, true},
+		{"fd00::1", "fe00::1", 7, false},
+	} {
+		if got := key(tc.a, tc.prefix) == key(tc.b, tc.prefix); got != tc.same {
+			t.Errorf("%s and %s under /%d: same key %v, want %v", tc.a, tc.b, tc.prefix, got, tc.same)
+		}
+	}
+}
+
+func TestPersistTable(t *testing.T) {
+	p := newPersistTable(64)
+	p.store(1, 10, 20, 7, 100, 0)
+	if d, _, ok := p.lookup(1, 10, 20, 50); !ok || d != 7 {
+		t.Fatalf("lookup = %d %v, want 7", d, ok)
+	}
+	if _, _, ok := p.lookup(2, 10, 20, 50); ok {
+		t.Error("template found under another service")
+	}
+	if _, _, ok := p.lookup(1, 10, 20, 100); ok {
+		t.Error("template alive at its deadline")
+	}
+	// Refreshing keeps one slot; filling past the probe window replaces
+	// the template closest to expiry, never blocks.
+	p.store(1, 10, 20, 8, 200, 50)
+	if d, _, _ := p.lookup(1, 10, 20, 150); d != 8 {
+		t.Errorf("refreshed template names %d, want 8", d)
+	}
+	if p.count(0) != 1 {
+		t.Errorf("count = %d after refresh, want 1", p.count(0))
+	}
+	for i := uint64(0); i < 1000; i++ {
+		p.store(1, i, i, uint32(i), 1000+int64(i), 0)
+	}
+	if n := p.count(0); n > len(p.slots) || n < len(p.slots)/2 {
+		t.Errorf("count = %d of %d slots", n, len(p.slots))
+	}
+	if d, _, ok := p.lookup(1, 999, 999, 0); !ok || d != 999 {
+		t.Error("the newest template was not kept")
+	}
+}
+
+func TestForwardPersistence(t *testing.T) {
+	r := newRig(t, MethodDR, 80)
+	svc := r.table.ordered[0]
+	svc.persist = int64(300 * time.Second)
+	svc.persistPrefix = 24
+	now := int64(time.Second)
+	dest := func(client string, sport uint16) [6]byte {
+		t.Helper()
+		f := frame(t, clientMAC, portMAC0, netip.MustParseAddr(client), vip, sport, 80, protoTCP, packet.FlagSYN, nil)
+		if out := r.fwd.forward(r.table, f, 0, now); out != 0 {
+			t.Fatalf("SYN from %s dropped: %v", client, r.stats.Drops())
+		}
+		return [6]byte(f[0:6])
+	}
+	first := dest("198.18.0.1", 1000)
+	for p := uint16(1001); p < 1020; p++ {
+		if got := dest("198.18.0.1", p); got != first {
+			t.Fatalf("connection %d of a persistent client went to %x, want %x", p, got, first)
+		}
+	}
+	// Same /24: same real server. Another /24: scheduled (rr moves on).
+	if got := dest("198.18.0.77", 2000); got != first {
+		t.Errorf("client in the same /24 went to %x, want %x", got, first)
+	}
+	if got := dest("198.18.5.1", 2000); got == first {
+		t.Errorf("client of another /24 went to the persistent server too; rr should pick the other")
+	}
+	// After the template expires the client is scheduled again.
+	now += int64(301 * time.Second)
+	seen := map[[6]byte]bool{}
+	for p := uint16(3000); p < 3004; p++ {
+		now += int64(301 * time.Second) // each connection outlives the template
+		seen[dest("198.18.0.1", p)] = true
+	}
+	if len(seen) != 2 {
+		t.Errorf("after templates expire a client reached %d servers, want rr over 2", len(seen))
+	}
+}
