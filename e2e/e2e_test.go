@@ -258,7 +258,7 @@ func testReload(t *testing.T, lvs *topo.LVS, dir *topo.Proc, path string) {
 		t.Helper()
 		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", topo.VIP.String()+":80", "-n", "20")
 		if err != nil || r.OK != 20 {
-			t.Fatalf("20 connections after reload: %+v %v", r, err)
+			t.Fatalf("20 connections after reload: %+v %v\nxvsd:\n%s", r, err, dir.Output.String())
 		}
 		return r.Servers
 	}
@@ -286,4 +286,37 @@ func testReload(t *testing.T, lvs *topo.LVS, dir *topo.Proc, path string) {
 	if s := split(); s["rs1"] == 0 || s["rs2"] == 0 {
 		t.Errorf("after restoring rs2 the split is %v, want both", s)
 	}
+
+	// A persistent group (ipvsadm -f with -p): HTTP and UDP from one
+	// client stick to one real server across connections and protocols.
+	group := strings.Split(string(good), "[[service]]")[0] + groupConfig
+	reload(group, "configuration reloaded")
+	s := split()
+	if len(s) != 1 {
+		t.Fatalf("persistent group: 20 connections went to %v, want one real server", s)
+	}
+	var sticky string
+	for name := range s {
+		sticky = name
+	}
+	for i := 0; i < 3; i++ {
+		r, err := lvs.RunClient(bin, "-mode", "udp", "-addr", topo.VIP.String()+":5353", "-n", "2")
+		if err != nil || r.OK != 2 || r.Servers[sticky] != 2 {
+			t.Errorf("UDP flow %d of the persistent client: %+v %v, want %s", i, r, err, sticky)
+		}
+	}
+	reload(string(good), "configuration reloaded")
 }
+
+const groupConfig = `
+[[group]]
+name = "web"
+persistence = "300s"
+scheduler = "rr"
+match = [ { vip = "198.18.0.100", ports = 80, protocol = "tcp" },
+          { vip = "198.18.0.100", ports = 5353, protocol = "udp" } ]
+  [[group.real]]
+  address = "198.18.0.11"
+  [[group.real]]
+  address = "198.18.0.12"
+`
