@@ -101,15 +101,16 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 		spec := dataplane.ServiceSpec{
 			Name: s.Name, VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Mark: s.Mark,
 			Scheduler: s.Scheduler, Flags: s.Flags, Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
+			LocalAddrs: s.LocalAddrs, TOA: s.TOA,
 		}
 		for _, m := range s.Matches {
 			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})
 		}
 		for _, r := range s.Reals {
-			m := dataplane.MethodDR
-			if r.Method == config.MethodNAT {
-				m = dataplane.MethodNAT
-			}
+			m := map[config.Method]dataplane.Method{
+				config.MethodDR: dataplane.MethodDR, config.MethodNAT: dataplane.MethodNAT,
+				config.MethodTUN: dataplane.MethodTUN, config.MethodFullNAT: dataplane.MethodFullNAT,
+			}[r.Method]
 			spec.Reals = append(spec.Reals, dataplane.RealSpec{
 				Addr: r.Address, Port: r.Port, Weight: r.Weight, Method: m,
 				UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold,

@@ -98,8 +98,9 @@ func New(cfg Config) (_ *Engine, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: interface %s: %w", name, err)
 		}
-		p := Port{Name: name, Ifindex: ifc.Index}
+		p := Port{Name: name, Ifindex: ifc.Index, MTU: ifc.MTU}
 		copy(p.MAC[:], ifc.HardwareAddr)
+		p.Addr4, p.Addr6 = interfaceAddrs(ifc)
 		e.ports = append(e.ports, p)
 		if queues[i], err = xsk.Queues(name); err != nil {
 			return nil, fmt.Errorf("dataplane: %w", err)
@@ -168,6 +169,25 @@ func New(cfg Config) (_ *Engine, err error) {
 		log.Info("steering program attached", zap.String("interface", e.ports[p].Name), zap.Stringer("mode", mode), zap.Int("queues", queues[p]))
 	}
 	return e, nil
+}
+
+// interfaceAddrs returns an interface's first global IPv4 and IPv6
+// addresses: where tunnels to real servers start.
+func interfaceAddrs(ifc *net.Interface) (v4, v6 netip.Addr) {
+	addrs, _ := ifc.Addrs()
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil || !pfx.Addr().IsGlobalUnicast() {
+			continue
+		}
+		ip := pfx.Addr().Unmap()
+		if ip.Is4() && !v4.IsValid() && pfx.Bits() < 32 {
+			v4 = ip
+		} else if ip.Is6() && !v6.IsValid() && pfx.Bits() < 128 {
+			v6 = ip
+		}
+	}
+	return v4, v6
 }
 
 // persistSlots sizes the persistent-template table (about 48 bytes each).
@@ -244,7 +264,7 @@ func steering(t, prev *Table) (vips, reals []xdpprog.Endpoint) {
 		vips = append(vips, xdpprog.Endpoint{Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Proto: k.proto})
 	}
 	for _, d := range t.dests {
-		if d == nil || d.Method != MethodNAT {
+		if d == nil || (d.Method != MethodNAT && d.Method != MethodFullNAT) {
 			continue
 		}
 		svc := t.serviceByID(d.Service)

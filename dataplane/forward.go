@@ -9,12 +9,15 @@ import (
 	"github.com/xvs-lb/xvs/sched"
 )
 
-// Port is a director interface as the forwarder sees it: a slot number and
-// the MAC address frames leave it with.
+// Port is a director interface as the forwarder sees it: its slot number,
+// the MAC address frames leave it with, the addresses tunnels start from and
+// the MTU encapsulated frames must fit.
 type Port struct {
-	Name    string
-	Ifindex int
-	MAC     [6]byte
+	Name         string
+	Ifindex      int
+	MAC          [6]byte
+	Addr4, Addr6 netip.Addr
+	MTU          int
 }
 
 // forwarder is the per-frame logic of a worker, apart from any I/O: it
@@ -29,12 +32,22 @@ type forwarder struct {
 	stats   *WorkerStats
 	parser  *packet.Parser
 
-	meta packet.Meta
-	key  conntrack.Key
-	rkey conntrack.Key
-	conn conntrack.Conn
-	flow sched.Flow
-	val  conntrack.Value
+	meta    packet.Meta
+	key     conntrack.Key
+	rkey    conntrack.Key
+	conn    conntrack.Conn
+	scratch conntrack.Conn
+	flow    sched.Flow
+	val     conntrack.Value
+	seq     uint32 // varies FullNAT's local port choice
+	// FullNAT's local port range (tests narrow it to exhaust it).
+	lportMin, lportMax uint32
+	ipid    uint16 // IPv4 ID of the tunnel headers this worker writes
+
+	// reply is an ICMP error forward left to send back out replyPort.
+	replyBuf  [1600]byte
+	replyLen  int
+	replyPort int
 }
 
 // ctLoads lets schedulers read the connection table's per-real-server counts.
@@ -43,7 +56,10 @@ type ctLoads struct{ t *conntrack.Table }
 func (l ctLoads) Conns(id uint32) (active, inactive int64) { return l.t.DestConns(id) }
 
 func newForwarder(ports []Port, ct *conntrack.Table, persist *persistTable, stats *WorkerStats) *forwarder {
-	return &forwarder{ports: ports, ct: ct, persist: persist, loads: ctLoads{ct}, stats: stats, parser: packet.NewParser()}
+	return &forwarder{
+		ports: ports, ct: ct, persist: persist, loads: ctLoads{ct}, stats: stats, parser: packet.NewParser(),
+		lportMin: localPortMin, lportMax: localPortMax,
+	}
 }
 
 const (
@@ -51,18 +67,29 @@ const (
 	protoUDP = 17
 )
 
-// forward handles one frame that arrived on port in. It returns the port to
-// transmit the rewritten frame on, or -1 when the frame is dropped (the
-// reason is counted).
-func (f *forwarder) forward(t *Table, frame []byte, in int, now int64) int {
+// forwardFrame is forward for a frame with no headroom (tests, and callers
+// that never encapsulate).
+func (f *forwarder) forwardFrame(t *Table, frame []byte, in int, now int64) int {
+	out, _, _ := f.forward(t, frame, 0, len(frame), in, now)
+	return out
+}
+
+// forward handles one frame that arrived on port in: buf[off:off+n] is the
+// frame and buf[:off] free headroom, which encapsulation and TOA grow into.
+// It returns the port to transmit on and the frame's new bounds in buf, or
+// out = -1 when the frame is dropped (the reason is counted). An ICMP error
+// to send back (fragmentation needed) is left in f.reply.
+func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (out, newOff, newN int) {
+	f.replyLen = 0
+	frame := buf[off : off+n]
 	m := &f.meta
 	if err := f.parser.Decode(frame, m); err != nil {
 		f.stats.drop(dropReasonOf(err))
-		return -1
+		return -1, 0, 0
 	}
 	if m.Proto != protoTCP && m.Proto != protoUDP {
 		f.stats.drop(DropUnsupported)
-		return -1
+		return -1, 0, 0
 	}
 	f.key = conntrack.MakeKey(m.Proto, m.Src, m.SrcPort, m.Dst, m.DstPort)
 	c := &f.conn
@@ -74,95 +101,178 @@ func (f *forwarder) forward(t *Table, frame []byte, in int, now int64) int {
 		f.ct.Delete(c.Ref)
 		hit = false
 	}
+	var svc *Service
 	if !hit {
-		if !f.schedule(t, frame, in, now) {
-			return -1
+		if svc = f.schedule(t, frame, in, now); svc == nil {
+			return -1, 0, 0
 		}
 	} else {
 		f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now)
-		if svc := t.serviceByID(c.Value.Service); svc != nil && svc.persist > 0 {
+		if svc = t.serviceByID(c.Value.Service); svc != nil && svc.persist > 0 {
 			f.keepTemplate(svc, c, now)
 		}
 	}
 	d := t.dest(c.Value.Dest)
 	if d == nil {
 		f.stats.drop(DropNoDest)
-		return -1
+		return -1, 0, 0
 	}
-	if c.Dir == conntrack.DirOriginal {
-		mac, out, ok := d.hop.load()
-		if !ok || out >= len(f.ports) {
+	if c.Dir == conntrack.DirReply {
+		return f.reply(d, c, buf, off, frame)
+	}
+	mac, out, ok := d.hop.load()
+	if !ok || out >= len(f.ports) {
+		f.stats.drop(DropNoNextHop)
+		return -1, 0, 0
+	}
+	port := &f.ports[out]
+	switch d.Method {
+	case MethodNAT:
+		if err := packet.DNAT(frame, m, d.Addr, destPort(d, m)); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+	case MethodFullNAT:
+		lip, lport := svc.localAddr(c.Value.Flags)
+		if !lip.IsValid() {
+			f.stats.drop(DropNoLocalPort)
+			return -1, 0, 0
+		}
+		client, cport := m.Src, m.SrcPort
+		if err := packet.SNAT(frame, m, lip, lport); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+		if err := packet.DNAT(frame, m, d.Addr, destPort(d, m)); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+		if svc != nil && svc.toa && m.Proto == protoTCP && m.TCPFlags&packet.FlagSYN != 0 {
+			// The real server learns the client's address from the TCP
+			// option (DPVS's TOA); without room for it the SYN goes as is.
+			if nf, err := packet.InsertTOA(buf, off, m, client, cport, port.MTU); err == nil {
+				off = cap(buf) - cap(nf) // nf is a slice of buf
+				frame = nf
+			} else {
+				f.stats.drop(DropNoTOARoom) // counted only; the frame is still sent
+			}
+		}
+	case MethodTUN:
+		src := port.Addr4
+		if d.Addr.Is6() {
+			src = port.Addr6
+		}
+		outer := packet.AddrFamily(d.Addr)
+		if packet.EncapTooBig(frame, m, outer, port.MTU) {
+			// As IPVS: tell the client the path MTU the tunnel leaves.
+			mtu := packet.EncapMTU(port.MTU, m.Family(), outer)
+			if n, err := packet.BuildFragNeeded(f.replyBuf[:], frame, m, m.Dst, mtu); err == nil {
+				f.replyLen, f.replyPort = n, in
+			}
+			f.stats.drop(DropTooBig)
+			return -1, 0, 0
+		}
+		if !src.IsValid() {
 			f.stats.drop(DropNoNextHop)
-			return -1
+			return -1, 0, 0
 		}
-		if d.Method == MethodNAT {
-			port := d.Port
-			if port == 0 {
-				port = m.DstPort // a group's real server keeps the packet's port
-			}
-			if err := packet.DNAT(frame, m, d.Addr, port); err != nil {
-				f.stats.drop(dropReasonOf(err))
-				return -1
-			}
+		length := m.Length
+		f.ipid++
+		nf, err := packet.EncapIPIP(buf, off, m, packet.Tunnel{Src: src, Dst: d.Addr, ID: f.ipid})
+		if err != nil {
+			f.stats.drop(DropTooBig)
+			return -1, 0, 0
 		}
-		packet.SetMACs(frame, f.ports[out].MAC, mac)
-		f.stats.dest(d.ID).in(m.Length)
-		return out
+		off = cap(buf) - cap(nf) // nf is a slice of buf
+		frame = nf
+		packet.SetMACs(frame, port.MAC, mac)
+		f.stats.dest(d.ID).in(length)
+		return out, off, len(frame)
 	}
-	// A reply through the director (NAT): back to the VIP and to the client's
-	// next hop, which is where the connection's first frame came from.
+	packet.SetMACs(frame, port.MAC, mac)
+	f.stats.dest(d.ID).in(m.Length)
+	return out, off, len(frame)
+}
+
+// reply handles a packet from a real server back through the director (NAT,
+// FullNAT): back to the VIP, and to the client's next hop, which is where the
+// connection's first frame came from.
+func (f *forwarder) reply(d *Dest, c *conntrack.Conn, buf []byte, off int, frame []byte) (int, int, int) {
+	m := &f.meta
 	vip := netip.AddrFrom16(c.Orig.DstAddr).Unmap()
 	if err := packet.SNAT(frame, m, vip, c.Orig.DstPort); err != nil {
 		f.stats.drop(dropReasonOf(err))
-		return -1
+		return -1, 0, 0
+	}
+	if Method(c.Value.Flags&methodMask) == MethodFullNAT {
+		client := netip.AddrFrom16(c.Orig.SrcAddr).Unmap()
+		if err := packet.DNAT(frame, m, client, c.Orig.SrcPort); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
 	}
 	out := int(c.Value.InPort)
 	if out >= len(f.ports) {
 		f.stats.drop(DropNoNextHop)
-		return -1
+		return -1, 0, 0
 	}
 	packet.SetMACs(frame, f.ports[out].MAC, c.Value.PeerMAC)
 	f.stats.dest(d.ID).out(m.Length)
-	return out
+	return out, off, len(frame)
 }
 
-// schedule creates the connection for a frame that has none, filling f.conn.
-func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) bool {
+func destPort(d *Dest, m *packet.Meta) uint16 {
+	if d.Port == 0 {
+		return m.DstPort // a group's real server keeps the packet's port
+	}
+	return d.Port
+}
+
+// schedule creates the connection for a frame that has none, filling f.conn,
+// and returns its service (nil when the frame is dropped).
+func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service {
 	m := &f.meta
 	svc := t.service(m.Dst, m.DstPort, m.Proto)
 	if svc == nil {
 		f.stats.drop(DropNoService)
-		return false
+		return nil
 	}
 	if m.Proto == protoTCP && !isSYN(m.TCPFlags) {
 		// Mid-stream TCP for a connection we do not know (expired, or the
 		// director restarted): IPVS drops it too rather than guess.
 		f.stats.drop(DropNoConn)
-		return false
+		return nil
 	}
 	d := f.pick(t, svc, now)
 	if d == nil {
 		f.stats.drop(DropNoDest)
-		return false
+		return nil
 	}
 	f.val = conntrack.Value{Service: svc.ID, Dest: d.ID, Flags: uint32(d.Method), InPort: uint16(in)}
 	copy(f.val.PeerMAC[:], frame[6:12])
 	var rev *conntrack.Key
 	dir := conntrack.InputOnly
-	if d.Method == MethodNAT {
-		port := d.Port
-		if port == 0 {
-			port = m.DstPort
-		}
-		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, port, m.Src, m.SrcPort)
-		rev = &f.rkey
-		dir = conntrack.Input
+	switch d.Method {
+	case MethodNAT:
+		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, destPort(d, m), m.Src, m.SrcPort)
+		rev, dir = &f.rkey, conntrack.Input
+	case MethodFullNAT:
+		return f.insertFullNAT(svc, d, now)
 	}
+	if !f.insert(rev, dir, d, now) {
+		return nil
+	}
+	return svc
+}
+
+// insert adds f.key (and rev) with f.val; on a race with another worker
+// creating the same connection, f.conn is that worker's entry.
+func (f *forwarder) insert(rev *conntrack.Key, dir conntrack.PacketDir, d *Dest, now int64) bool {
+	m := &f.meta
 	switch err := f.ct.Insert(&f.key, rev, &f.val, m.Proto, m.TCPFlags, dir, now, &f.conn); err {
 	case nil:
 		f.stats.dest(d.ID).conns.Add(1)
 	case conntrack.ErrExists:
-		// Another worker created it first; f.conn holds its entry.
 		f.ct.Touch(f.conn.Ref, m.TCPFlags, packetDir(&f.conn), now)
 	case conntrack.ErrFull:
 		f.stats.drop(DropTableFull)
@@ -173,6 +283,67 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) bool {
 	}
 	return true
 }
+
+// localPortTries bounds the search for a free local port per new FullNAT
+// connection; a pool so full that this many random tries all collide drops
+// the new flow (counted), never an existing one.
+const localPortTries = 16
+
+// insertFullNAT picks (local address, local port) for a new FullNAT
+// connection so that its reverse key is unique, and inserts it. The
+// connection table is the allocator: a port is free when no entry holds the
+// reverse key it would make.
+func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
+	m := &f.meta
+	if len(svc.lips) == 0 {
+		f.stats.drop(DropNoLocalPort)
+		return nil
+	}
+	rport := destPort(d, m)
+	h := uint32(m.SrcPort)*0x9e3779b1 ^ uint32(f.key.SrcAddr[15])<<16 ^ uint32(f.key.SrcAddr[14])<<24 ^ f.seq
+	for try := uint32(0); try < localPortTries; try++ {
+		f.seq++
+		x := mix32(h + f.seq)
+		li := int(x>>24) % len(svc.lips)
+		lport := uint16(f.lportMin + mix32(x)%(f.lportMax-f.lportMin+1))
+		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, rport, svc.lips[li], lport)
+		if f.ct.Lookup(&f.rkey, &f.scratch) {
+			continue
+		}
+		f.val.Flags = uint32(MethodFullNAT) | uint32(li)<<8 | uint32(lport)<<16
+		err := f.ct.Insert(&f.key, &f.rkey, &f.val, m.Proto, m.TCPFlags, conntrack.Input, now, &f.conn)
+		switch {
+		case err == nil:
+			f.stats.dest(d.ID).conns.Add(1)
+			return svc
+		case err == conntrack.ErrExists && f.conn.Orig == f.key:
+			// Another worker created this very connection first.
+			f.ct.Touch(f.conn.Ref, m.TCPFlags, packetDir(&f.conn), now)
+			return svc
+		case err == conntrack.ErrFull:
+			f.stats.drop(DropTableFull)
+			return nil
+		}
+		// The reverse key was taken in between: try another port.
+	}
+	f.stats.drop(DropNoLocalPort)
+	return nil
+}
+
+// mix32 is murmur3's finaliser: every input bit moves every output bit.
+func mix32(x uint32) uint32 {
+	x ^= x >> 16
+	x *= 0x85ebca6b
+	x ^= x >> 13
+	x *= 0xc2b2ae35
+	return x ^ x>>16
+}
+
+// FullNAT's local ports: out of the well-known range.
+const (
+	localPortMin = 1024
+	localPortMax = 65535
+)
 
 // pick chooses the real server for a new connection: the one a live
 // persistent template names, else the scheduler's choice (recorded in a
@@ -224,7 +395,7 @@ func isSYN(flags uint8) bool {
 // packetDir tells the state machine what the director sees of a connection:
 // both directions in NAT, only the client's in DR.
 func packetDir(c *conntrack.Conn) conntrack.PacketDir {
-	if Method(c.Value.Flags) != MethodNAT {
+	if m := Method(c.Value.Flags & methodMask); m != MethodNAT && m != MethodFullNAT {
 		return conntrack.InputOnly
 	}
 	if c.Dir == conntrack.DirReply {

@@ -129,7 +129,7 @@ func TestForwardDR(t *testing.T) {
 	r := newRig(t, MethodDR, 80)
 	f := frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, nil)
 	orig := append([]byte(nil), f...)
-	if out := r.fwd.forward(r.table, f, 0, 1); out != 0 {
+	if out := r.fwd.forwardFrame(r.table, f, 0, 1); out != 0 {
 		t.Fatalf("SYN went to port %d, want 0 (drops %v)", out, r.stats.Drops())
 	}
 	eth, ip, _ := checkFrame(t, f)
@@ -141,11 +141,11 @@ func TestForwardDR(t *testing.T) {
 	}
 	// Later packets of the connection follow it; a new connection goes to rs2.
 	f = frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagACK, []byte("GET /"))
-	if out := r.fwd.forward(r.table, f, 0, 2); out != 0 || [6]byte(f[0:6]) != rsMAC {
+	if out := r.fwd.forwardFrame(r.table, f, 0, 2); out != 0 || [6]byte(f[0:6]) != rsMAC {
 		t.Errorf("established packet: port %d MAC %x, want rs1", out, f[0:6])
 	}
 	f = frame(t, clientMAC, portMAC0, cip, vip, 40001, 80, protoTCP, packet.FlagSYN, nil)
-	if out := r.fwd.forward(r.table, f, 0, 3); out != 0 || [6]byte(f[0:6]) != rs2MAC {
+	if out := r.fwd.forwardFrame(r.table, f, 0, 3); out != 0 || [6]byte(f[0:6]) != rs2MAC {
 		t.Errorf("second connection: port %d MAC %x, want rs2", out, f[0:6])
 	}
 	var c conntrack.Conn
@@ -169,7 +169,7 @@ func TestForwardNAT(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := frame(t, clientMAC, portMAC0, cip, vip, 40000, tc.dport, tc.proto, tc.flags, []byte("hello"))
-			if out := r.fwd.forward(r.table, f, 0, 1); out != 1 {
+			if out := r.fwd.forwardFrame(r.table, f, 0, 1); out != 1 {
 				t.Fatalf("forward went to port %d, want 1 (drops %v)", out, r.stats.Drops())
 			}
 			eth, ip, p := checkFrame(t, f)
@@ -188,7 +188,7 @@ func TestForwardNAT(t *testing.T) {
 				flags = packet.FlagSYN | packet.FlagACK
 			}
 			f = frame(t, rsMAC, portMAC1, rip1, cip, tc.rport, 40000, tc.proto, flags, []byte("world!"))
-			if out := r.fwd.forward(r.table, f, 1, 2); out != 0 {
+			if out := r.fwd.forwardFrame(r.table, f, 1, 2); out != 0 {
 				t.Fatalf("reply went to port %d, want 0 (drops %v)", out, r.stats.Drops())
 			}
 			eth, ip, p = checkFrame(t, f)
@@ -222,7 +222,7 @@ func TestForwardDrops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := r.stats.drops[tc.reason].Load()
-			if out := r.fwd.forward(r.table, tc.frame, 0, 1); out != -1 {
+			if out := r.fwd.forwardFrame(r.table, tc.frame, 0, 1); out != -1 {
 				t.Fatalf("forwarded to port %d, want a drop", out)
 			}
 			if r.stats.drops[tc.reason].Load() != before+1 {
@@ -236,7 +236,7 @@ func TestForwardDrops(t *testing.T) {
 			d.hop.clear()
 		}
 	}
-	if out := r.fwd.forward(r.table, frame(t, clientMAC, portMAC0, cip, vip, 5, 80, protoTCP, packet.FlagSYN, nil), 0, 1); out != -1 || r.stats.drops[DropNoNextHop].Load() != 1 {
+	if out := r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, 5, 80, protoTCP, packet.FlagSYN, nil), 0, 1); out != -1 || r.stats.drops[DropNoNextHop].Load() != 1 {
 		t.Errorf("unresolved next hop: port %d, drops %v", out, r.stats.Drops())
 	}
 }
@@ -252,7 +252,7 @@ func TestForwardAllocs(t *testing.T) {
 	work := make([]byte, 128)
 	run := func(f []byte, in int) int {
 		n := copy(work, f)
-		return r.fwd.forward(r.table, work[:n], in, 1)
+		return r.fwd.forwardFrame(r.table, work[:n], in, 1)
 	}
 	if run(syn, 0) != 1 {
 		t.Fatal("SYN not forwarded")
@@ -270,7 +270,7 @@ func TestForwardAllocs(t *testing.T) {
 		port++
 		n := copy(work, syn)
 		binaryPutPort(work[34:], port)
-		r.fwd.forward(r.table, work[:n], 0, 1)
+		r.fwd.forwardFrame(r.table, work[:n], 0, 1)
 	}
 	if n := testing.AllocsPerRun(500, newConn); n != 0 {
 		t.Errorf("new connection: %v allocations per frame", n)
@@ -333,7 +333,7 @@ func benchForward(b *testing.B, method Method, syn bool, workers int) {
 			} else {
 				binaryPutSrc(work[26:], base)
 			}
-			if fwd.forward(r.table, work, 0, 2) < 0 {
+			if fwd.forwardFrame(r.table, work, 0, 2) < 0 {
 				b.Fatalf("dropped: %v", fwd.stats.Drops())
 			}
 		}
@@ -357,7 +357,9 @@ func benchForward(b *testing.B, method Method, syn bool, workers int) {
 
 // binaryPutSrc sets an IPv4 source address (the forwarder does not verify
 // checksums, so the benchmark need not fix them).
-func binaryPutSrc(b []byte, a uint32) { b[0], b[1], b[2], b[3] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a) }
+func binaryPutSrc(b []byte, a uint32) {
+	b[0], b[1], b[2], b[3] = byte(a>>24), byte(a>>16), byte(a>>8), byte(a)
+}
 
 func ptrKey(f []byte) *conntrack.Key {
 	src, _ := netip.AddrFromSlice(f[26:30])

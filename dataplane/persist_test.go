@@ -77,7 +77,7 @@ func TestForwardPersistence(t *testing.T) {
 	dest := func(client string, sport uint16) [6]byte {
 		t.Helper()
 		f := frame(t, clientMAC, portMAC0, netip.MustParseAddr(client), vip, sport, 80, protoTCP, packet.FlagSYN, nil)
-		if out := r.fwd.forward(r.table, f, 0, now); out != 0 {
+		if out := r.fwd.forwardFrame(r.table, f, 0, now); out != 0 {
 			t.Fatalf("SYN from %s dropped: %v", client, r.stats.Drops())
 		}
 		return [6]byte(f[0:6])

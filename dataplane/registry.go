@@ -103,6 +103,13 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 		svc := &Service{
 			ID: id, Name: spec.Name, VIP: ms[0].VIP.Unmap(), Port: ms[0].FromPort, Proto: ms[0].Proto,
 			Flags: spec.Flags, persist: int64(spec.Persistence), persistPrefix: spec.PersistPrefix,
+			toa: spec.TOA,
+		}
+		if len(spec.LocalAddrs) > 256 {
+			return nil, nil, fmt.Errorf("service %s: more than 256 local addresses", name)
+		}
+		for _, a := range spec.LocalAddrs {
+			svc.lips = append(svc.lips, a.Unmap())
 		}
 		if len(spec.Matches) > 0 {
 			svc.Mark, svc.Matches, svc.Port = spec.Mark, ms, 0
@@ -116,8 +123,17 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 			if real.Weight < 0 || real.Weight > 65535 {
 				return nil, nil, fmt.Errorf("service %s: real server %s: weight %d out of 0..65535", name, addr, real.Weight)
 			}
-			if real.Method == MethodDR && real.Port != svc.Port {
-				return nil, nil, fmt.Errorf("service %s: real server %s:%d: direct routing cannot change the port", name, addr, real.Port)
+			if (real.Method == MethodDR || real.Method == MethodTUN) && real.Port != svc.Port {
+				return nil, nil, fmt.Errorf("service %s: real server %s:%d: %s cannot change the port", name, addr, real.Port, real.Method)
+			}
+			if real.Method == MethodFullNAT {
+				ok := false
+				for _, l := range svc.lips {
+					ok = ok || l.Is4() == addr.Is4()
+				}
+				if !ok {
+					return nil, nil, fmt.Errorf("service %s: real server %s uses FullNAT but the service has no local address of its family", name, addr)
+				}
 			}
 			if real.Port == 0 && len(spec.Matches) == 0 {
 				return nil, nil, fmt.Errorf("service %s: real server %s has no port", name, addr)

@@ -21,12 +21,15 @@ const (
 	DropTableFull                     // connection table at capacity
 	DropNoNextHop                     // real server's MAC not resolved yet
 	DropTxFull                        // TX ring full
+	DropNoLocalPort                   // FullNAT: no free (local address, port)
+	DropTooBig                        // TUN: too big to encapsulate (ICMP sent when DF)
+	DropNoTOARoom                     // FullNAT: SYN sent without TOA, no option space (not a drop)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "truncated", "fragment", "unsupported", "no_service", "no_conn",
-	"no_dest", "table_full", "no_next_hop", "tx_full",
+	"no_dest", "table_full", "no_next_hop", "tx_full", "no_local_port", "too_big", "no_toa_room",
 }
 
 func (r DropReason) String() string {

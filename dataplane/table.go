@@ -13,17 +13,27 @@ import (
 type Method uint8
 
 const (
-	MethodDR  Method = iota // direct routing: rewrite MACs only
-	MethodNAT               // masquerading: DNAT forward, SNAT replies
+	MethodDR      Method = iota // direct routing: rewrite MACs only
+	MethodNAT                   // masquerading: DNAT forward, SNAT replies
+	MethodTUN                   // tunnelling: IPIP (or IPv6-in-IPv6) to the real server
+	MethodFullNAT               // DPVS's FNAT: SNAT to a local address too; replies come back to it
 )
 
-// String gives ipvsadm's name for the method.
+// methodMask selects the method in a connection's Value.Flags; FullNAT keeps
+// its local address index and port above it.
+const methodMask = 0xff
+
+// String gives ipvsadm's (or, for FullNAT, DPVS's) name for the method.
 func (m Method) String() string {
 	switch m {
 	case MethodDR:
 		return "Route"
 	case MethodNAT:
 		return "Masq"
+	case MethodTUN:
+		return "Tunnel"
+	case MethodFullNAT:
+		return "FullNat"
 	}
 	return fmt.Sprintf("Method(%d)", m)
 }
@@ -44,7 +54,12 @@ type ServiceSpec struct {
 	// 0 = the whole address).
 	Persistence   time.Duration
 	PersistPrefix int
-	Reals         []RealSpec
+	// LocalAddrs are FullNAT's local addresses (LIPs): real servers see
+	// connections come from them. TOA carries the client's address to the
+	// real server in a TCP option on the SYN.
+	LocalAddrs []netip.Addr
+	TOA        bool
+	Reals      []RealSpec
 }
 
 // Match is a (VIP, port range, protocol) a group catches.
@@ -106,6 +121,8 @@ type Service struct {
 	// persistPrefix the netmask's prefix length.
 	persist       int64
 	persistPrefix int
+	lips          []netip.Addr
+	toa           bool
 	sched         sched.Scheduler
 	// Dests are in the order given to the scheduler: Pick's index.
 	Dests []*Dest
@@ -113,6 +130,19 @@ type Service struct {
 
 // SchedulerName is the scheduler's name (rr, wrr, wlc, ...).
 func (s *Service) SchedulerName() string { return s.sched.Name() }
+
+// LocalAddrs returns FullNAT's local addresses.
+func (s *Service) LocalAddrs() []netip.Addr { return s.lips }
+
+// localAddr decodes the (local address, port) a FullNAT connection's flags
+// hold; invalid when the service no longer has that address.
+func (s *Service) localAddr(flags uint32) (netip.Addr, uint16) {
+	i := int(flags>>8) & 0xff
+	if s == nil || i >= len(s.lips) {
+		return netip.Addr{}, 0
+	}
+	return s.lips[i], uint16(flags >> 16)
+}
 
 func (s *Service) matchesOrSelf() []Match {
 	if len(s.Matches) > 0 {

@@ -81,7 +81,15 @@ func (w *worker) poll() int {
 		total += n
 		w.stats.RxFrames.Add(uint64(n))
 		for _, d := range w.rx[:n] {
-			out := w.fwd.forward(t, w.umem.Frame(d), p, now)
+			// The frame's chunk, headroom included: encapsulation and
+			// TOA grow the frame towards the chunk's start.
+			hr := w.umem.Headroom(d)
+			start := d.Addr - uint64(hr)
+			buf := w.umem.Frame(xsk.Desc{Addr: start, Len: d.Len + uint32(hr)})
+			out, off, length := w.fwd.forward(t, buf, hr, int(d.Len), p, now)
+			if w.fwd.replyLen > 0 {
+				w.queueReply()
+			}
 			if out < 0 || w.socks[out] == nil {
 				if out >= 0 {
 					w.stats.drop(DropNoNextHop)
@@ -89,7 +97,7 @@ func (w *worker) poll() int {
 				w.umem.Free(d.Addr)
 				continue
 			}
-			w.tx[out] = append(w.tx[out], d)
+			w.tx[out] = append(w.tx[out], xsk.Desc{Addr: start + uint64(off), Len: uint32(length)})
 		}
 	}
 	for p, q := range w.tx {
@@ -115,4 +123,19 @@ func (w *worker) poll() int {
 		}
 	}
 	return total
+}
+
+// queueReply sends the ICMP error the forwarder built (fragmentation needed)
+// from a fresh frame; when none is free the error is simply not sent.
+func (w *worker) queueReply() {
+	p := w.fwd.replyPort
+	if p >= len(w.socks) || w.socks[p] == nil {
+		return
+	}
+	d, ok := w.umem.Alloc()
+	if !ok {
+		return
+	}
+	d.Len = uint32(copy(w.umem.Frame(xsk.Desc{Addr: d.Addr, Len: uint32(w.fwd.replyLen)}), w.fwd.replyBuf[:w.fwd.replyLen]))
+	w.tx[p] = append(w.tx[p], d)
 }

@@ -78,6 +78,11 @@ type Service struct {
 	// PersistPrefix is ipvsadm -M as a prefix length: clients whose
 	// addresses share it share a real server. 0 = the whole address.
 	PersistPrefix int
+	// LocalAddrs are FullNAT's local addresses (required when a real
+	// server uses fullnat); TOA passes the client's address to real
+	// servers in a TCP option.
+	LocalAddrs []netip.Addr
+	TOA        bool
 	// Mark and Matches are set for groups only.
 	Mark    uint32
 	Matches []Match
@@ -107,7 +112,7 @@ type Real struct {
 	// connections the server takes no new ones until it is below Lower
 	// (or 3/4 of Upper when Lower is 0). 0 = no limit.
 	UpperThreshold, LowerThreshold int
-	Line    int // line of the real server's table in Config.Source
+	Line                           int // line of the real server's table in Config.Source
 }
 
 // Protocol is an IP protocol number.
@@ -146,8 +151,10 @@ type Method uint8
 
 // The forwarding methods.
 const (
-	MethodDR  Method = iota + 1 // direct routing: rewrite MACs only (ipvsadm -g)
-	MethodNAT                   // rewrite the destination, and replies' source (ipvsadm -m)
+	MethodDR      Method = iota + 1 // direct routing: rewrite MACs only (ipvsadm -g)
+	MethodNAT                       // rewrite the destination, and replies' source (ipvsadm -m)
+	MethodTUN                       // tunnel: IPIP / IPv6-in-IPv6 to the real server (ipvsadm -i)
+	MethodFullNAT                   // DPVS's FullNAT: also rewrite the source to a local address
 )
 
 // String returns the name ipvsadm -L shows in its Forward column.
@@ -157,6 +164,10 @@ func (m Method) String() string {
 		return "Route"
 	case MethodNAT:
 		return "Masq"
+	case MethodTUN:
+		return "Tunnel"
+	case MethodFullNAT:
+		return "FullNat"
 	}
 	return fmt.Sprintf("method(%d)", uint8(m))
 }
@@ -169,8 +180,10 @@ func ParseMethod(s string) (Method, error) {
 		return MethodDR, nil
 	case "nat", "m", "masq", "masquerade":
 		return MethodNAT, nil
-	case "tun", "i", "ipip", "tunnel", "fullnat":
-		return 0, fmt.Errorf("method %q is not supported yet (want dr or nat)", s)
+	case "tun", "i", "ipip", "tunnel":
+		return MethodTUN, nil
+	case "fullnat", "fnat":
+		return MethodFullNAT, nil
 	}
-	return 0, fmt.Errorf("unknown method %q (want dr, g, gate, route, nat, m, masq or masquerade)", s)
+	return 0, fmt.Errorf("unknown method %q (want dr, nat, tun or fullnat, or ipvsadm's g, m, i)", s)
 }

@@ -81,6 +81,7 @@ func (d *decoder) groups(ts []*table, services []Service) []Service {
 		}
 		d.policy(t, &g, vipOK)
 		d.reals(t, &g, vipOK, true)
+		d.fullnat(t, &g)
 		t.done()
 		out = append(out, g)
 	}

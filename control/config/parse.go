@@ -319,10 +319,10 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "real"); ok {
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real"); ok {
 		cfg.Services = d.services(ts)
 	}
-	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "real"); ok {
+	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real"); ok {
 		cfg.Services = append(cfg.Services, d.groups(ts, cfg.Services)...)
 	}
 	root.done()
@@ -480,8 +480,52 @@ func (d *decoder) service(t *table) (s Service, complete bool) {
 	}
 	d.policy(t, &s, vipOK)
 	d.reals(t, &s, vipOK, portOK)
+	d.fullnat(t, &s)
 	t.done()
 	return s, vipOK && portOK && protoOK
+}
+
+// fullnat decodes FullNAT's local addresses and TOA, and checks that every
+// fullnat real server has a local address of its family, and that the
+// methods that cannot change ports (dr, tun) do not.
+func (d *decoder) fullnat(t *table, s *Service) {
+	t.array("local_addresses", func(_ int, v any) string {
+		str, ok := v.(string)
+		if !ok {
+			return fmt.Sprintf("want an address, got %s", typeName(v))
+		}
+		a, msg := checkAddr(str)
+		if msg != "" {
+			return fmt.Sprintf("%q %s", str, msg)
+		}
+		if slices.Contains(s.LocalAddrs, a) {
+			return fmt.Sprintf("%s is listed twice", a)
+		}
+		s.LocalAddrs = append(s.LocalAddrs, a)
+		return ""
+	})
+	if len(s.LocalAddrs) > 256 {
+		t.errorf("local_addresses", "more than 256 addresses")
+	}
+	if v, ok := t.m["toa"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			t.errorf("toa", "want true or false, got %s", typeName(v))
+		}
+		s.TOA = b
+	}
+	for _, r := range s.Reals {
+		if r.Method != MethodFullNAT {
+			continue
+		}
+		found := false
+		for _, l := range s.LocalAddrs {
+			found = found || l.Is4() == r.Address.Is4()
+		}
+		if !found {
+			d.errs = append(d.errs, &Error{File: d.file, Line: r.Line, Msg: fmt.Sprintf("real server %s uses fullnat, but the service has no %s local_addresses", r.Address, family(r.Address))})
+		}
+	}
 }
 
 // policy decodes how a service or group picks real servers: scheduler,
@@ -639,16 +683,20 @@ func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok boo
 	}
 	// DR rewrites only MAC addresses, so the real server sees the packet
 	// exactly as the client sent it, destination port included.
-	if s.IsGroup() && r.Method == MethodDR && portSet && r.Port != 0 {
-		t.errorf("port", "method dr keeps each packet's port: leave port out (or 0) in a group")
+	if s.IsGroup() && (r.Method == MethodDR || r.Method == MethodTUN) && portSet && r.Port != 0 {
+		t.errorf("port", "method dr or tun keeps each packet's port: leave port out (or 0) in a group")
 		realPortOK = false
 	}
-	if !s.IsGroup() && r.Method == MethodDR && portSet && realPortOK && portOK && r.Port != s.Port {
-		t.errorf("port", "%d differs from the service port %d, but method dr cannot change ports (use method nat to remap)", r.Port, s.Port)
+	if !s.IsGroup() && (r.Method == MethodDR || r.Method == MethodTUN) && portSet && realPortOK && portOK && r.Port != s.Port {
+		t.errorf("port", "%d differs from the service port %d, but method %s cannot change ports (use method nat to remap)", r.Port, s.Port, methodName(r.Method))
 		realPortOK = false
 	}
 	t.done()
 	return r, addrOK && realPortOK
+}
+
+func methodName(m Method) string {
+	return map[Method]string{MethodDR: "dr", MethodNAT: "nat", MethodTUN: "tun", MethodFullNAT: "fullnat"}[m]
 }
 
 func family(a netip.Addr) string {

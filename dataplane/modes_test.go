@@ -1,0 +1,161 @@
+package dataplane
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/dataplane/packet"
+)
+
+var (
+	lip      = netip.MustParseAddr("198.19.0.2")
+	dirAddr0 = netip.MustParseAddr("198.18.0.2")
+	dirAddr1 = netip.MustParseAddr("198.19.0.1")
+)
+
+// rigFor builds a forwarder over one TCP service VIP:80 with two real
+// servers using method, FullNAT's local address and TOA as given.
+func rigFor(t testing.TB, method Method, rport uint16, toa bool) *rig {
+	t.Helper()
+	ct, err := conntrack.New(conntrack.Config{Capacity: 1024, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := ServiceSpec{VIP: vip, Port: 80, Proto: protoTCP, Scheduler: "rr", TOA: toa,
+		Reals: []RealSpec{{Addr: rip1, Port: rport, Weight: 1, Method: method}, {Addr: rip2, Port: rport, Weight: 1, Method: method}}}
+	if method == MethodFullNAT {
+		spec.LocalAddrs = []netip.Addr{lip}
+	}
+	_, tbl, err := newRegistry(64).build([]ServiceSpec{spec}, nil, func(uint32) int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range tbl.ordered[0].Dests {
+		mac := rsMAC
+		if d.Addr == rip2 {
+			mac = rs2MAC
+		}
+		d.hop.store(mac, 1)
+	}
+	stats := newWorkerStats(64)
+	ports := []Port{{Name: "p0", MAC: portMAC0, Addr4: dirAddr0, MTU: 1500}, {Name: "p1", MAC: portMAC1, Addr4: dirAddr1, MTU: 1500}}
+	return &rig{fwd: newForwarder(ports, ct, newPersistTable(64), stats), table: tbl, ct: ct, stats: stats}
+}
+
+// withHeadroom places f after hr free bytes, as a UMEM frame has them.
+func withHeadroom(f []byte, hr int) []byte {
+	buf := make([]byte, hr+len(f), hr+len(f)+64)
+	copy(buf[hr:], f)
+	return buf
+}
+
+func TestForwardTUN(t *testing.T) {
+	r := rigFor(t, MethodTUN, 80, false)
+	f := frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, []byte("x"))
+	buf := withHeadroom(f, 128)
+	out, off, n := r.fwd.forward(r.table, buf, 128, len(f), 0, 1)
+	if out != 1 {
+		t.Fatalf("out = %d, drops %v", out, r.stats.Drops())
+	}
+	got := buf[off : off+n]
+	p := gopacket.NewPacket(got, layers.LayerTypeEthernet, gopacket.Default)
+	outer, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if outer == nil || outer.Protocol != layers.IPProtocolIPv4 || outer.SrcIP.String() != dirAddr1.String() || outer.DstIP.String() != rip1.String() {
+		t.Fatalf("outer header %+v, want IPIP %s -> %s", outer, dirAddr1, rip1)
+	}
+	if [6]byte(got[0:6]) != rsMAC || [6]byte(got[6:12]) != portMAC1 {
+		t.Errorf("MACs %x -> %x", got[6:12], got[0:6])
+	}
+	// The inner packet is the client's, untouched.
+	if string(got[34:n]) != string(f[14:14+41]) { // the IP packet, without Ethernet padding
+		t.Errorf("inner packet changed:\n got  %x\n want %x", got[34:], f[14:])
+	}
+	if outer.Checksum != packet.IPv4(got[14:34]).CalculateChecksum() {
+		t.Error("outer IPv4 checksum wrong")
+	}
+}
+
+func TestForwardTUNTooBig(t *testing.T) {
+	r := rigFor(t, MethodTUN, 80, false)
+	f := frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, make([]byte, 1500-40))
+	out, _, _ := r.fwd.forward(r.table, withHeadroom(f, 128), 128, len(f), 0, 1)
+	if out != -1 || r.stats.Drops()["too_big"] != 1 {
+		t.Fatalf("out %d drops %v, want a too_big drop", out, r.stats.Drops())
+	}
+	if r.fwd.replyLen == 0 || r.fwd.replyPort != 0 {
+		t.Fatalf("no ICMP error to send back (len %d port %d)", r.fwd.replyLen, r.fwd.replyPort)
+	}
+	p := gopacket.NewPacket(r.fwd.replyBuf[:r.fwd.replyLen], layers.LayerTypeEthernet, gopacket.Default)
+	icmp, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	if icmp == nil || icmp.TypeCode.Type() != 3 || icmp.TypeCode.Code() != 4 || ip.DstIP.String() != cip.String() {
+		t.Fatalf("reply is not frag-needed to the client: %v", p)
+	}
+	if mtu := int(icmp.Seq); mtu != 1480 {
+		t.Errorf("next-hop MTU %d, want 1480", mtu)
+	}
+}
+
+func TestForwardFullNAT(t *testing.T) {
+	for _, toa := range []bool{false, true} {
+		r := rigFor(t, MethodFullNAT, 8080, toa)
+		f := frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, nil)
+		buf := withHeadroom(f, 128)
+		out, off, n := r.fwd.forward(r.table, buf, 128, len(f), 0, 1)
+		if out != 1 {
+			t.Fatalf("toa=%v: out %d drops %v", toa, out, r.stats.Drops())
+		}
+		got := append([]byte(nil), buf[off:off+n]...)
+		_, ip, p := checkFrame(t, got)
+		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip.SrcIP.String() != lip.String() || ip.DstIP.String() != rip1.String() || tcp.DstPort != 8080 || tcp.SrcPort < localPortMin {
+			t.Fatalf("FullNAT forward %s:%d -> %s:%d, want %s:* -> %s:8080", ip.SrcIP, tcp.SrcPort, ip.DstIP, tcp.DstPort, lip, rip1)
+		}
+		client, ok := packet.ParseTOA(got[34:])
+		if ok != toa || (toa && client != netip.AddrPortFrom(cip, 40000)) {
+			t.Errorf("toa=%v: TOA in SYN = %v %v", toa, client, ok)
+		}
+		// The real server answers the local address; the client gets it
+		// from the VIP.
+		reply := frame(t, rsMAC, portMAC1, rip1, lip, 8080, uint16(tcp.SrcPort), protoTCP, packet.FlagSYN|packet.FlagACK, nil)
+		if out := r.fwd.forwardFrame(r.table, reply, 1, 2); out != 0 {
+			t.Fatalf("reply out %d drops %v", out, r.stats.Drops())
+		}
+		eth, ip, p := checkFrame(t, reply)
+		tcp = p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		if ip.SrcIP.String() != vip.String() || tcp.SrcPort != 80 || ip.DstIP.String() != cip.String() || tcp.DstPort != 40000 || [6]byte(eth.DstMAC) != clientMAC {
+			t.Errorf("FullNAT reply %s:%d -> %s:%d, want VIP:80 -> client:40000", ip.SrcIP, tcp.SrcPort, ip.DstIP, tcp.DstPort)
+		}
+	}
+}
+
+// TestFullNATPortsRunOut: a pool without free ports drops new flows, counted,
+// and keeps carrying the ones it has.
+func TestFullNATPortsRunOut(t *testing.T) {
+	r := rigFor(t, MethodFullNAT, 8080, false)
+	r.fwd.lportMin, r.fwd.lportMax = 5000, 5001 // two ports per real server
+	syn := func(sport uint16) int {
+		return r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagSYN, nil), 0, 1)
+	}
+	ok := 0
+	for sport := uint16(1); sport <= 8; sport++ {
+		if syn(sport) == 1 {
+			ok++
+		}
+	}
+	if ok != 4 || r.stats.Drops()["no_local_port"] != 4 {
+		t.Fatalf("%d connections made, drops %v; want 4 (2 real servers x 2 ports) and 4 no_local_port", ok, r.stats.Drops())
+	}
+	for sport := uint16(1); sport <= 8; sport++ {
+		ack := frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagACK, nil)
+		k := conntrack.MakeKey(protoTCP, cip, sport, vip, 80)
+		var c conntrack.Conn
+		if r.ct.Lookup(&k, &c) && r.fwd.forwardFrame(r.table, ack, 0, 2) != 1 {
+			t.Errorf("established connection from port %d lost: %v", sport, r.stats.Drops())
+		}
+	}
+}
