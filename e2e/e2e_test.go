@@ -62,6 +62,26 @@ scheduler = "rr"
   address = "198.18.0.11"
   [[service.real]]
   address = "198.18.0.12"
+
+[[service]]
+vip = "fd00:18::100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+  [[service.real]]
+  address = "fd00:18::11"
+  [[service.real]]
+  address = "fd00:18::12"
+
+[[service]]
+vip = "fd00:18::100"
+port = 5353
+protocol = "udp"
+scheduler = "rr"
+  [[service.real]]
+  address = "fd00:18::11"
+  [[service.real]]
+  address = "fd00:18::12"
 `
 
 const natConfig = `
@@ -93,6 +113,82 @@ scheduler = "rr"
   [[service.real]]
   address = "198.19.0.12"
   method = "nat"
+
+[[service]]
+vip = "fd00:18::100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+  [[service.real]]
+  address = "fd00:19::11"
+  port = 8080
+  method = "nat"
+  [[service.real]]
+  address = "fd00:19::12"
+  port = 8080
+  method = "nat"
+
+[[service]]
+vip = "fd00:18::100"
+port = 5353
+protocol = "udp"
+scheduler = "rr"
+  [[service.real]]
+  address = "fd00:19::11"
+  method = "nat"
+  [[service.real]]
+  address = "fd00:19::12"
+  method = "nat"
+`
+
+const fullnatConfig = `
+[director]
+interfaces = ["{{IF0}}", "{{IF1}}"]
+
+[[service]]
+vip = "198.18.0.100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+local_addresses = ["198.19.0.2"]
+toa = true
+  [[service.real]]
+  address = "198.19.0.11"
+  port = 8080
+  method = "fullnat"
+  [[service.real]]
+  address = "198.19.0.12"
+  port = 8080
+  method = "fullnat"
+
+[[service]]
+vip = "198.18.0.100"
+port = 5353
+protocol = "udp"
+scheduler = "rr"
+local_addresses = ["198.19.0.2"]
+  [[service.real]]
+  address = "198.19.0.11"
+  method = "fullnat"
+  [[service.real]]
+  address = "198.19.0.12"
+  method = "fullnat"
+
+[[service]]
+vip = "fd00:18::100"
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+local_addresses = ["fd00:19::2"]
+toa = true
+  [[service.real]]
+  address = "fd00:19::11"
+  port = 8080
+  method = "fullnat"
+  [[service.real]]
+  address = "fd00:19::12"
+  port = 8080
+  method = "fullnat"
 `
 
 func TestDR(t *testing.T) {
@@ -128,6 +224,58 @@ func TestNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLVS(t, lvs, natConfig, 8080)
+}
+
+// TestFullNAT: the real servers have no route to the client; they see
+// connections from the director's local address, and learn the client's
+// address from the TOA option.
+func TestFullNAT(t *testing.T) {
+	lvs, err := topo.NewFullNAT(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lvs.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	if err := lvs.StartRealServers(bin, 8080, 5353, "-toa"); err != nil {
+		t.Fatal(err)
+	}
+	dir, _, err := lvs.StartDirector(bin, t.TempDir(), fullnatConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("xvsd output:\n%s", dir.Output.String())
+		}
+	}()
+	for _, tc := range []struct{ vip, local, client string }{
+		{topo.VIP.String(), topo.LocalIP.String(), topo.ClientIP.String()},
+		{"[" + topo.VIP6.String() + "]", topo.LocalIP6.String(), topo.ClientIP6.String()},
+	} {
+		if err := lvs.WaitService(bin, tc.vip+":80", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", tc.vip+":80", "-n", "100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK != 100 || r.Servers["rs1"] != 50 || r.Servers["rs2"] != 50 {
+			t.Errorf("%s: ok %d split %v, want 100 split 50/50: %v", tc.vip, r.OK, r.Servers, r.Errors)
+		}
+		if r.Peers[tc.local] != 100 || len(r.Peers) != 1 {
+			t.Errorf("%s: real servers saw connections from %v, want all from the local address %s", tc.vip, r.Peers, tc.local)
+		}
+		if r.TOA[tc.client] != 100 || len(r.TOA) != 1 {
+			t.Errorf("%s: TOA told the real servers %v, want the client %s every time", tc.vip, r.TOA, tc.client)
+		}
+	}
+	r, err := lvs.RunClient(bin, "-mode", "udp", "-addr", topo.VIP.String()+":5353", "-n", "5")
+	if err != nil || r.OK != 5 {
+		t.Errorf("UDP through FullNAT: %+v %v", r, err)
+	}
 }
 
 // runLVS starts real servers and a director on lvs and checks, from the
@@ -197,6 +345,33 @@ func runLVS(t *testing.T, lvs *topo.LVS, config string, realPort int) (*topo.Pro
 		}
 		if seen["rs1"] == 0 || seen["rs2"] == 0 {
 			t.Errorf("udp flows went to %v, want both real servers", seen)
+		}
+	})
+
+	t.Run("IPv6", func(t *testing.T) {
+		vip6 := "[" + topo.VIP6.String() + "]"
+		if err := lvs.WaitService(bin, vip6+":80", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", vip6+":80", "-n", "50")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := r.Servers["rs1"], r.Servers["rs2"]; r.OK != 50 || a+b != 50 || a-b > 1 || b-a > 1 {
+			t.Errorf("IPv6: ok %d split %v, want 50 split evenly: %v", r.OK, r.Servers, r.Errors)
+		}
+		seen := map[string]int{}
+		for i := 0; i < 4; i++ {
+			r, err := lvs.RunClient(bin, "-mode", "udp", "-addr", vip6+":5353", "-n", "3")
+			if err != nil || r.OK != 3 || len(r.Servers) != 1 {
+				t.Fatalf("IPv6 UDP: %+v %v", r, err)
+			}
+			for k, v := range r.Servers {
+				seen[k] += v
+			}
+		}
+		if len(seen) != 2 {
+			t.Errorf("IPv6 UDP flows went to %v, want both real servers", seen)
 		}
 	})
 

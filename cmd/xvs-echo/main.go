@@ -16,15 +16,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"os"
 	"os/signal"
 
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/dataplane/packet"
 )
 
 func main() {
@@ -81,6 +85,7 @@ func serve(args []string) error {
 	name := fs.String("name", "", "name this server reports")
 	httpAddr := fs.String("http", ":80", "HTTP listen address (empty: none)")
 	udpAddr := fs.String("udp", "", "UDP listen address (empty: none)")
+	toa := fs.Bool("toa", false, "learn clients' addresses from TOA options on SYNs (FullNAT) and report them")
 	_ = fs.Parse(args)
 	if *name == "" {
 		return errors.New("serve: -name is required")
@@ -94,9 +99,25 @@ func serve(args []string) error {
 		if err != nil {
 			return err
 		}
+		var toas *toaLog
+		if *toa {
+			port := uint16(ln.Addr().(*net.TCPAddr).Port)
+			if toas, err = captureTOA(port); err != nil {
+				return err
+			}
+		}
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Real-Server", *name)
+				// Who the real server thinks the client is: the peer,
+				// and the TOA client when FullNAT hid it.
+				peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+				w.Header().Set("X-Peer", peer.Addr().Unmap().String())
+				if toas != nil {
+					if c, ok := toas.client(netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())); ok {
+						w.Header().Set("X-TOA-Client", c.Addr().String())
+					}
+				}
 				_, _ = w.Write(payload)
 			}),
 			ReadHeaderTimeout: 5 * time.Second,
@@ -128,6 +149,8 @@ type Report struct {
 	Failed   int            `json:"failed"`
 	Servers  map[string]int `json:"servers"`
 	Reused   int            `json:"reused,omitempty"` // keepalive: requests that reused the connection
+	Peers    map[string]int `json:"peers,omitempty"`  // the client address real servers saw
+	TOA      map[string]int `json:"toa,omitempty"`    // the client address TOA told them
 	Errors   []string       `json:"errors,omitempty"`
 	Duration string         `json:"duration"`
 }
@@ -153,7 +176,7 @@ func client(args []string) error {
 	if *n < 1 || *n > 1_000_000 {
 		return errors.New("client: -n must be in 1..1000000")
 	}
-	rep := &Report{Mode: *mode, Servers: map[string]int{}}
+	rep := &Report{Mode: *mode, Servers: map[string]int{}, Peers: map[string]int{}, TOA: map[string]int{}}
 	start := time.Now()
 	var do func() (string, error)
 	switch *mode {
@@ -180,6 +203,12 @@ func client(args []string) error {
 			p, err := io.ReadAll(resp.Body)
 			if err != nil {
 				return "", err
+			}
+			if v := resp.Header.Get("X-Peer"); v != "" {
+				rep.Peers[v]++
+			}
+			if v := resp.Header.Get("X-TOA-Client"); v != "" {
+				rep.TOA[v]++
 			}
 			return nameOf(p)
 		}
@@ -229,23 +258,26 @@ func client(args []string) error {
 	return nil
 }
 
-// listenUDP opens a UDP socket that learns each datagram's destination
-// address (IP_PKTINFO), so that replies leave from the address the client
-// sent to. On an LVS-DR or TUN real server that address is the VIP, held on
-// lo, while the kernel would otherwise pick the real server's own address
-// and the client would discard the reply.
+// listenUDP opens a dual-stack UDP socket that learns each datagram's
+// destination address (IP_PKTINFO, IPV6_RECVPKTINFO), so that replies leave
+// from the address the client sent to. On an LVS-DR or TUN real server that
+// address is the VIP, held on lo, while the kernel would otherwise pick the
+// real server's own address and the client would discard the reply.
 func listenUDP(addr string) (*net.UDPConn, error) {
 	lc := net.ListenConfig{Control: func(network, address string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+			if e := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1); serr == nil {
+				serr = e
+			}
 		})
 		if err != nil {
 			return err
 		}
 		return serr
 	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", addr)
+	pc, err := lc.ListenPacket(context.Background(), "udp", addr)
 	if err != nil {
 		return nil, err
 	}
@@ -263,9 +295,13 @@ func echoUDP(pc *net.UDPConn, name string) error {
 		var replyOOB []byte
 		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 			for _, m := range msgs {
-				if m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo {
+				switch {
+				case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= unix.SizeofInet4Pktinfo:
 					info := *(*unix.Inet4Pktinfo)(unsafe.Pointer(&m.Data[0]))
 					replyOOB = unix.PktInfo4(&unix.Inet4Pktinfo{Spec_dst: info.Addr})
+				case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo:
+					info := *(*unix.Inet6Pktinfo)(unsafe.Pointer(&m.Data[0]))
+					replyOOB = unix.PktInfo6(&unix.Inet6Pktinfo{Addr: info.Addr})
 				}
 			}
 		}
@@ -273,3 +309,56 @@ func echoUDP(pc *net.UDPConn, name string) error {
 		_, _, _ = pc.WriteMsgUDP(reply, replyOOB, from)
 	}
 }
+
+// toaLog learns, from the SYNs arriving on any interface, the client address
+// a FullNAT director put in the TOA option, keyed by the connection's source
+// as this host sees it (the director's local address and port).
+type toaLog struct {
+	mu   sync.Mutex
+	seen map[netip.AddrPort]netip.AddrPort
+}
+
+func captureTOA(port uint16) (*toaLog, error) {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+	if err != nil {
+		return nil, fmt.Errorf("capture for TOA: %w", err)
+	}
+	l := &toaLog{seen: map[netip.AddrPort]netip.AddrPort{}}
+	go func() {
+		parser := packet.NewParser()
+		var m packet.Meta
+		buf := make([]byte, 65536)
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return
+			}
+			if parser.Decode(buf[:n], &m) != nil || m.Proto != 6 || m.DstPort != port || m.TCPFlags&packet.FlagSYN == 0 {
+				continue
+			}
+			if client, ok := packet.ParseTOA(buf[m.L4Off:n]); ok {
+				l.mu.Lock()
+				l.seen[netip.AddrPortFrom(m.Src, m.SrcPort)] = client
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l, nil
+}
+
+// client returns the TOA client address of a connection from peer, waiting a
+// little for the capture to catch up with the handshake.
+func (l *toaLog) client(peer netip.AddrPort) (netip.AddrPort, bool) {
+	for i := 0; i < 20; i++ {
+		l.mu.Lock()
+		c, ok := l.seen[peer]
+		l.mu.Unlock()
+		if ok {
+			return c, true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return netip.AddrPort{}, false
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }

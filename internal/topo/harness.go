@@ -46,12 +46,14 @@ func moduleRoot() (string, error) {
 }
 
 // StartRealServers starts xvs-echo in every real server's namespace, named
-// rs1, rs2, ..., serving HTTP on httpPort and UDP on udpPort.
-func (t *LVS) StartRealServers(bin Binaries, httpPort, udpPort int) error {
+// rs1, rs2, ..., serving HTTP on httpPort and UDP on udpPort (both address
+// families), with extra arguments to `xvs-echo serve` (e.g. -toa).
+func (t *LVS) StartRealServers(bin Binaries, httpPort, udpPort int, extra ...string) error {
 	for i, ns := range t.Reals {
 		name := fmt.Sprintf("rs%d", i+1)
-		p, err := t.Start(ns, bin.Echo, "serve", "-name", name,
-			"-http", fmt.Sprintf(":%d", httpPort), "-udp", fmt.Sprintf(":%d", udpPort))
+		args := append([]string{bin.Echo, "serve", "-name", name,
+			"-http", fmt.Sprintf(":%d", httpPort), "-udp", fmt.Sprintf(":%d", udpPort)}, extra...)
+		p, err := t.Start(ns, args...)
 		if err != nil {
 			return err
 		}
@@ -105,6 +107,8 @@ type Report struct {
 	Failed   int            `json:"failed"`
 	Servers  map[string]int `json:"servers"`
 	Reused   int            `json:"reused"`
+	Peers    map[string]int `json:"peers"`
+	TOA      map[string]int `json:"toa"`
 	Errors   []string       `json:"errors"`
 	Duration string         `json:"duration"`
 }

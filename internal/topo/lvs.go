@@ -19,7 +19,28 @@ var (
 	// NAT: the real servers sit behind the director.
 	NATGateway = netip.MustParseAddr("198.19.0.1")
 	NATReals   = []netip.Addr{netip.MustParseAddr("198.19.0.11"), netip.MustParseAddr("198.19.0.12")}
+	// FullNAT: the director's local address on the real-server network.
+	LocalIP = netip.MustParseAddr("198.19.0.2")
+
+	// The same setups over IPv6, from fd00::/8.
+	VIP6        = netip.MustParseAddr("fd00:18::100")
+	ClientIP6   = netip.MustParseAddr("fd00:18::1")
+	DirectorIP6 = netip.MustParseAddr("fd00:18::2")
+	DRReals6    = []netip.Addr{netip.MustParseAddr("fd00:18::11"), netip.MustParseAddr("fd00:18::12")}
+	NATGateway6 = netip.MustParseAddr("fd00:19::1")
+	NATReals6   = []netip.Addr{netip.MustParseAddr("fd00:19::11"), netip.MustParseAddr("fd00:19::12")}
+	LocalIP6    = netip.MustParseAddr("fd00:19::2")
 )
+
+// addAddr puts addr/bits on ifname in ns; IPv6 addresses skip duplicate
+// address detection, so they are usable at once.
+func (l *Lab) addAddr(ns, ifname string, addr netip.Addr, bits int) error {
+	args := []string{"ip", "addr", "add", netip.PrefixFrom(addr, bits).String(), "dev", ifname}
+	if addr.Is6() {
+		args = append(args, "nodad")
+	}
+	return l.In(ns, args...)
+}
 
 // LVS is one of the seed's setups: a client, a director and two real servers.
 type LVS struct {
@@ -61,7 +82,7 @@ func (t *LVS) buildDR() error {
 		return err
 	}
 	// attach makes namespace role with one interface on the bridge.
-	attach := func(role string, addr netip.Addr) (ns, ifname string, err error) {
+	attach := func(role string, addr, addr6 netip.Addr) (ns, ifname string, err error) {
 		if ns, err = t.AddNS(role); err != nil {
 			return
 		}
@@ -72,25 +93,31 @@ func (t *LVS) buildDR() error {
 		if err = t.In(br, "ip", "link", "set", port, "master", brDev); err != nil {
 			return
 		}
-		err = t.In(ns, "ip", "addr", "add", addr.String()+"/24", "dev", ifname)
+		if err = t.addAddr(ns, ifname, addr, 24); err != nil {
+			return
+		}
+		err = t.addAddr(ns, ifname, addr6, 64)
 		return
 	}
 	var ifname string
-	if t.Client, ifname, err = attach("c", ClientIP); err != nil {
+	if t.Client, ifname, err = attach("c", ClientIP, ClientIP6); err != nil {
 		return err
 	}
 	if err := t.NoTxChecksum(t.Client, ifname); err != nil {
 		return err
 	}
-	if t.Director, ifname, err = attach("d", DirectorIP); err != nil {
+	if t.Director, ifname, err = attach("d", DirectorIP, DirectorIP6); err != nil {
 		return err
 	}
 	t.DirectorIfs = []string{ifname}
-	if err := t.In(t.Director, "ip", "addr", "add", VIP.String()+"/32", "dev", ifname); err != nil {
+	if err := t.addAddr(t.Director, ifname, VIP, 32); err != nil {
+		return err
+	}
+	if err := t.addAddr(t.Director, ifname, VIP6, 128); err != nil {
 		return err
 	}
 	for i, rip := range DRReals {
-		ns, ifname, err := attach(fmt.Sprintf("r%d", i+1), rip)
+		ns, ifname, err := attach(fmt.Sprintf("r%d", i+1), rip, DRReals6[i])
 		if err != nil {
 			return err
 		}
@@ -118,25 +145,36 @@ func (t *LVS) realServerDR(ns string) error {
 			return err
 		}
 	}
-	return t.In(ns, "ip", "addr", "add", VIP.String()+"/32", "dev", "lo")
+	if err := t.addAddr(ns, "lo", VIP, 32); err != nil {
+		return err
+	}
+	return t.addAddr(ns, "lo", VIP6, 128)
 }
 
 // NewNAT builds LVS-NAT (seed section 4.2): the client on one director
 // interface, the real servers on a second segment behind the other, with
 // their default route through the director.
-func NewNAT(log io.Writer) (*LVS, error) {
+func NewNAT(log io.Writer) (*LVS, error) { return newNAT(log, false) }
+
+// NewFullNAT builds DPVS's FullNAT setup: NAT's two networks, but the real
+// servers have no route to the client network at all; the director holds
+// local addresses (LocalIP, LocalIP6) on the real-server network, and
+// connections reach the real servers from those.
+func NewFullNAT(log io.Writer) (*LVS, error) { return newNAT(log, true) }
+
+func newNAT(log io.Writer, fullnat bool) (*LVS, error) {
 	lab, err := NewLab(log)
 	if err != nil {
 		return nil, err
 	}
 	t := &LVS{Lab: lab, RealIPs: NATReals}
-	if err := t.buildNAT(); err != nil {
+	if err := t.buildNAT(fullnat); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
 	return t, nil
 }
 
-func (t *LVS) buildNAT() error {
+func (t *LVS) buildNAT(fullnat bool) error {
 	var err error
 	if t.Client, err = t.AddNS("c"); err != nil {
 		return err
@@ -151,14 +189,18 @@ func (t *LVS) buildNAT() error {
 	if err := t.NoTxChecksum(t.Client, clientIf); err != nil {
 		return err
 	}
-	if err := t.In(t.Client, "ip", "addr", "add", ClientIP.String()+"/24", "dev", clientIf); err != nil {
-		return err
-	}
-	if err := t.In(t.Director, "ip", "addr", "add", DirectorIP.String()+"/24", "dev", dirClientIf); err != nil {
-		return err
-	}
-	if err := t.In(t.Director, "ip", "addr", "add", VIP.String()+"/32", "dev", dirClientIf); err != nil {
-		return err
+	for _, a := range []struct {
+		ns, ifname string
+		addr       netip.Addr
+		bits       int
+	}{
+		{t.Client, clientIf, ClientIP, 24}, {t.Client, clientIf, ClientIP6, 64},
+		{t.Director, dirClientIf, DirectorIP, 24}, {t.Director, dirClientIf, DirectorIP6, 64},
+		{t.Director, dirClientIf, VIP, 32}, {t.Director, dirClientIf, VIP6, 128},
+	} {
+		if err := t.addAddr(a.ns, a.ifname, a.addr, a.bits); err != nil {
+			return err
+		}
 	}
 
 	br, err := t.AddNS("br")
@@ -179,8 +221,19 @@ func (t *LVS) buildNAT() error {
 	if err := t.In(br, "ip", "link", "set", t.Name("bd"), "master", brDev); err != nil {
 		return err
 	}
-	if err := t.In(t.Director, "ip", "addr", "add", NATGateway.String()+"/24", "dev", dirRealIf); err != nil {
+	if err := t.addAddr(t.Director, dirRealIf, NATGateway, 24); err != nil {
 		return err
+	}
+	if err := t.addAddr(t.Director, dirRealIf, NATGateway6, 64); err != nil {
+		return err
+	}
+	if fullnat {
+		if err := t.addAddr(t.Director, dirRealIf, LocalIP, 32); err != nil {
+			return err
+		}
+		if err := t.addAddr(t.Director, dirRealIf, LocalIP6, 128); err != nil {
+			return err
+		}
 	}
 	t.DirectorIfs = []string{dirClientIf, dirRealIf}
 	for i, rip := range NATReals {
@@ -200,11 +253,20 @@ func (t *LVS) buildNAT() error {
 		if err := t.NoTxChecksum(ns, ifname); err != nil {
 			return err
 		}
-		if err := t.In(ns, "ip", "addr", "add", rip.String()+"/24", "dev", ifname); err != nil {
+		if err := t.addAddr(ns, ifname, rip, 24); err != nil {
 			return err
+		}
+		if err := t.addAddr(ns, ifname, NATReals6[i], 64); err != nil {
+			return err
+		}
+		if fullnat {
+			continue // the real servers know nothing of the client network
 		}
 		// lvsNAT_realserver_setup.sh: the director is the default gateway.
 		if err := t.In(ns, "ip", "route", "add", "default", "via", NATGateway.String()); err != nil {
+			return err
+		}
+		if err := t.In(ns, "ip", "-6", "route", "add", "default", "via", NATGateway6.String()); err != nil {
 			return err
 		}
 	}
