@@ -87,6 +87,9 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 		f.stats.drop(dropReasonOf(err))
 		return -1, 0, 0
 	}
+	if m.Proto == packet.ProtoICMP || m.Proto == packet.ProtoICMPv6 {
+		return f.icmpError(t, buf, off, frame)
+	}
 	if m.Proto != protoTCP && m.Proto != protoUDP {
 		f.stats.drop(DropUnsupported)
 		return -1, 0, 0
@@ -218,6 +221,104 @@ func (f *forwarder) reply(d *Dest, c *conntrack.Conn, buf []byte, off int, frame
 	}
 	packet.SetMACs(frame, f.ports[out].MAC, c.Value.PeerMAC)
 	f.stats.dest(d.ID).out(m.Length)
+	return out, off, len(frame)
+}
+
+// icmpError forwards an ICMP error about a packet of a tracked connection
+// to the party that sent that packet, translating what the director
+// translated, as IPVS's ip_vs_in_icmp and ip_vs_out_icmp do: an error from
+// the client's side about a reply goes to the real server; one from the
+// real server's side about a forwarded packet goes to the client.
+func (f *forwarder) icmpError(t *Table, buf []byte, off int, frame []byte) (int, int, int) {
+	m := &f.meta
+	emb, err := packet.ParseICMPError(frame, m)
+	if err != nil || (emb.Proto != protoTCP && emb.Proto != protoUDP) {
+		f.stats.drop(DropUnsupported)
+		return -1, 0, 0
+	}
+	// The quoted packet went the other way: its reverse is the key.
+	f.key = conntrack.MakeKey(emb.Proto, emb.Dst, emb.DstPort, emb.Src, emb.SrcPort)
+	c := &f.conn
+	if !f.ct.Lookup(&f.key, c) {
+		f.stats.drop(DropNoConn)
+		return -1, 0, 0
+	}
+	d := t.dest(c.Value.Dest)
+	if d == nil {
+		f.stats.drop(DropNoDest)
+		return -1, 0, 0
+	}
+	method := Method(c.Value.Flags & methodMask)
+	client := netip.AddrPortFrom(netip.AddrFrom16(c.Orig.SrcAddr).Unmap(), c.Orig.SrcPort)
+	virtual := netip.AddrPortFrom(netip.AddrFrom16(c.Orig.DstAddr).Unmap(), c.Orig.DstPort)
+	server := netip.AddrPortFrom(d.Addr, c.Orig.DstPort)
+	if method == MethodNAT || method == MethodFullNAT {
+		server = netip.AddrPortFrom(d.Addr, destPort(d, &packet.Meta{DstPort: c.Orig.DstPort}))
+	}
+	var local netip.AddrPort
+	if method == MethodFullNAT {
+		lip, lport := t.serviceByID(c.Value.Service).localAddr(c.Value.Flags)
+		if !lip.IsValid() {
+			f.stats.drop(DropNoLocalPort)
+			return -1, 0, 0
+		}
+		local = netip.AddrPortFrom(lip, lport)
+	}
+	if c.Dir == conntrack.DirReply {
+		// About a packet the real server was sent: tell the client, as if
+		// it were about the packet the client sent to the VIP.
+		r := packet.ICMPRewrite{OuterSrc: virtual.Addr(), EmbDst: virtual}
+		if method == MethodFullNAT {
+			r.OuterDst, r.EmbSrc = client.Addr(), client
+		}
+		if err := packet.TranslateICMPError(frame, m, &emb, r); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+		out := int(c.Value.InPort)
+		if out >= len(f.ports) {
+			f.stats.drop(DropNoNextHop)
+			return -1, 0, 0
+		}
+		packet.SetMACs(frame, f.ports[out].MAC, c.Value.PeerMAC)
+		f.stats.dest(d.ID).out(m.Length)
+		return out, off, len(frame)
+	}
+	// About a reply the client was sent: tell the real server.
+	mac, out, ok := d.hop.load()
+	if !ok || out >= len(f.ports) {
+		f.stats.drop(DropNoNextHop)
+		return -1, 0, 0
+	}
+	switch method {
+	case MethodNAT:
+		r := packet.ICMPRewrite{OuterDst: server.Addr(), EmbSrc: server}
+		if err := packet.TranslateICMPError(frame, m, &emb, r); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+	case MethodFullNAT:
+		r := packet.ICMPRewrite{OuterSrc: local.Addr(), OuterDst: server.Addr(), EmbSrc: server, EmbDst: local}
+		if err := packet.TranslateICMPError(frame, m, &emb, r); err != nil {
+			f.stats.drop(dropReasonOf(err))
+			return -1, 0, 0
+		}
+	case MethodTUN:
+		port := &f.ports[out]
+		src := port.Addr4
+		if d.Addr.Is6() {
+			src = port.Addr6
+		}
+		f.ipid++
+		nf, err := packet.EncapIPIP(buf, off, m, packet.Tunnel{Src: src, Dst: d.Addr, ID: f.ipid})
+		if err != nil || !src.IsValid() {
+			f.stats.drop(DropTooBig)
+			return -1, 0, 0
+		}
+		off, frame = cap(buf)-cap(nf), nf
+	}
+	packet.SetMACs(frame, f.ports[out].MAC, mac)
+	f.stats.dest(d.ID).in(m.Length)
 	return out, off, len(frame)
 }
 

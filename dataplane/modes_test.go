@@ -159,3 +159,70 @@ func TestFullNATPortsRunOut(t *testing.T) {
 		}
 	}
 }
+
+// icmpFrame builds an ICMPv4 error from src to dst quoting the first 28
+// bytes of the UDP packet qsrc -> qdst.
+func icmpFrame(t *testing.T, srcMAC, dstMAC [6]byte, src, dst netip.Addr, typ, code uint8, qsrc, qdst netip.AddrPort) []byte {
+	t.Helper()
+	qip := &layers.IPv4{Version: 4, TTL: 63, Protocol: layers.IPProtocolUDP, SrcIP: qsrc.Addr().AsSlice(), DstIP: qdst.Addr().AsSlice()}
+	qudp := &layers.UDP{SrcPort: layers.UDPPort(qsrc.Port()), DstPort: layers.UDPPort(qdst.Port())}
+	_ = qudp.SetNetworkLayerForChecksum(qip)
+	qb := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(qb, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, qip, qudp, gopacket.Payload("hello")); err != nil {
+		t.Fatal(err)
+	}
+	eth := &layers.Ethernet{SrcMAC: srcMAC[:], DstMAC: dstMAC[:], EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code)}
+	b := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(b, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, icmp, gopacket.Payload(qb.Bytes()[:28])); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte(nil), b.Bytes()...)
+}
+
+func TestForwardICMPErrorsNAT(t *testing.T) {
+	r := newRig(t, MethodNAT, 8080)
+	// A UDP flow client:40000 -> VIP:53, forwarded to rs1:53.
+	if out := r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, 40000, 53, protoUDP, 0, []byte("q")), 0, 1); out != 1 {
+		t.Fatalf("flow not created: %v", r.stats.Drops())
+	}
+	router := netip.MustParseAddr("198.18.0.254")
+	// The client's side says the reply VIP:53 -> client was undeliverable:
+	// the real server must hear it about its own packet rs1:53 -> client.
+	f := icmpFrame(t, clientMAC, portMAC0, router, vip, 3, 3, netip.AddrPortFrom(vip, 53), netip.AddrPortFrom(cip, 40000))
+	if out := r.fwd.forwardFrame(r.table, f, 0, 2); out != 1 {
+		t.Fatalf("client-side error: out %d drops %v", out, r.stats.Drops())
+	}
+	var m packet.Meta
+	if err := packet.NewParser().Decode(f, &m); err != nil {
+		t.Fatal(err)
+	}
+	emb, err := packet.ParseICMPError(f, &m)
+	if err != nil {
+		t.Fatalf("translated error does not parse (checksums?): %v", err)
+	}
+	if m.Dst != rip1 || emb.Src != rip1 || emb.SrcPort != 53 || emb.Dst != cip || [6]byte(f[0:6]) != rsMAC {
+		t.Errorf("to the real server: outer dst %s, quoted %s:%d -> %s; want rs1, rs1:53 -> client", m.Dst, emb.Src, emb.SrcPort, emb.Dst)
+	}
+	// The real server's side says client -> rs1:53 was undeliverable: the
+	// client must hear it about its own packet client -> VIP:53.
+	f = icmpFrame(t, rsMAC, portMAC1, rip1, cip, 3, 3, netip.AddrPortFrom(cip, 40000), netip.AddrPortFrom(rip1, 53))
+	if out := r.fwd.forwardFrame(r.table, f, 1, 3); out != 0 {
+		t.Fatalf("server-side error: out %d drops %v", out, r.stats.Drops())
+	}
+	if err := packet.NewParser().Decode(f, &m); err != nil {
+		t.Fatal(err)
+	}
+	if emb, err = packet.ParseICMPError(f, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Src != vip || emb.Dst != vip || emb.DstPort != 53 || [6]byte(f[0:6]) != clientMAC {
+		t.Errorf("to the client: outer src %s, quoted dst %s:%d; want the VIP", m.Src, emb.Dst, emb.DstPort)
+	}
+	// An error about no connection of ours is dropped and counted.
+	f = icmpFrame(t, clientMAC, portMAC0, router, vip, 3, 3, netip.AddrPortFrom(vip, 53), netip.AddrPortFrom(cip, 1))
+	if out := r.fwd.forwardFrame(r.table, f, 0, 4); out != -1 || r.stats.Drops()["no_conn"] != 1 {
+		t.Errorf("unrelated error: out %d drops %v", out, r.stats.Drops())
+	}
+}
