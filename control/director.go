@@ -12,26 +12,46 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/dataplane"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
 	"github.com/xvs-lb/xvs/dataplane/xsk"
 )
 
-// Director is a running director: a data plane and the configuration it was
-// built from.
+// Director is a running director: a data plane, the configuration it runs
+// (the file's, plus what xvsadm changed), health checks and the control
+// socket.
 type Director struct {
-	log  *zap.Logger
-	path string
-	eng  *dataplane.Engine
+	log   *zap.Logger
+	path  string
+	eng   *dataplane.Engine
+	rates *rateEstimator
+	srv   *api.Server
+	stop  context.CancelFunc
 
-	mu  sync.Mutex
-	cfg *config.Config
+	mu     sync.Mutex
+	cfg    *config.Config
+	health *healthState
+}
+
+// Options are the director's settings that are not in the configuration
+// file.
+type Options struct {
+	// Socket is the control socket's path; empty: none.
+	Socket string
+	// SocketGroup admits members of this group besides root; -1: root only.
+	SocketGroup int
 }
 
 // Start loads the configuration at path, sets up the data plane and starts
 // forwarding. A configuration that does not validate starts nothing.
 func Start(ctx context.Context, path string, log *zap.Logger) (*Director, error) {
+	return StartWith(ctx, path, log, Options{SocketGroup: -1})
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) (*Director, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -45,15 +65,30 @@ func Start(ctx context.Context, path string, log *zap.Logger) (*Director, error)
 	if err != nil {
 		return nil, err
 	}
-	d := &Director{log: log, path: path, eng: eng, cfg: cfg}
-	if err := eng.Apply(Specs(cfg)); err != nil {
+	ctx, stop := context.WithCancel(ctx)
+	d := &Director{log: log, path: path, eng: eng, cfg: cfg, rates: newRateEstimator(eng), stop: stop}
+	d.health = newHealthState(d)
+	if err := eng.Apply(d.specs(cfg)); err != nil {
+		stop()
 		return nil, fmt.Errorf("%s: %w", path, joinClose(err, eng))
 	}
 	eng.Run(ctx)
+	go d.rates.run(ctx)
+	d.mu.Lock()
+	d.updateHealth()
+	d.mu.Unlock()
 	if !eng.WaitResolved(2 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets will be dropped (no_next_hop)")
 	}
-	log.Info("director started", zap.String("config", path), zap.Int("services", len(cfg.Services)))
+	if opts.Socket != "" {
+		srv, err := api.Listen(opts.Socket, opts.SocketGroup, d, log)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		d.srv = srv
+	}
+	log.Info("director started", zap.String("config", path), zap.Int("services", len(cfg.Services)), zap.String("socket", opts.Socket))
 	return d, nil
 }
 
@@ -134,11 +169,12 @@ func (d *Director) Reload() error {
 	if fmt.Sprint(cfg.Director) != fmt.Sprint(d.cfg.Director) {
 		return fmt.Errorf("%s: [director] settings changed; they take effect on restart only", d.path)
 	}
-	if err := d.eng.Apply(Specs(cfg)); err != nil {
+	if err := d.eng.Apply(d.specs(cfg)); err != nil {
 		return fmt.Errorf("%s: %w", d.path, err)
 	}
 	d.eng.Conntrack().SetTimeouts(timeouts(cfg.Timeouts))
 	d.cfg = cfg
+	d.updateHealth()
 	d.log.Info("configuration reloaded", zap.String("config", d.path), zap.Int("services", len(cfg.Services)))
 	return nil
 }
@@ -146,5 +182,13 @@ func (d *Director) Reload() error {
 // Engine returns the data plane.
 func (d *Director) Engine() *dataplane.Engine { return d.eng }
 
-// Close stops forwarding and detaches from the interfaces.
-func (d *Director) Close() error { return d.eng.Close() }
+// Close stops the control socket and the health checks, then forwarding,
+// and detaches from the interfaces.
+func (d *Director) Close() error {
+	if d.srv != nil {
+		_ = d.srv.Close()
+	}
+	d.health.close()
+	d.stop()
+	return d.eng.Close()
+}

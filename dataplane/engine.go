@@ -322,6 +322,22 @@ func (e *Engine) DestCounters(d *Dest) Counters {
 	return c
 }
 
+// ZeroCounters resets every service's and real server's counters
+// (ipvsadm -Z). Workers keep adding while it runs; a packet counted in
+// between may survive the reset, as with IPVS.
+func (e *Engine) ZeroCounters() {
+	for _, w := range e.workers {
+		for i := range w.stats.dests {
+			c := &w.stats.dests[i]
+			c.conns.Store(0)
+			c.inPkts.Store(0)
+			c.outPkts.Store(0)
+			c.inBytes.Store(0)
+			c.outBytes.Store(0)
+		}
+	}
+}
+
 // ServiceCounters sums the counters of a service's real servers.
 func (e *Engine) ServiceCounters(s *Service) Counters {
 	var c Counters
@@ -429,4 +445,27 @@ func (e *Engine) Close() error {
 		e.closeErr = errors.Join(errs...)
 	})
 	return e.closeErr
+}
+
+// FlushDest drops every connection of real server id (from a health check
+// with on_failure = "reset"); a negative id does nothing. It returns how
+// many were dropped.
+func (e *Engine) FlushDest(id int64) int {
+	if id < 0 {
+		return 0
+	}
+	var refs []conntrack.Ref
+	e.ct.Range(func(c *conntrack.Conn, _ time.Duration) bool {
+		if int64(c.Value.Dest) == id {
+			refs = append(refs, c.Ref)
+		}
+		return true
+	})
+	n := 0
+	for _, r := range refs {
+		if e.ct.Delete(r) {
+			n++
+		}
+	}
+	return n
 }

@@ -233,6 +233,12 @@ func (t *Table) dest(id uint32) *Dest {
 	return nil
 }
 
+// ServiceByID returns the service with the given ID, or nil.
+func (t *Table) ServiceByID(id uint32) *Service { return t.serviceByID(id) }
+
+// Dest returns the real server with the given ID, or nil.
+func (t *Table) Dest(id uint32) *Dest { return t.dest(id) }
+
 // Services returns the services in configuration order.
 func (t *Table) Services() []*Service { return t.ordered }
 

@@ -198,6 +198,7 @@ func TestDR(t *testing.T) {
 	}
 	dir, path := runLVS(t, lvs, drConfig, 80)
 	t.Run("SIGHUP reload", func(t *testing.T) { testReload(t, lvs, dir, path) })
+	t.Run("health checks", func(t *testing.T) { testHealth(t, lvs, dir, path) })
 	t.Run("SIGTERM detaches", func(t *testing.T) {
 		ifname := lvs.DirectorIfs[0]
 		if out, _ := lvs.Output(lvs.Director, "ip", "link", "show", ifname); !strings.Contains(out, "xdp") {
@@ -495,3 +496,83 @@ match = [ { vip = "198.18.0.100", ports = 80, protocol = "tcp" },
   [[group.real]]
   address = "198.18.0.12"
 `
+
+// testHealth: with an HTTP health check, a real server whose service stops
+// gets no new connections within interval x fall, and comes back once it
+// answers again for rise checks.
+func testHealth(t *testing.T, lvs *topo.LVS, dir *topo.Proc, path string) {
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = os.WriteFile(path, good, 0o644)
+		_ = dir.Signal(syscall.SIGHUP)
+	}()
+	checked := strings.Replace(string(good), "scheduler = \"rr\"\n", "scheduler = \"rr\"\n  [service.health]\n  check = \"http\"\n  interval = \"200ms\"\n  timeout = \"100ms\"\n  rise = 2\n  fall = 2\n", 1)
+	if checked == string(good) {
+		t.Fatal("test bug: no scheduler line to add the health table to")
+	}
+	if err := os.WriteFile(path, []byte(checked), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := len(dir.Output.String())
+	if err := dir.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := topo.WaitOutput(dir, "configuration reloaded", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	split := func() map[string]int {
+		t.Helper()
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", topo.VIP.String()+":80", "-n", "20", "-timeout", "1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Servers
+	}
+	if s := split(); s["rs1"] == 0 || s["rs2"] == 0 {
+		t.Fatalf("with both servers healthy the split is %v", s)
+	}
+
+	// rs1's server stops: within interval x fall (+ a probe's timeout and
+	// jitter) it is taken out, and every new connection goes to rs2.
+	if err := lvs.RealProcs[0].Stop(3 * time.Second); err != nil {
+		t.Logf("rs1 stopped: %v", err)
+	}
+	stopped := time.Now()
+	if err := waitLog(dir, before, "real server down", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(stopped); took > time.Second {
+		t.Errorf("rs1 taken out after %v, want within interval x fall (0.4s) plus a probe", took)
+	}
+	if s := split(); s["rs2"] != 20 {
+		t.Errorf("with rs1 down the split is %v, want all 20 on rs2", s)
+	}
+
+	// rs1 comes back: after rise good checks it takes connections again.
+	p, err := lvs.StartRealServer(0, bin.Echo, "serve", "-name", "rs1", "-http", ":80", "-udp", ":5353")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lvs.RealProcs[0] = p
+	if err := waitLog(dir, before, "real server up", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if s := split(); s["rs1"] == 0 || s["rs2"] == 0 {
+		t.Errorf("after rs1 recovered the split is %v, want both", s)
+	}
+}
+
+// waitLog waits for want in p's output after offset from.
+func waitLog(p *topo.Proc, from int, want string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if strings.Contains(p.Output.String()[from:], want) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no %q in xvsd's log within %v:\n%s", want, timeout, p.Output.String()[from:])
+}

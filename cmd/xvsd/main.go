@@ -2,6 +2,9 @@
 // attaches to the configured interfaces with XDP and AF_XDP, and forwards
 // connections to real servers until told to stop.
 //
+// xvsadm talks to it over a unix socket (-socket, default
+// /run/xvs/xvsd.sock, root only unless -socket-group names a group).
+//
 // Signals: SIGHUP reloads the configuration (a file that does not validate
 // changes nothing); SIGUSR1 prints the service table with counters, in
 // ipvsadm -L -n --stats layout, to standard output; SIGINT and SIGTERM stop
@@ -15,20 +18,36 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"syscall"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/xvs-lb/xvs/control"
+	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 )
 
 func main() {
 	path := flag.String("config", "/etc/xvs/xvs.toml", "configuration file")
 	check := flag.Bool("check", false, "validate the configuration and exit")
+	socket := flag.String("socket", api.DefaultSocket, "control socket for xvsadm (empty: none)")
+	group := flag.String("socket-group", "", "group whose members may use the control socket besides root")
 	flag.Parse()
-	if err := run(*path, *check); err != nil {
+	opts := control.Options{Socket: *socket, SocketGroup: -1}
+	if *group != "" {
+		g, err := user.LookupGroup(*group)
+		if err == nil {
+			opts.SocketGroup, err = strconv.Atoi(g.Gid)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "xvsd: -socket-group:", err)
+			os.Exit(1)
+		}
+	}
+	if err := run(*path, *check, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "xvsd:", err)
 		os.Exit(1)
 	}
@@ -48,7 +67,7 @@ func newLogger(level string) (*zap.Logger, error) {
 	return cfg.Build()
 }
 
-func run(path string, check bool) error {
+func run(path string, check bool, opts control.Options) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -68,7 +87,7 @@ func run(path string, check bool) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
 
-	d, err := control.Start(ctx, path, log)
+	d, err := control.StartWith(ctx, path, log, opts)
 	if err != nil {
 		return err
 	}

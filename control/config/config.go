@@ -87,7 +87,9 @@ type Service struct {
 	Mark    uint32
 	Matches []Match
 	Reals   []Real
-	Line    int // line of the service's table in Config.Source
+	// Health is how the real servers are checked; nil = not at all.
+	Health *HealthCheck
+	Line   int // line of the service's table in Config.Source
 }
 
 // IsGroup reports whether s is a [[group]] of matches.

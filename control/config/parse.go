@@ -319,11 +319,14 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real"); ok {
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real", "health"); ok {
 		cfg.Services = d.services(ts)
+		d.healthChecks(ts, cfg.Services)
 	}
-	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real"); ok {
-		cfg.Services = append(cfg.Services, d.groups(ts, cfg.Services)...)
+	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real", "health"); ok {
+		groups := d.groups(ts, cfg.Services)
+		d.healthChecks(ts, groups)
+		cfg.Services = append(cfg.Services, groups...)
 	}
 	root.done()
 	return cfg

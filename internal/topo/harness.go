@@ -49,19 +49,30 @@ func moduleRoot() (string, error) {
 // rs1, rs2, ..., serving HTTP on httpPort and UDP on udpPort (both address
 // families), with extra arguments to `xvs-echo serve` (e.g. -toa).
 func (t *LVS) StartRealServers(bin Binaries, httpPort, udpPort int, extra ...string) error {
-	for i, ns := range t.Reals {
+	for i := range t.Reals {
 		name := fmt.Sprintf("rs%d", i+1)
 		args := append([]string{bin.Echo, "serve", "-name", name,
 			"-http", fmt.Sprintf(":%d", httpPort), "-udp", fmt.Sprintf(":%d", udpPort)}, extra...)
-		p, err := t.Start(ns, args...)
+		p, err := t.StartRealServer(i, args...)
 		if err != nil {
 			return err
 		}
-		if err := WaitOutput(p, "serving", 5*time.Second); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
+		t.RealProcs = append(t.RealProcs, p)
 	}
 	return nil
+}
+
+// StartRealServer starts `args` (an xvs-echo serve command line) in real
+// server i's namespace and waits until it serves.
+func (t *LVS) StartRealServer(i int, args ...string) (*Proc, error) {
+	p, err := t.Start(t.Reals[i], args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitOutput(p, "serving", 5*time.Second); err != nil {
+		return nil, fmt.Errorf("rs%d: %w", i+1, err)
+	}
+	return p, nil
 }
 
 // StartDirector writes config (with "{{IF0}}", "{{IF1}}" replaced by the
@@ -75,7 +86,8 @@ func (t *LVS) StartDirector(bin Binaries, dir, config string) (*Proc, string, er
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		return nil, "", err
 	}
-	p, err := t.Start(t.Director, bin.Xvsd, "-config", path)
+	t.Socket = filepath.Join(dir, "xvs-"+t.Suffix+".sock")
+	p, err := t.Start(t.Director, bin.Xvsd, "-config", path, "-socket", t.Socket)
 	if err != nil {
 		return nil, "", err
 	}

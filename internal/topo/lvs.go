@@ -51,6 +51,10 @@ type LVS struct {
 	// DirectorIfs are the director's interfaces: one for DR, client side
 	// then real-server side for NAT.
 	DirectorIfs []string
+	// Socket is the control socket of the director StartDirector started.
+	Socket string
+	// RealProcs are the servers StartRealServers started, rs1 first.
+	RealProcs []*Proc
 }
 
 // NewDR builds LVS-DR (seed section 4.1): client, director, rs1 and rs2

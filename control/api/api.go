@@ -1,0 +1,194 @@
+// Package api is the protocol between xvsd and xvsadm: JSON requests and
+// responses, one of each per connection, over a unix socket (default
+// /run/xvs/xvsd.sock, mode 0600). The server checks the peer's credentials
+// (SO_PEERCRED): root, or a member of the configured group.
+//
+// The model is ipvsadm's: services (virtual services, or groups of matches
+// like ipvsadm -f), real servers, timeouts, and the connection table.
+package api
+
+import (
+	"net/netip"
+	"time"
+)
+
+// DefaultSocket is where xvsd listens unless configured otherwise.
+const DefaultSocket = "/run/xvs/xvsd.sock"
+
+// Op is what a request asks for.
+type Op string
+
+const (
+	OpList        Op = "list"         // services, real servers, counters (ipvsadm -L)
+	OpConns       Op = "conns"        // the connection table (ipvsadm -L -c)
+	OpStatus      Op = "status"       // the data path: workers, queues, XDP mode, drops
+	OpAddService  Op = "add-service"  // -A
+	OpEditService Op = "edit-service" // -E
+	OpDelService  Op = "del-service"  // -D
+	OpAddReal     Op = "add-real"     // -a
+	OpEditReal    Op = "edit-real"    // -e
+	OpDelReal     Op = "del-real"     // -d
+	OpClear       Op = "clear"        // -C
+	OpZero        Op = "zero"         // -Z (Service nil: all)
+	OpSetTimeouts Op = "set-timeouts" // --set tcp tcpfin udp
+	OpGetTimeouts Op = "get-timeouts" // -L --timeout
+	OpReload      Op = "reload"       // re-read the configuration file
+	OpSaveConfig  Op = "save-config"  // write the running state as TOML to Path
+	OpRules       Op = "rules"        // the running state as ipvsadm -S rules (Text)
+	OpRestore     Op = "restore"      // apply ipvsadm -R rules from Text
+	OpDrain       Op = "drain"        // reserved for scale-out
+	OpHealth      Op = "health"       // health-check state of every real server
+)
+
+// ServiceID names a service as ipvsadm does: protocol + VIP + port, or a
+// group's mark (-f).
+type ServiceID struct {
+	Protocol string     `json:"protocol,omitempty"` // "tcp" | "udp"; empty with Mark
+	VIP      netip.Addr `json:"vip,omitzero"`
+	Port     uint16     `json:"port,omitempty"`
+	Mark     uint32     `json:"mark,omitempty"`
+}
+
+// Service is a virtual service's settings (what -A/-E take).
+type Service struct {
+	ServiceID
+	Name          string        `json:"name,omitempty"`
+	Scheduler     string        `json:"scheduler,omitempty"`   // -s
+	Flags         []string      `json:"flags,omitempty"`       // -b
+	Persistence   time.Duration `json:"persistence,omitempty"` // -p
+	PersistPrefix int           `json:"persist_prefix,omitempty"`
+	// Matches of a group (mark services); read-only over the API: groups
+	// are defined in the configuration file.
+	Matches []Match `json:"matches,omitempty"`
+}
+
+// Match is one (VIP, port range, protocol) of a group.
+type Match struct {
+	Protocol string     `json:"protocol"`
+	VIP      netip.Addr `json:"vip"`
+	FromPort uint16     `json:"from_port"`
+	ToPort   uint16     `json:"to_port"`
+}
+
+// Real is a real server's settings (what -a/-e take).
+type Real struct {
+	Addr           netip.Addr `json:"addr"`
+	Port           uint16     `json:"port"`
+	Method         string     `json:"method,omitempty"` // "dr" (-g) | "nat" (-m)
+	Weight         *int       `json:"weight,omitempty"` // -w; nil: default 1 / unchanged
+	UpperThreshold int        `json:"upper_threshold,omitempty"`
+	LowerThreshold int        `json:"lower_threshold,omitempty"`
+}
+
+// Counters are ipvsadm --stats' counters; Rates are --rate's per second.
+type Counters struct {
+	Conns    uint64 `json:"conns"`
+	InPkts   uint64 `json:"in_pkts"`
+	OutPkts  uint64 `json:"out_pkts"`
+	InBytes  uint64 `json:"in_bytes"`
+	OutBytes uint64 `json:"out_bytes"`
+}
+
+// Rates are per-second rates over the last estimation interval.
+type Rates struct {
+	CPS    float64 `json:"cps"`
+	InPPS  float64 `json:"in_pps"`
+	OutPPS float64 `json:"out_pps"`
+	InBPS  float64 `json:"in_bps"`
+	OutBPS float64 `json:"out_bps"`
+}
+
+// RealState is a real server as listed.
+type RealState struct {
+	Real
+	Weight     int   `json:"weight"`
+	ActiveConn int64 `json:"active_conn"`
+	InActConn  int64 `json:"inact_conn"`
+	// PersistConn counts the persistence templates that point at this
+	// real server (ipvsadm -L --persistent-conn).
+	PersistConn int64    `json:"persist_conn,omitempty"`
+	Draining    bool     `json:"draining,omitempty"` // removed, still carrying connections
+	Healthy     *bool    `json:"healthy,omitempty"`  // nil: not checked
+	Stats       Counters `json:"stats"`
+	Rates       Rates    `json:"rates"`
+}
+
+// ServiceState is a service as listed.
+type ServiceState struct {
+	Service
+	Reals []RealState `json:"reals"`
+	Stats Counters    `json:"stats"`
+	Rates Rates       `json:"rates"`
+}
+
+// Conn is one entry of the connection table (ipvsadm -L -c).
+type Conn struct {
+	Protocol  string         `json:"protocol"`
+	Client    netip.AddrPort `json:"client"`
+	Virtual   netip.AddrPort `json:"virtual"`
+	Real      netip.AddrPort `json:"real"`
+	State     string         `json:"state"`
+	ExpiresIn time.Duration  `json:"expires_in"`
+}
+
+// Timeouts are ipvsadm --set's.
+type Timeouts struct {
+	TCP    time.Duration `json:"tcp"`
+	TCPFin time.Duration `json:"tcpfin"`
+	UDP    time.Duration `json:"udp"`
+}
+
+// Status is the data path's state.
+type Status struct {
+	Workers     int               `json:"workers"`
+	Connections int               `json:"connections"`
+	Capacity    int               `json:"capacity"`
+	RxFrames    uint64            `json:"rx_frames"`
+	TxFrames    uint64            `json:"tx_frames"`
+	Drops       map[string]uint64 `json:"drops"`
+	Interfaces  []Interface       `json:"interfaces"`
+	Config      string            `json:"config"` // the configuration file
+}
+
+// Interface is one director interface.
+type Interface struct {
+	Name     string `json:"name"`
+	XDPMode  string `json:"xdp_mode"`
+	Queues   int    `json:"queues"`
+	ZeroCopy bool   `json:"zerocopy"`
+}
+
+// HealthState is one real server's health-check state.
+type HealthState struct {
+	Service ServiceID      `json:"service"`
+	Real    netip.AddrPort `json:"real"`
+	Check   string         `json:"check"` // "tcp", "http", ...
+	Healthy bool           `json:"healthy"`
+	Since   time.Time      `json:"since"`
+	Last    string         `json:"last,omitempty"` // last failure
+}
+
+// Request is one call.
+type Request struct {
+	Op       Op         `json:"op"`
+	Service  *Service   `json:"service,omitempty"`
+	Real     *Real      `json:"real,omitempty"`
+	Timeouts *Timeouts  `json:"timeouts,omitempty"`
+	Text     string     `json:"text,omitempty"` // rules for OpRestore
+	Path     string     `json:"path,omitempty"` // file for OpSaveConfig
+	Exact    bool       `json:"exact,omitempty"`
+	Filter   *ServiceID `json:"filter,omitempty"` // OpList/OpConns: one service only
+}
+
+// Response is the answer to one Request. Error is set when it failed; the
+// running state is unchanged then.
+type Response struct {
+	Error    string         `json:"error,omitempty"`
+	Services []ServiceState `json:"services,omitempty"`
+	Conns    []Conn         `json:"conns,omitempty"`
+	Status   *Status        `json:"status,omitempty"`
+	Timeouts *Timeouts      `json:"timeouts,omitempty"`
+	Health   []HealthState  `json:"health,omitempty"`
+	Text     string         `json:"text,omitempty"` // OpRules
+	Capacity int            `json:"capacity,omitempty"`
+}

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func stripLines(c *Config) {
+	c.Source = ""
+	for i := range c.Services {
+		s := &c.Services[i]
+		s.Line = 0
+		for j := range s.Reals {
+			s.Reals[j].Line = 0
+		}
+		for j := range s.Matches {
+			s.Matches[j].Line = 0
+		}
+		if s.Health != nil {
+			h := *s.Health
+			h.Line = 0
+			s.Health = &h
+		}
+	}
+}
+
+// TestMarshalRoundTrip: what save-config writes reads back as the same
+// configuration, for every example file and a file using every feature.
+func TestMarshalRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.toml")
+	inputs := map[string][]byte{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[f] = data
+	}
+	inputs["everything"] = doc(
+		"[director]", `interfaces = ["a", "b"]`, "cpus = [1]", `xdp_mode = "generic"`,
+		"[timeouts]", "tcp = 60", `udp = "1500ms"`,
+		"[[service]]", `name = "web"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`,
+		`scheduler = "mh"`, `sched_flags = ["mh-port"]`, `persistence = "10m"`, `netmask = "255.255.0.0"`,
+		`local_addresses = ["198.19.0.2", "198.19.0.3"]`, "toa = true",
+		"[[service.real]]", `address = "198.19.0.11"`, "port = 8080", `method = "fullnat"`, "weight = 3", "upper_threshold = 10", "lower_threshold = 5",
+		"[[service.real]]", `address = "198.19.0.12"`, `method = "tun"`, "port = 80",
+		"[service.health]", `check = "http"`, `path = "/healthz"`, `expect_body = "ok"`, `host = "h"`, `interval = "3s"`, "fall = 5", `on_failure = "reset"`,
+		"[[service]]", `vip = "fd00::100"`, "port = 53", `protocol = "udp"`, `persistence = 30`, "netmask = 64",
+		"[[service.real]]", `address = "fd00::11"`, `method = "nat"`, "port = 5353",
+		"[[group]]", `name = "g"`, "mark = 9",
+		`match = [{ vip = "198.18.0.100", ports = "443-445", protocol = "tcp" }, { vip = "198.18.0.100", ports = 53, protocol = "udp" }]`,
+		"[[group.real]]", `address = "198.18.0.11"`,
+		"[group.health]", `check = "udp"`, "port = 53", `send = "ping"`, `expect = "pong"`, `initial = "down"`,
+	)
+	for name, data := range inputs {
+		t.Run(filepath.Base(name), func(t *testing.T) {
+			a, err := Parse("in.toml", data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := Marshal(a)
+			b, err := Parse("out.toml", out)
+			if err != nil {
+				t.Fatalf("Marshal wrote a file Parse refuses: %v\n%s", err, out)
+			}
+			stripLines(a)
+			stripLines(b)
+			if !reflect.DeepEqual(a, b) {
+				t.Errorf("round trip changed the configuration:\n got  %+v\n want %+v\n%s", b, a, out)
+			}
+		})
+	}
+}
