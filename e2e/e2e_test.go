@@ -576,3 +576,5 @@ func waitLog(p *topo.Proc, from int, want string, timeout time.Duration) error {
 	}
 	return fmt.Errorf("no %q in xvsd's log within %v:\n%s", want, timeout, p.Output.String()[from:])
 }
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }

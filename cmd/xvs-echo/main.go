@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -142,15 +143,95 @@ func serve(args []string) error {
 	}
 }
 
+// hold keeps n connections open for d, each sending a request every
+// interval on the same TCP connection: a director that breaks or moves an
+// established connection shows as a failed request or as a connection whose
+// real server changed (Moved).
+func hold(rep *Report, addr string, n int, d, interval, timeout time.Duration) {
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			server, requests, err := holdOne(addr, start.Add(d), interval, timeout)
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Requests += requests
+			if server != "" {
+				rep.Servers[server]++
+			}
+			if err != nil {
+				rep.fail(err)
+				if errors.Is(err, errMoved) {
+					rep.Moved++
+				}
+				return
+			}
+			rep.OK++
+		}()
+		if i%50 == 49 {
+			time.Sleep(10 * time.Millisecond) // do not open them all in one burst
+		}
+	}
+	wg.Wait()
+	rep.Duration = time.Since(start).Round(time.Millisecond).String()
+}
+
+var errMoved = errors.New("connection answered by another real server")
+
+func holdOne(addr string, until time.Time, interval, timeout time.Duration) (server string, requests int, err error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return "", 0, err
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for first := true; first || time.Now().Before(until); first = false {
+		if !first {
+			time.Sleep(interval)
+		}
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", addr); err != nil {
+			return server, requests, fmt.Errorf("request %d: %w", requests+1, err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return server, requests, fmt.Errorf("request %d: %w", requests+1, err)
+		}
+		p, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return server, requests, fmt.Errorf("request %d: %w", requests+1, err)
+		}
+		name, err := nameOf(p)
+		if err != nil {
+			return server, requests, err
+		}
+		if server != "" && name != server {
+			return server, requests, fmt.Errorf("%w: %s then %s", errMoved, server, name)
+		}
+		server = name
+		requests++
+	}
+	return server, requests, nil
+}
+
 // Report is what the client prints.
 type Report struct {
 	Mode     string         `json:"mode"`
 	OK       int            `json:"ok"`
 	Failed   int            `json:"failed"`
 	Servers  map[string]int `json:"servers"`
-	Reused   int            `json:"reused,omitempty"` // keepalive: requests that reused the connection
-	Peers    map[string]int `json:"peers,omitempty"`  // the client address real servers saw
-	TOA      map[string]int `json:"toa,omitempty"`    // the client address TOA told them
+	Reused   int            `json:"reused,omitempty"`   // keepalive: requests that reused the connection
+	Requests int            `json:"requests,omitempty"` // hold: requests made over all connections
+	Moved    int            `json:"moved,omitempty"`    // hold: connections whose real server changed
+	Peers    map[string]int `json:"peers,omitempty"`    // the client address real servers saw
+	TOA      map[string]int `json:"toa,omitempty"`      // the client address TOA told them
 	Errors   []string       `json:"errors,omitempty"`
 	Duration string         `json:"duration"`
 }
@@ -164,7 +245,9 @@ func (r *Report) fail(err error) {
 
 func client(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
-	mode := fs.String("mode", "http", "http (new connection per request), keepalive (one connection), udp")
+	mode := fs.String("mode", "http", "http (new connection per request), keepalive (one connection), udp, hold (many long-lived connections)")
+	conns := fs.Int("conns", 100, "hold: connections to keep open")
+	duration := fs.Duration("duration", 10*time.Second, "hold: how long")
 	addr := fs.String("addr", "", "HOST:PORT of the service (the VIP)")
 	n := fs.Int("n", 10, "requests")
 	interval := fs.Duration("interval", 0, "pause between requests")
@@ -177,6 +260,15 @@ func client(args []string) error {
 		return errors.New("client: -n must be in 1..1000000")
 	}
 	rep := &Report{Mode: *mode, Servers: map[string]int{}, Peers: map[string]int{}, TOA: map[string]int{}}
+	if *mode == "hold" {
+		if *conns < 1 || *conns > 10000 || *duration > 10*time.Minute {
+			return errors.New("client: -conns must be in 1..10000 and -duration at most 10m")
+		}
+		hold(rep, *addr, *conns, *duration, *interval, *timeout)
+		out, _ := json.Marshal(rep)
+		fmt.Println(string(out))
+		return nil
+	}
 	start := time.Now()
 	var do func() (string, error)
 	switch *mode {
