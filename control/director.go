@@ -42,6 +42,8 @@ type Options struct {
 	Socket string
 	// SocketGroup admits members of this group besides root; -1: root only.
 	SocketGroup int
+	// Watch reloads the configuration when its file changes.
+	Watch bool
 }
 
 // Start loads the configuration at path, sets up the data plane and starts
@@ -79,6 +81,11 @@ func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) 
 	d.mu.Unlock()
 	if !eng.WaitResolved(2 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets will be dropped (no_next_hop)")
+	}
+	if opts.Watch {
+		if err := d.watch(ctx); err != nil {
+			log.Warn("not watching the configuration file; reload with SIGHUP or xvsadm reload", zap.Error(err))
+		}
 	}
 	if opts.Socket != "" {
 		srv, err := api.Listen(opts.Socket, opts.SocketGroup, d, log)
@@ -168,6 +175,12 @@ func (d *Director) Reload() error {
 	}
 	if fmt.Sprint(cfg.Director) != fmt.Sprint(d.cfg.Director) {
 		return fmt.Errorf("%s: [director] settings changed; they take effect on restart only", d.path)
+	}
+	if string(config.Marshal(cfg)) == string(config.Marshal(d.cfg)) {
+		// A touch, or the same change seen twice (file watch and SIGHUP):
+		// nothing to do, and schedulers keep their place.
+		d.log.Info("configuration reloaded; nothing changed", zap.String("config", d.path))
+		return nil
 	}
 	if err := d.eng.Apply(d.specs(cfg)); err != nil {
 		return fmt.Errorf("%s: %w", d.path, err)

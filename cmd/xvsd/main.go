@@ -5,6 +5,9 @@
 // xvsadm talks to it over a unix socket (-socket, default
 // /run/xvs/xvsd.sock, root only unless -socket-group names a group).
 //
+// The configuration is reloaded when its file changes (-watch), on SIGHUP and
+// on `xvsadm reload`.
+//
 // Signals: SIGHUP reloads the configuration (a file that does not validate
 // changes nothing); SIGUSR1 prints the service table with counters, in
 // ipvsadm -L -n --stats layout, to standard output; SIGINT and SIGTERM stop
@@ -35,8 +38,9 @@ func main() {
 	check := flag.Bool("check", false, "validate the configuration and exit")
 	socket := flag.String("socket", api.DefaultSocket, "control socket for xvsadm (empty: none)")
 	group := flag.String("socket-group", "", "group whose members may use the control socket besides root")
+	watch := flag.Bool("watch", true, "reload the configuration when its file changes")
 	flag.Parse()
-	opts := control.Options{Socket: *socket, SocketGroup: -1}
+	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch}
 	if *group != "" {
 		g, err := user.LookupGroup(*group)
 		if err == nil {

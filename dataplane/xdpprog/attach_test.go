@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket/layers"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -234,6 +235,7 @@ func TestAttachedTraffic(t *testing.T) {
 				}{
 					{tcp4Frame(t, client4, 40000, vip4, 80), 3},
 					{udp6Frame(t, client6, 40000, vip6, 53), 2},
+					{icmp4ErrorFrame(t, router4, vip4, icmpv4DestUnreach, 4, quote4(t, vip4, 80, client4, 40000, layers.IPProtocolTCP)), 2},
 					{tcp4Frame(t, client4, 40000, dip4, 22), 4},
 					{arpFrame(t, vip4), 1},
 				}
@@ -243,7 +245,7 @@ func TestAttachedTraffic(t *testing.T) {
 					}
 				}
 			})
-			want := Stats{NoSocket: 5, Passed: 5}
+			want := Stats{NoSocket: 7, Passed: 5, ICMPSteered: 2}
 			var got Stats
 			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 				var err error
@@ -256,7 +258,8 @@ func TestAttachedTraffic(t *testing.T) {
 					break
 				}
 			}
-			if got.NoSocket != want.NoSocket || got.Passed < want.Passed || got.Redirected != 0 || got.ParseErrors != 0 {
+			if got.NoSocket != want.NoSocket || got.ICMPSteered != want.ICMPSteered || got.Passed < want.Passed ||
+				got.Redirected != 0 || got.ParseErrors != 0 || got.Fragments != 0 {
 				t.Errorf("counters %+v, want %+v (Passed at least)", got, want)
 			}
 		})

@@ -9,10 +9,10 @@
 // # What is steered
 //
 // For every frame the program parses Ethernet, up to two 802.1Q/802.1ad tags,
-// IPv4 (honouring IHL) or IPv6 (fixed header only; the next header must be TCP
-// or UDP), and the TCP or UDP ports. It then redirects the frame with
-// bpf_redirect_map to the AF_XDP socket registered for the frame's RX queue
-// when
+// IPv4 (honouring IHL) or IPv6 (fixed header only; the next header must be
+// TCP, UDP or ICMPv6), and the TCP or UDP ports. It then redirects the frame
+// with bpf_redirect_map to the AF_XDP socket registered for the frame's RX
+// queue when
 //
 //   - (daddr, dport, proto) is a virtual service (the vips map): client
 //     traffic to a VIP;
@@ -22,20 +22,59 @@
 //     (daddr, proto) carries a virtual service (the vipaddrs map).
 //     Non-first fragments carry no ports, so they cannot be matched against
 //     vips; the data plane counts and drops them instead of letting the
-//     kernel answer for a service it does not run.
+//     kernel answer for a service it does not run;
+//   - the frame is an ICMP error about a packet of a load-balanced
+//     connection, which the data plane relays or translates as IPVS's
+//     ip_vs_in_icmp and ip_vs_out_icmp do.
+//
+// An ICMP error is an ICMP destination unreachable (fragmentation needed
+// included), source quench, time exceeded or parameter problem, or an ICMPv6
+// destination unreachable, packet too big, time exceeded or parameter
+// problem. After its 8-byte header it quotes the IP header and at least the
+// first 8 bytes of the packet it is about (RFC 792, RFC 4443): the program
+// parses that IPv4 header (honouring its IHL) or fixed IPv6 header, which
+// must be directly followed by TCP or UDP, and the quoted ports. The quoted
+// packet went the other way, so the maps are looked up the other way round
+// from a received packet:
+//
+//   - quoted (saddr, sport, proto) is a virtual service: an error about a
+//     reply sent from a VIP to a client (by the director for NAT and
+//     FullNAT, by the real server for DR and TUN), reported from the
+//     client's side to the VIP;
+//   - quoted (daddr, dport, proto) is a NAT real server: an error about a
+//     packet the director forwarded to it, reported by the real server or a
+//     router on its side.
+//
+// A quoted non-first IPv4 fragment carries no ports and is passed, as is an
+// ICMP error that is itself fragmented.
 //
 // The redirect passes XDP_PASS as the fallback action, so a queue with no
 // socket bound hands its frames to the kernel instead of dropping them.
 //
 // # What is passed, and why
 //
-// Everything else gets XDP_PASS: ARP and IPv6 neighbour discovery, ICMP
-// (ping to the VIP, PMTU messages), IPv6 extension headers, SSH to the
-// director, health checks the director makes to its real servers, and the
-// control plane's own traffic. The kernel keeps doing what it is good at and
+// Everything else gets XDP_PASS: ARP and IPv6 neighbour discovery, every ICMP
+// and ICMPv6 message that is not one of the errors above (ping to the VIP is
+// answered by the kernel), errors about other packets (the director's own
+// connections; packets tunnelled to TUN real servers, whose quote is IPIP
+// rather than TCP or UDP), IPv6 extension headers, SSH to the director,
+// health checks the director makes to its real servers, and the control
+// plane's own traffic. The kernel keeps doing what it is good at and
 // the director stays reachable and manageable even with no xvs worker
 // running. Frames too short or malformed to parse are passed as well (and
-// counted): the kernel is the right place to drop them.
+// counted): the kernel is the right place to drop them. A frame is too short
+// when it ends before what the program needs to decide: the ports, for TCP
+// and UDP; the type, for ICMP; for an ICMP error, the quoted IP header and,
+// for TCP and UDP, the quoted ports. A quoted IP header of the wrong version
+// or with an IHL below 5 is malformed.
+//
+// # Counters
+//
+// Every frame is counted exactly once as passed, redirected, parse error or
+// no socket (steered, but no socket on its queue). Fragments and ICMP errors
+// that are steered are counted a second time, as fragments or ICMP steered,
+// so those two break the steered frames down rather than add to the total
+// (see [Stats]).
 //
 // # Map layout
 //

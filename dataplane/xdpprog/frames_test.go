@@ -1,6 +1,7 @@
 package xdpprog
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
 	"testing"
@@ -22,6 +23,10 @@ var (
 	dip4    = netip.MustParseAddr("198.18.0.1") // the director's own address
 	real4   = netip.MustParseAddr("198.18.1.2")
 	real6   = netip.MustParseAddr("fd00:1::2")
+	// A router on the path to a client or a real server, which reports
+	// ICMP errors about the packets it cannot forward.
+	router4 = netip.MustParseAddr("198.18.2.1")
+	router6 = netip.MustParseAddr("fd00:2::1")
 )
 
 // serialize builds a frame from ls, fixing lengths and checksums.
@@ -43,6 +48,10 @@ func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 		case *layers.UDP:
 			if err := l.SetNetworkLayerForChecksum(nl); err != nil {
 				t.Fatalf("udp checksum layer: %v", err)
+			}
+		case *layers.ICMPv6:
+			if err := l.SetNetworkLayerForChecksum(nl); err != nil {
+				t.Fatalf("icmpv6 checksum layer: %v", err)
 			}
 		}
 	}
@@ -156,18 +165,129 @@ func arpFrame(t testing.TB, target netip.Addr) []byte {
 		})
 }
 
-func icmp4EchoFrame(t testing.TB, dst netip.Addr) []byte {
+// icmp4EchoFrame is an ICMP echo request (or, with reply, an echo reply)
+// from client4 to dst.
+func icmp4EchoFrame(t testing.TB, dst netip.Addr, reply bool) []byte {
+	typ := uint8(layers.ICMPv4TypeEchoRequest)
+	if reply {
+		typ = layers.ICMPv4TypeEchoReply
+	}
 	return serialize(t, eth(layers.EthernetTypeIPv4), ip4(client4, dst, layers.IPProtocolICMPv4),
-		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1},
+		&layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, 0), Id: 1, Seq: 1},
 		payload(32))
 }
 
-func icmp6EchoFrame(t testing.TB, dst netip.Addr) []byte {
-	ip := ip6(client6, dst, layers.IPProtocolICMPv6)
-	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(layers.ICMPv6TypeEchoRequest, 0)}
-	if err := icmp.SetNetworkLayerForChecksum(ip); err != nil {
-		t.Fatalf("icmpv6 checksum layer: %v", err)
+func icmp6EchoFrame(t testing.TB, dst netip.Addr, reply bool) []byte {
+	typ := uint8(layers.ICMPv6TypeEchoRequest)
+	if reply {
+		typ = layers.ICMPv6TypeEchoReply
 	}
-	return serialize(t, eth(layers.EthernetTypeIPv6), ip, icmp,
+	return serialize(t, eth(layers.EthernetTypeIPv6), ip6(client6, dst, layers.IPProtocolICMPv6), icmp6(typ, 0),
 		&layers.ICMPv6Echo{Identifier: 1, SeqNumber: 1}, payload(32))
+}
+
+// ndpFrame is a neighbour solicitation (or, with advert, an unsolicited
+// neighbour advertisement) from client6 for target.
+func ndpFrame(t testing.TB, target netip.Addr, advert bool) []byte {
+	if advert {
+		return serialize(t, eth(layers.EthernetTypeIPv6), ndpIP6(netip.IPv6LinkLocalAllNodes()),
+			icmp6(layers.ICMPv6TypeNeighborAdvertisement, 0),
+			&layers.ICMPv6NeighborAdvertisement{
+				Flags:         0x20, // override
+				TargetAddress: target.AsSlice(),
+				Options:       layers.ICMPv6Options{{Type: layers.ICMPv6OptTargetAddress, Data: clientMAC}},
+			})
+	}
+	// The solicited-node multicast address of target.
+	sn := netip.MustParseAddr("ff02::1:ff00:0").As16()
+	ta := target.As16()
+	copy(sn[13:], ta[13:])
+	return serialize(t, eth(layers.EthernetTypeIPv6), ndpIP6(netip.AddrFrom16(sn)),
+		icmp6(layers.ICMPv6TypeNeighborSolicitation, 0),
+		&layers.ICMPv6NeighborSolicitation{
+			TargetAddress: target.AsSlice(),
+			Options:       layers.ICMPv6Options{{Type: layers.ICMPv6OptSourceAddress, Data: clientMAC}},
+		})
+}
+
+func ndpIP6(dst netip.Addr) *layers.IPv6 {
+	ip := ip6(client6, dst, layers.IPProtocolICMPv6)
+	ip.HopLimit = 255 // RFC 4861 7.1.1
+	return ip
+}
+
+// icmp4 is an ICMP header; rest is its 4 type-specific bytes (the next-hop
+// MTU of fragmentation needed in the low 16 bits, else unused).
+func icmp4(typ, code uint8, rest uint32) *layers.ICMPv4 {
+	return &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(typ, code), Id: uint16(rest >> 16), Seq: uint16(rest)}
+}
+
+// icmp6 is the first 4 bytes of an ICMPv6 header: gopacket leaves the
+// type-specific rest to the message layer or, for errors, to icmp6Body.
+func icmp6(typ, code uint8) *layers.ICMPv6 {
+	return &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(typ, code)}
+}
+
+// icmp6Body is an ICMPv6 error's body: the 4 type-specific bytes (the MTU
+// of packet too big, else unused) and the quote.
+func icmp6Body(rest uint32, q gopacket.Payload) gopacket.Payload {
+	return append(binary.BigEndian.AppendUint32(nil, rest), q...)
+}
+
+// quote returns what an ICMP error about the IP packet ls carries: the IP
+// header and the first n bytes after it, or all of them when n < 0.
+func quote(t testing.TB, n int, ls ...gopacket.SerializableLayer) gopacket.Payload {
+	t.Helper()
+	b := serialize(t, ls...)
+	hl := ipv6HdrLen
+	if b[0]>>4 == 4 {
+		hl = int(b[0]&0x0f) * 4
+	}
+	if n < 0 {
+		return b
+	}
+	if hl+n > len(b) {
+		t.Fatalf("quote %d bytes of a %d-byte packet with a %d-byte header", n, len(b), hl)
+	}
+	return b[:hl+n]
+}
+
+// quote4 is what an RFC 792 router quotes of a TCP or UDP packet over IPv4:
+// the header and 8 bytes, the ports among them.
+func quote4(t testing.TB, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, proto layers.IPProtocol) gopacket.Payload {
+	t.Helper()
+	if proto == layers.IPProtocolTCP {
+		return quote(t, 8, ip4(src, dst, proto), tcp(sport, dport), payload(8))
+	}
+	return quote(t, 8, ip4(src, dst, proto), udp(sport, dport), payload(8))
+}
+
+// quote6 is what an ICMPv6 error quotes of a short TCP or UDP packet over
+// IPv6: all of it (RFC 4443 2.4(c)).
+func quote6(t testing.TB, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, proto layers.IPProtocol) gopacket.Payload {
+	t.Helper()
+	if proto == layers.IPProtocolTCP {
+		return quote(t, -1, ip6(src, dst, proto), tcp(sport, dport), payload(8))
+	}
+	return quote(t, -1, ip6(src, dst, proto), udp(sport, dport), payload(8))
+}
+
+// icmp4ErrorFrame is an ICMP error of type typ and code from src to dst
+// quoting q. Fragmentation needed reports an MTU of 1400.
+func icmp4ErrorFrame(t testing.TB, src, dst netip.Addr, typ, code uint8, q gopacket.Payload) []byte {
+	var rest uint32
+	if typ == layers.ICMPv4TypeDestinationUnreachable && code == layers.ICMPv4CodeFragmentationNeeded {
+		rest = 1400
+	}
+	return serialize(t, eth(layers.EthernetTypeIPv4), ip4(src, dst, layers.IPProtocolICMPv4), icmp4(typ, code, rest), q)
+}
+
+// icmp6ErrorFrame is an ICMPv6 error of type typ and code from src to dst
+// quoting q. Packet too big reports an MTU of 1280.
+func icmp6ErrorFrame(t testing.TB, src, dst netip.Addr, typ, code uint8, q gopacket.Payload) []byte {
+	var rest uint32
+	if typ == layers.ICMPv6TypePacketTooBig {
+		rest = 1280
+	}
+	return serialize(t, eth(layers.EthernetTypeIPv6), ip6(src, dst, layers.IPProtocolICMPv6), icmp6(typ, code), icmp6Body(rest, q))
 }

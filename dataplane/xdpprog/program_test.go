@@ -49,6 +49,7 @@ func (s Stats) sub(o Stats) Stats {
 		ParseErrors: s.ParseErrors - o.ParseErrors,
 		NoSocket:    s.NoSocket - o.NoSocket,
 		Fragments:   s.Fragments - o.Fragments,
+		ICMPSteered: s.ICMPSteered - o.ICMPSteered,
 	}
 }
 
@@ -74,13 +75,14 @@ func run(t *testing.T, p *Program, frame []byte) (uint32, Stats) {
 type outcome int
 
 const (
-	steered outcome = iota
+	steered     outcome = iota
+	icmpSteered         // an ICMP error about a load-balanced connection
 	passed
 	malformed
 )
 
 func (o outcome) String() string {
-	return [...]string{"steered", "passed", "malformed"}[o]
+	return [...]string{"steered", "ICMP steered", "passed", "malformed"}[o]
 }
 
 // expect returns the action and counter movement of a frame with outcome o.
@@ -88,7 +90,7 @@ func expect(o outcome, fragment, socket bool) (uint32, Stats) {
 	var s Stats
 	action := uint32(xdpPass)
 	switch o {
-	case steered:
+	case steered, icmpSteered:
 		if socket {
 			action = xdpRedirect
 			s.Redirected = 1
@@ -97,6 +99,9 @@ func expect(o outcome, fragment, socket bool) (uint32, Stats) {
 		}
 		if fragment {
 			s.Fragments = 1
+		}
+		if o == icmpSteered {
+			s.ICMPSteered = 1
 		}
 	case passed:
 		s.Passed = 1
@@ -127,6 +132,7 @@ func setupServices(t *testing.T, p *Program) {
 	}
 	reals := []Endpoint{
 		{real4, 8080, protoTCP},
+		{real4, 5353, protoUDP},
 		{real6, 8080, protoTCP},
 	}
 	if err := p.SyncVIPs(vips); err != nil {
@@ -142,7 +148,12 @@ type frameCase struct {
 	frame    []byte
 	want     outcome
 	fragment bool
-	l4End    int // for steered frames: bytes up to and including the ports
+	// minLen is the length of the shortest prefix of frame that the
+	// program classifies as want: the bytes it must see to decide, up to
+	// and including the (quoted) ports for a steered frame. Shorter
+	// prefixes are parse errors. Zero: not checked, which only a
+	// fragment or a frame that is not steered may leave.
+	minLen int
 }
 
 func frameCases(t *testing.T) []frameCase {
@@ -161,11 +172,11 @@ func frameCases(t *testing.T) []frameCase {
 		b[off] = b[off]&0x0f | v<<4
 		return b
 	}
-	return []frameCase{
-		{name: "tcp4 to VIP", frame: tcp4Frame(t, client4, 40000, vip4, 80), want: steered, l4End: l2 + ipv4 + pts},
-		{name: "udp4 to VIP", frame: udp4Frame(t, client4, 40000, vip4, 53), want: steered, l4End: l2 + ipv4 + pts},
-		{name: "tcp6 to VIP", frame: tcp6Frame(t, client6, 40000, vip6, 443), want: steered, l4End: l2 + ipv6 + pts},
-		{name: "udp6 to VIP", frame: udp6Frame(t, client6, 40000, vip6, 53), want: steered, l4End: l2 + ipv6 + pts},
+	cases := []frameCase{
+		{name: "tcp4 to VIP", frame: tcp4Frame(t, client4, 40000, vip4, 80), want: steered, minLen: l2 + ipv4 + pts},
+		{name: "udp4 to VIP", frame: udp4Frame(t, client4, 40000, vip4, 53), want: steered, minLen: l2 + ipv4 + pts},
+		{name: "tcp6 to VIP", frame: tcp6Frame(t, client6, 40000, vip6, 443), want: steered, minLen: l2 + ipv6 + pts},
+		{name: "udp6 to VIP", frame: udp6Frame(t, client6, 40000, vip6, 53), want: steered, minLen: l2 + ipv6 + pts},
 		{name: "tcp4 to VIP other port", frame: tcp4Frame(t, client4, 40000, vip4, 81), want: passed},
 		{name: "udp4 to TCP-only VIP port", frame: udp4Frame(t, client4, 40000, vip4, 80), want: passed},
 		{name: "tcp4 to VIP port as source", frame: tcp4Frame(t, client4, 80, vip4, 40000), want: passed},
@@ -173,25 +184,25 @@ func frameCases(t *testing.T) []frameCase {
 		{name: "ssh to director", frame: tcp4Frame(t, client4, 40000, dip4, 22), want: passed},
 		{name: "ssh to VIP address", frame: tcp4Frame(t, client4, 40000, vip4, 22), want: passed},
 		{name: "arp for VIP", frame: arpFrame(t, vip4), want: passed},
-		{name: "icmp echo to VIP", frame: icmp4EchoFrame(t, vip4), want: passed},
-		{name: "icmpv6 echo to VIP", frame: icmp6EchoFrame(t, vip6), want: passed},
+		{name: "icmp echo to VIP", frame: icmp4EchoFrame(t, vip4, false), want: passed, minLen: l2 + ipv4 + 1},
+		{name: "icmpv6 echo to VIP", frame: icmp6EchoFrame(t, vip6, false), want: passed, minLen: l2 + ipv6 + 1},
 		{name: "lldp", frame: serialize(t, eth(layers.EthernetTypeLinkLayerDiscovery), payload(46)), want: passed},
 		{
 			name:  "802.1Q tcp4 to VIP",
 			frame: serialize(t, eth(layers.EthernetTypeDot1Q), tag(7, layers.EthernetTypeIPv4), ip4(client4, vip4, layers.IPProtocolTCP), tcp(40000, 80)),
-			want:  steered, l4End: l2 + tg + ipv4 + pts,
+			want:  steered, minLen: l2 + tg + ipv4 + pts,
 		},
 		{
 			name: "802.1ad QinQ tcp4 to VIP",
 			frame: serialize(t, eth(layers.EthernetTypeQinQ), tag(100, layers.EthernetTypeDot1Q), tag(7, layers.EthernetTypeIPv4),
 				ip4(client4, vip4, layers.IPProtocolTCP), tcp(40000, 80)),
-			want: steered, l4End: l2 + 2*tg + ipv4 + pts,
+			want: steered, minLen: l2 + 2*tg + ipv4 + pts,
 		},
 		{
 			name: "double 802.1Q udp6 to VIP",
 			frame: serialize(t, eth(layers.EthernetTypeDot1Q), tag(100, layers.EthernetTypeDot1Q), tag(7, layers.EthernetTypeIPv6),
 				ip6(client6, vip6, layers.IPProtocolUDP), udp(40000, 53)),
-			want: steered, l4End: l2 + 2*tg + ipv6 + pts,
+			want: steered, minLen: l2 + 2*tg + ipv6 + pts,
 		},
 		{
 			name: "three tags",
@@ -200,13 +211,13 @@ func frameCases(t *testing.T) []frameCase {
 			want: passed,
 		},
 		{name: "802.1Q arp", frame: serialize(t, eth(layers.EthernetTypeDot1Q), tag(7, layers.EthernetTypeARP), payload(28)), want: passed},
-		{name: "tcp4 reply from NAT real", frame: tcp4Frame(t, real4, 8080, client4, 40000), want: steered, l4End: l2 + ipv4 + pts},
-		{name: "tcp6 reply from NAT real", frame: tcp6Frame(t, real6, 8080, client6, 40000), want: steered, l4End: l2 + ipv6 + pts},
+		{name: "tcp4 reply from NAT real", frame: tcp4Frame(t, real4, 8080, client4, 40000), want: steered, minLen: l2 + ipv4 + pts},
+		{name: "tcp6 reply from NAT real", frame: tcp6Frame(t, real6, 8080, client6, 40000), want: steered, minLen: l2 + ipv6 + pts},
 		{name: "udp4 from NAT real TCP port", frame: udp4Frame(t, real4, 8080, client4, 40000), want: passed},
 		{name: "tcp4 from NAT real other port", frame: tcp4Frame(t, real4, 22, client4, 40000), want: passed},
 		{name: "tcp4 to NAT real", frame: tcp4Frame(t, client4, 40000, real4, 8080), want: passed},
-		{name: "ipv4 options ihl 6 to VIP", frame: ip4OptionsFrame(t, vip4, 80, 4), want: steered, l4End: l2 + 24 + pts},
-		{name: "ipv4 options ihl 15 to VIP", frame: ip4OptionsFrame(t, vip4, 80, 40), want: steered, l4End: l2 + 60 + pts},
+		{name: "ipv4 options ihl 6 to VIP", frame: ip4OptionsFrame(t, vip4, 80, 4), want: steered, minLen: l2 + 24 + pts},
+		{name: "ipv4 options ihl 15 to VIP", frame: ip4OptionsFrame(t, vip4, 80, 40), want: steered, minLen: l2 + 60 + pts},
 		{name: "ipv4 options ihl 15 other port", frame: ip4OptionsFrame(t, vip4, 81, 40), want: passed},
 		{name: "ipv4 first fragment to VIP", frame: fragment4Frame(t, vip4, layers.IPProtocolUDP, true, 0), want: steered, fragment: true},
 		{name: "ipv4 later fragment to VIP", frame: fragment4Frame(t, vip4, layers.IPProtocolUDP, true, 9), want: steered, fragment: true},
@@ -224,6 +235,7 @@ func frameCases(t *testing.T) []frameCase {
 		{name: "ipv6 ethertype, version 4", frame: withVersion(tcp6Frame(t, client6, 40000, vip6, 443), l2, 4), want: malformed},
 		{name: "ethernet header only", frame: serialize(t, eth(layers.EthernetTypeIPv4)), want: malformed},
 	}
+	return append(cases, icmpFrameCases(t)...)
 }
 
 func TestSteering(t *testing.T) {
@@ -259,27 +271,30 @@ func TestSteering(t *testing.T) {
 	}
 }
 
-// TestTruncated runs every prefix of every steered frame: a prefix that ends
-// before the ports must be passed as a parse error, one that holds them must
-// still be steered. The kernel refuses test input shorter than an Ethernet
-// header.
+// TestTruncated runs every prefix of every frame whose minLen is known: a
+// prefix that ends before what the program needs to decide must be passed as
+// a parse error, one that holds it must get the whole frame's outcome. The
+// kernel refuses test input shorter than an Ethernet header.
 func TestTruncated(t *testing.T) {
 	p := loadProgram(t)
 	setupServices(t, p)
 	for _, tc := range frameCases(t) {
-		if tc.want != steered || tc.fragment {
+		if tc.minLen == 0 {
+			if (tc.want == steered || tc.want == icmpSteered) && !tc.fragment {
+				t.Fatalf("%s: steered frame without minLen", tc.name)
+			}
 			continue
 		}
-		if tc.l4End == 0 || tc.l4End > len(tc.frame) {
-			t.Fatalf("%s: bad l4End %d for a %d-byte frame", tc.name, tc.l4End, len(tc.frame))
+		if tc.minLen < ethHdrLen || tc.minLen > len(tc.frame) {
+			t.Fatalf("%s: bad minLen %d for a %d-byte frame", tc.name, tc.minLen, len(tc.frame))
 		}
 		t.Run(tc.name, func(t *testing.T) {
 			for n := ethHdrLen; n <= len(tc.frame); n++ {
 				want := malformed
-				if n >= tc.l4End {
-					want = steered
+				if n >= tc.minLen {
+					want = tc.want
 				}
-				checkRun(t, p, tc.frame[:n], want, false, false)
+				checkRun(t, p, tc.frame[:n], want, tc.fragment, false)
 			}
 		})
 	}

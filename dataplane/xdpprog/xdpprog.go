@@ -50,13 +50,16 @@ func (o *objects) close() error {
 
 // Stats are the program's counters summed over CPUs. Every frame the program
 // sees is counted exactly once in Passed, Redirected, ParseErrors or
-// NoSocket.
+// NoSocket. Fragments and ICMPSteered break the steered frames down further:
+// each of their frames is also in Redirected or NoSocket, so they are not
+// added to the total.
 type Stats struct {
 	Passed      uint64 // not xvs traffic: handed to the kernel
 	Redirected  uint64 // steered and redirected to the RX queue's socket
 	ParseErrors uint64 // too short or malformed to parse: handed to the kernel
 	NoSocket    uint64 // steered, but no socket on the RX queue: handed to the kernel
 	Fragments   uint64 // IPv4 fragments to a VIP address (also in Redirected or NoSocket)
+	ICMPSteered uint64 // ICMP errors quoting a packet from a VIP or to a NAT real server (also in Redirected or NoSocket)
 }
 
 // Load assembles the program, creates its maps and loads both into the
@@ -372,6 +375,7 @@ func (p *Program) Stats() (Stats, error) {
 		ParseErrors: sums[statParseErrors],
 		NoSocket:    sums[statNoSocket],
 		Fragments:   sums[statFragments],
+		ICMPSteered: sums[statICMPSteered],
 	}, nil
 }
 
