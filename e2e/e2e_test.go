@@ -141,6 +141,20 @@ scheduler = "rr"
   method = "nat"
 `
 
+// natICMPService is a UDP service whose real servers listen on nothing:
+// they answer with ICMP port unreachable, which the director must carry
+// back to the client.
+const natICMPService = `
+[[service]]
+vip = "198.18.0.100"
+port = 5354
+protocol = "udp"
+scheduler = "rr"
+  [[service.real]]
+  address = "198.19.0.11"
+  method = "nat"
+`
+
 const fullnatConfig = `
 [director]
 interfaces = ["{{IF0}}", "{{IF1}}"]
@@ -224,7 +238,19 @@ func TestNAT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runLVS(t, lvs, natConfig, 8080)
+	runLVS(t, lvs, natConfig+natICMPService, 8080)
+	t.Run("ICMP errors reach the client", func(t *testing.T) {
+		// The real server's port unreachable quotes client -> rs1:5354;
+		// translated, the client's socket sees its own datagram to the
+		// VIP refused, instead of waiting for a timeout.
+		r, err := lvs.RunClient(bin, "-mode", "udp", "-addr", topo.VIP.String()+":5354", "-n", "1", "-timeout", "2s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK != 0 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "refused") {
+			t.Errorf("UDP to a closed port behind NAT: %+v, want connection refused from the ICMP error", r)
+		}
+	})
 }
 
 // TestFullNAT: the real servers have no route to the client; they see
