@@ -44,6 +44,8 @@ type Options struct {
 	SocketGroup int
 	// Watch reloads the configuration when its file changes.
 	Watch bool
+	// Metrics is where Prometheus metrics are served; empty: nowhere.
+	Metrics string
 }
 
 // Start loads the configuration at path, sets up the data plane and starts
@@ -81,6 +83,12 @@ func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) 
 	d.mu.Unlock()
 	if !eng.WaitResolved(2 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets will be dropped (no_next_hop)")
+	}
+	if opts.Metrics != "" {
+		if err := d.serveMetrics(ctx, opts.Metrics); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("metrics on %s: %w", opts.Metrics, err)
+		}
 	}
 	if opts.Watch {
 		if err := d.watch(ctx); err != nil {

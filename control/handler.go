@@ -14,6 +14,7 @@ import (
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/control/ipvsadm"
 	"github.com/xvs-lb/xvs/dataplane"
 )
 
@@ -25,7 +26,13 @@ import (
 func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 	switch req.Op {
 	case api.OpList:
-		return &api.Response{Services: d.list(req.Filter), Capacity: d.eng.Conntrack().Capacity()}
+		services := d.list(req.Filter)
+		if req.Filter != nil && len(services) == 0 {
+			return &api.Response{Error: "No such service"}
+		}
+		return &api.Response{Services: services, Capacity: d.eng.Conntrack().Capacity()}
+	case api.OpRules:
+		return &api.Response{Text: ipvsadm.Rules(d.list(nil))}
 	case api.OpConns:
 		return &api.Response{Conns: d.conns(req.Filter)}
 	case api.OpStatus:
@@ -363,5 +370,18 @@ func (d *Director) status() *api.Status {
 	return s
 }
 
-// restore applies ipvsadm -R rules.
-func (d *Director) restore(text string) error { return fmt.Errorf("restore is not available yet") }
+// restore applies ipvsadm -R rules: all of them, or none when one fails.
+func (d *Director) restore(text string) error {
+	cmds, err := ipvsadm.ParseRules(text)
+	if err != nil {
+		return err
+	}
+	return d.change(func(cfg *config.Config) error {
+		for i, c := range cmds {
+			if err := edit(cfg, &c.Request); err != nil {
+				return fmt.Errorf("rule %d: %w", i+1, err)
+			}
+		}
+		return nil
+	})
+}

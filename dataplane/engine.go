@@ -469,3 +469,12 @@ func (e *Engine) FlushDest(id int64) int {
 	}
 	return n
 }
+
+// WorkerStats returns each worker's counters, for metrics.
+func (e *Engine) WorkerStats() []*WorkerStats {
+	out := make([]*WorkerStats, len(e.workers))
+	for i, w := range e.workers {
+		out[i] = w.stats
+	}
+	return out
+}

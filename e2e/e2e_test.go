@@ -213,6 +213,28 @@ func TestDR(t *testing.T) {
 	dir, path := runLVS(t, lvs, drConfig, 80)
 	t.Run("SIGHUP reload", func(t *testing.T) { testReload(t, lvs, dir, path) })
 	t.Run("health checks", func(t *testing.T) { testHealth(t, lvs, dir, path) })
+	t.Run("metrics", func(t *testing.T) {
+		out, err := lvs.Output(lvs.Director, "curl", "-sf", "http://127.0.0.1:9469/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^xvs_real_connections_total\{real="198\.18\.0\.11:80",service="TCP 198\.18\.0\.100:80"\} (\d+)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no connection counter for rs1 in the metrics:\n%s", out)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 100 {
+			t.Errorf("metrics count %d connections for rs1, want > 100", n)
+		}
+		for _, want := range []string{"xvs_worker_rx_frames_total{worker=\"0\"}", "xvs_conntrack_entries ", "xvs_real_weight{", "xvs_real_active_connections{"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		// Loopback only by default: not reachable on the director's address.
+		if _, err := lvs.Output(lvs.Client, "curl", "-sf", "--max-time", "1", "http://"+topo.DirectorIP.String()+":9469/metrics"); err == nil {
+			t.Error("metrics answer on the director's network address; they must listen on loopback only")
+		}
+	})
 	t.Run("SIGTERM detaches", func(t *testing.T) {
 		ifname := lvs.DirectorIfs[0]
 		if out, _ := lvs.Output(lvs.Director, "ip", "link", "show", ifname); !strings.Contains(out, "xdp") {

@@ -39,8 +39,9 @@ func main() {
 	socket := flag.String("socket", api.DefaultSocket, "control socket for xvsadm (empty: none)")
 	group := flag.String("socket-group", "", "group whose members may use the control socket besides root")
 	watch := flag.Bool("watch", true, "reload the configuration when its file changes")
+	metrics := flag.String("metrics", control.DefaultMetrics, "address for Prometheus metrics (/metrics); empty: none")
 	flag.Parse()
-	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch}
+	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch, Metrics: *metrics}
 	if *group != "" {
 		g, err := user.LookupGroup(*group)
 		if err == nil {

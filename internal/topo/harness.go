@@ -13,17 +13,17 @@ import (
 // Binaries are the programs a lab runs: the director and the echo
 // server/client.
 type Binaries struct {
-	Xvsd, Echo string
+	Xvsd, Echo, Xvsadm string
 }
 
-// Build compiles xvsd and xvs-echo into dir.
+// Build compiles xvsd, xvsadm and xvs-echo into dir.
 func Build(dir string) (Binaries, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return Binaries{}, err
 	}
-	b := Binaries{Xvsd: filepath.Join(dir, "xvsd"), Echo: filepath.Join(dir, "xvs-echo")}
-	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo"} {
+	b := Binaries{Xvsd: filepath.Join(dir, "xvsd"), Echo: filepath.Join(dir, "xvs-echo"), Xvsadm: filepath.Join(dir, "xvsadm")}
+	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo", b.Xvsadm: "./cmd/xvsadm"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		if msg, err := cmd.CombinedOutput(); err != nil {
@@ -153,4 +153,18 @@ func (t *LVS) WaitService(bin Binaries, addr string, timeout time.Duration) erro
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("service %s not answering within %v: %v", addr, timeout, last.Errors)
+}
+
+// Xvsadm runs xvsadm against the lab's director (in the director's
+// namespace) and returns its standard output, with stdin as its input.
+func (t *LVS) Xvsadm(bin Binaries, stdin string, args ...string) (string, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", t.Director, bin.Xvsadm, "--socket", t.Socket}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	fmt.Fprintf(t.Log, "+ xvsadm %s\n", strings.Join(args, " "))
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("xvsadm %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }

@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/control/ipvsadm"
+)
+
+// With runMainEnv set, the test binary is xvsadm: the tests run it as a
+// separate process, with its own arguments, standard input and exit status.
+const runMainEnv = "XVSADM_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if args := os.Getenv(runMainEnv); args != "" {
+		os.Args = os.Args[:1]
+		if err := json.Unmarshal([]byte(args), &os.Args); err != nil {
+			panic(err)
+		}
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// fakeXVSD is xvsd's API over a table changed with ipvsadm.Apply.
+type fakeXVSD struct {
+	mu       sync.Mutex
+	services []api.ServiceState
+	timeouts api.Timeouts
+	ops      []api.Op
+	saved    string
+}
+
+func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ops = append(f.ops, req.Op)
+	fail := func(err error) *api.Response { return &api.Response{Error: err.Error()} }
+	switch req.Op {
+	case api.OpList:
+		out := []api.ServiceState{}
+		for _, s := range f.services {
+			if req.Filter == nil || s.ServiceID == *req.Filter {
+				// Counters, so that --stats has something to show.
+				s.Stats = api.Counters{Conns: 7, InPkts: 150_000_000, OutPkts: 10, InBytes: 2_000_000_000, OutBytes: 99}
+				out = append(out, s)
+			}
+		}
+		if req.Filter != nil && len(out) == 0 {
+			return fail(errors.New("No such service"))
+		}
+		return &api.Response{Services: out, Capacity: 4096}
+	case api.OpGetTimeouts:
+		return &api.Response{Timeouts: &f.timeouts}
+	case api.OpSetTimeouts:
+		f.timeouts = *req.Timeouts
+		return &api.Response{}
+	case api.OpStatus:
+		return &api.Response{Status: &api.Status{Workers: 2, Connections: 1, Capacity: 4096, RxFrames: 10, TxFrames: 9,
+			Drops:      map[string]uint64{"no_service": 3},
+			Interfaces: []api.Interface{{Name: "xvs0", XDPMode: "native", Queues: 2, ZeroCopy: true}}}}
+	case api.OpHealth:
+		return &api.Response{Health: []api.HealthState{{Service: f.services[0].ServiceID,
+			Real: netip.MustParseAddrPort("198.18.0.11:80"), Check: "tcp", Healthy: true}}}
+	case api.OpReload:
+		return &api.Response{}
+	case api.OpSaveConfig:
+		f.saved = req.Path
+		return &api.Response{}
+	case api.OpRestore:
+		cmds, err := ipvsadm.ParseRules(req.Text)
+		if err != nil {
+			return fail(err)
+		}
+		state := f.services
+		for _, c := range cmds {
+			if state, err = ipvsadm.Apply(state, &c.Request); err != nil {
+				return fail(err) // all or nothing
+			}
+		}
+		f.services = state
+		return &api.Response{}
+	}
+	next, err := ipvsadm.Apply(f.services, req)
+	if err != nil {
+		return fail(err)
+	}
+	f.services = next
+	return &api.Response{}
+}
+
+func (f *fakeXVSD) takeOps() []api.Op {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ops := f.ops
+	f.ops = nil
+	return ops
+}
+
+// xvsadm runs the command line args against the socket; stdin may be "".
+func xvsadm(t *testing.T, socket, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0])
+	argv, err := json.Marshal(append([]string{"xvsadm"}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), runMainEnv+"="+string(argv), SocketEnv+"="+socket, "GORACE=atexit_sleep_ms=0")
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		t.Fatalf("xvsadm %v: %v", args, err)
+	}
+	return o.String(), e.String(), code
+}
+
+// ok runs a command that must succeed and returns its output.
+func ok(t *testing.T, socket, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, code := xvsadm(t, socket, stdin, args...)
+	if code != 0 || errOut != "" {
+		t.Fatalf("xvsadm %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+func TestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "xvsd.sock")
+	fake := &fakeXVSD{timeouts: api.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}}
+	srv, err := api.Listen(socket, -1, fake, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	for _, args := range [][]string{
+		{"-A", "-t", "198.18.0.100:80", "-s", "rr"},
+		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.12:80", "-g", "-w", "1"},
+		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-w", "2"},
+		{"-A", "-f", "1", "-s", "sh", "-b", "sh-port", "-p"},
+		{"-a", "-f", "1", "-r", "198.18.0.21:8080", "-m", "-x", "100"},
+		{"--set", "1000", "100", "200"},
+	} {
+		if out := ok(t, socket, "", args...); out != "" {
+			t.Errorf("%v printed %q", args, out)
+		}
+	}
+	if ops := fake.takeOps(); len(ops) != 6 || ops[0] != api.OpAddService || ops[5] != api.OpSetTimeouts {
+		t.Errorf("xvsd saw %v", ops)
+	}
+
+	list := "IP Virtual Server version 1.2.1 (size=4096)\n" +
+		"Prot LocalAddress:Port Scheduler Flags\n" +
+		"  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n" +
+		"TCP  198.18.0.100:80 rr\n" +
+		"  -> 198.18.0.11:80               Route   2      0          0         \n" +
+		"  -> 198.18.0.12:80               Route   1      0          0         \n" +
+		"FWM  1 sh (sh-port) persistent 300\n" +
+		"  -> 198.18.0.21:8080             Masq    1      0          0         \n"
+	if got := ok(t, socket, "", "-L", "-n"); got != list {
+		t.Errorf("-L -n:\n%s\nwant\n%s", got, list)
+	}
+	if got := ok(t, socket, ""); got != list {
+		t.Errorf("no arguments:\n%s\nwant\n%s", got, list)
+	}
+
+	stats := "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n" +
+		"  -> RemoteAddress:Port\n" +
+		"FWM  1                                   7  150000K       10    2000M       99\n" +
+		"  -> 198.18.0.21:8080                    0        0        0        0        0\n"
+	if got := ok(t, socket, "", "-Ln", "-f", "1", "--stats"); got != stats {
+		t.Errorf("-L -n --stats for one service:\n%s\nwant\n%s", got, stats)
+	}
+	if got := ok(t, socket, "", "-L", "--timeout"); got != "Timeout (tcp tcpfin udp): 1000 100 200\n" {
+		t.Errorf("-L --timeout: %q", got)
+	}
+
+	rules := "-A -t 198.18.0.100:80 -s rr\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n" +
+		"-A -f 1 -s sh -p 300 -b sh-port\n" +
+		"-a -f 1 -r 198.18.0.21:8080 -m -w 1 -x 100\n"
+	if got := ok(t, socket, "", "-S", "-n"); got != rules {
+		t.Errorf("-S -n:\n%s\nwant\n%s", got, rules)
+	}
+
+	// JSON carries the same table.
+	var resp api.Response
+	if err := json.Unmarshal([]byte(ok(t, socket, "", "-L", "-n", "--json")), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Services) != 2 || resp.Capacity != 4096 || ipvsadm.Rules(resp.Services) != rules {
+		t.Errorf("--json: %+v", resp)
+	}
+
+	// -C, then -R from standard input in one request.
+	ok(t, socket, "", "-C")
+	if got := ok(t, socket, "", "-S"); got != "" {
+		t.Errorf("-S after -C: %q", got)
+	}
+	fake.takeOps()
+	ok(t, socket, "# from -S\n"+rules, "-R")
+	if ops := fake.takeOps(); len(ops) != 1 || ops[0] != api.OpRestore {
+		t.Errorf("-R sent %v, want one restore", ops)
+	}
+	if got := ok(t, socket, "", "--save"); got != rules {
+		t.Errorf("-S after -R:\n%s\nwant\n%s", got, rules)
+	}
+
+	// A bad rules file is refused before xvsd sees it.
+	fake.takeOps()
+	_, errOut, code := xvsadm(t, socket, "-A -t 198.18.0.101:80\n-a -t 198.18.0.101:80 -r db1\n", "-R")
+	if code != 2 || errOut != "xvsadm: restore: line 2: illegal real server address[:port] specified: `db1' is not a numeric address (xvsadm resolves no host names)\n" {
+		t.Errorf("-R with a bad line: exit %d, %q", code, errOut)
+	}
+	if ops := fake.takeOps(); len(ops) != 0 {
+		t.Errorf("a bad rules file reached xvsd: %v", ops)
+	}
+	// One that xvsd refuses changes nothing.
+	_, errOut, code = xvsadm(t, socket, "-A -t 198.18.0.101:80\n-A -t 198.18.0.100:80\n", "-R")
+	if code != 1 || errOut != "xvsadm: Service already exists\n" {
+		t.Errorf("-R refused by xvsd: exit %d, %q", code, errOut)
+	}
+	if got := ok(t, socket, "", "-S"); got != rules {
+		t.Errorf("a refused restore changed the table:\n%s", got)
+	}
+
+	// Errors and exit statuses.
+	for _, tt := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, 1, "xvsadm: Destination already exists\n"},
+		{[]string{"-D", "-t", "198.18.0.200:80"}, 1, "xvsadm: No such service\n"},
+		{[]string{"-A", "-t", "host:80"}, 2, "xvsadm: illegal virtual server address[:port] specified: `host' is not a numeric address (xvsadm resolves no host names)\n"},
+		{[]string{"-A"}, 2, "xvsadm: You need to supply the 'service-address' option for the 'add-service' command\n"},
+		{[]string{"--bogus"}, 2, "xvsadm: invalid option `--bogus'\n"},
+		{[]string{"--socket"}, 2, "xvsadm: option `--socket' requires an argument\n"},
+	} {
+		out, errOut, code := xvsadm(t, socket, "", tt.args...)
+		if code != tt.code || errOut != tt.stderr || out != "" {
+			t.Errorf("xvsadm %v: exit %d, stdout %q, stderr %q; want exit %d, %q", tt.args, code, out, errOut, tt.code, tt.stderr)
+		}
+	}
+
+	// xvs's own commands.
+	status := "workers 2, connections 1 (capacity 4096), rx 10 frames, tx 9 frames\n" +
+		"  interface xvs0             xdp native   queues 2  zero-copy\n" +
+		"  drops: no_service=3\n"
+	if got := ok(t, socket, "", "status"); got != status {
+		t.Errorf("status:\n%s\nwant\n%s", got, status)
+	}
+	if got := ok(t, socket, "", "status", "--json"); !strings.Contains(got, `"zerocopy": true`) {
+		t.Errorf("status --json:\n%s", got)
+	}
+	if got := ok(t, socket, "", "health"); !strings.Contains(got, "TCP  198.18.0.100:80              198.18.0.11:80               tcp    up") {
+		t.Errorf("health:\n%s", got)
+	}
+	ok(t, socket, "", "reload")
+	ok(t, socket, "", "save-config", "saved.toml")
+	cwd, _ := os.Getwd()
+	if want := filepath.Join(cwd, "saved.toml"); fake.saved != want {
+		t.Errorf("save-config sent %q, want the absolute %q", fake.saved, want)
+	}
+	if got := ok(t, socket, "", "-h"); !strings.HasPrefix(got, "xvsadm (xvs;") || !strings.Contains(got, "Usage:\n") {
+		t.Errorf("-h:\n%s", got)
+	}
+
+	// --socket wins over the environment.
+	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "--socket", socket, "-S"); got != rules {
+		t.Errorf("--socket: %q", got)
+	}
+	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "-S", "--socket="+socket); got != rules {
+		t.Errorf("--socket=: %q", got)
+	}
+	// No xvsd.
+	_, errOut, code = xvsadm(t, filepath.Join(dir, "nothing.sock"), "", "-L", "-n")
+	if code != 2 || !strings.HasPrefix(errOut, "xvsadm: connecting to xvsd at ") {
+		t.Errorf("without xvsd: exit %d, %q", code, errOut)
+	}
+}
+
+func TestSocketArg(t *testing.T) {
+	t.Setenv(SocketEnv, "")
+	tests := []struct {
+		args   []string
+		socket string
+		rest   []string
+	}{
+		{nil, api.DefaultSocket, []string{}},
+		{[]string{"-L", "-n"}, api.DefaultSocket, []string{"-L", "-n"}},
+		{[]string{"--socket", "/s", "-L"}, "/s", []string{"-L"}},
+		{[]string{"-L", "--socket=/s"}, "/s", []string{"-L"}},
+		{[]string{"-L", "--", "--socket=/s"}, api.DefaultSocket, []string{"-L", "--", "--socket=/s"}},
+	}
+	for _, tt := range tests {
+		socket, rest, err := socketArg(tt.args)
+		if err != nil || socket != tt.socket || strings.Join(rest, " ") != strings.Join(tt.rest, " ") {
+			t.Errorf("socketArg(%q) = %q, %q, %v", tt.args, socket, rest, err)
+		}
+	}
+	t.Setenv(SocketEnv, "/env.sock")
+	if socket, _, _ := socketArg([]string{"-L"}); socket != "/env.sock" {
+		t.Errorf("$%s ignored: %q", SocketEnv, socket)
+	}
+	if _, _, err := socketArg([]string{"--socket="}); err == nil {
+		t.Error("empty --socket= accepted")
+	}
+}
+
+func TestReadRules(t *testing.T) {
+	big := strings.Repeat("#\n", api.MaxRequestSize/2)
+	if _, err := readRules(strings.NewReader(big)); err == nil {
+		t.Error("rules larger than a request accepted")
+	}
+	if got, err := readRules(strings.NewReader("-C\n")); err != nil || got != "-C\n" {
+		t.Errorf("readRules: %q, %v", got, err)
+	}
+}

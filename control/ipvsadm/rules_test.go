@@ -1,0 +1,333 @@
+package ipvsadm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/sched"
+)
+
+// fataler is what replay needs of testing.TB and rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// replay applies rules to an empty table.
+func replay(t fataler, cmds []*Command) []api.ServiceState {
+	t.Helper()
+	var state []api.ServiceState
+	for i, c := range cmds {
+		var err error
+		if state, err = Apply(state, &c.Request); err != nil {
+			t.Fatalf("rule %d (%s): %v", i+1, c.Request.Op, err)
+		}
+	}
+	return state
+}
+
+func TestRulesGoldenRoundTrip(t *testing.T) {
+	text := Rules(fixture().Services)
+	cmds, err := ParseRules(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Rules(replay(t, cmds)); got != text {
+		t.Errorf("rules do not read back:\n%s\nread back as\n%s", text, got)
+	}
+}
+
+// genState generates a valid table: what a director could be running.
+func genState(t *rapid.T) []api.ServiceState {
+	v4 := []string{"198.18.0.100", "198.18.0.101", "10.0.0.1", "255.255.255.255", "0.0.0.0"}
+	v6 := []string{"2001:db8::100", "2001:db8::1:100", "::1", "fe80::1", "::ffff:198.18.0.1"}
+	addr := func(label string, is6 bool) netip.Addr {
+		if is6 {
+			return ip(rapid.SampledFrom(v6).Draw(t, label))
+		}
+		return ip(rapid.SampledFrom(v4).Draw(t, label))
+	}
+	port := func(label string) uint16 {
+		return rapid.OneOf(rapid.SampledFrom([]uint16{0, 80, 443, 53}), rapid.Uint16()).Draw(t, label)
+	}
+	var out []api.ServiceState
+	for i := range rapid.IntRange(0, 6).Draw(t, "services") {
+		var s api.ServiceState
+		svcIs6 := rapid.Bool().Draw(t, "v6")
+		switch kind := rapid.SampledFrom([]string{"tcp", "udp", "mark"}).Draw(t, "kind"); kind {
+		case "mark":
+			s.Mark = rapid.Uint32Range(1, 1<<32-1).Draw(t, "mark")
+			svcIs6 = false // a mark's family comes from its matches; these have none
+		default:
+			s.Protocol, s.VIP, s.Port = kind, addr("vip", svcIs6), port("port")
+		}
+		if slices.ContainsFunc(out, func(o api.ServiceState) bool { return o.ServiceID == s.ServiceID }) {
+			continue
+		}
+		s.Scheduler = rapid.SampledFrom(sched.Names()).Draw(t, "scheduler")
+		for _, f := range sched.FlagsFor(s.Scheduler) {
+			if rapid.Bool().Draw(t, "flag") {
+				s.Flags = append(s.Flags, f)
+			}
+		}
+		if s.Port == 0 && s.Mark == 0 || rapid.Bool().Draw(t, "persistent") {
+			s.Persistence = time.Duration(rapid.IntRange(1, int(MaxTimeout/time.Second)).Draw(t, "persistence")) * time.Second
+			maxBits := 32
+			if svcIs6 {
+				maxBits = 128
+			}
+			s.PersistPrefix = rapid.IntRange(0, maxBits).Draw(t, "prefix")
+		}
+		s.Name = fmt.Sprintf("svc%d", i)
+		for range rapid.IntRange(0, 5).Draw(t, "reals") {
+			method := rapid.SampledFrom([]string{MethodDR, MethodNAT, MethodTunnel}).Draw(t, "method")
+			is6 := svcIs6
+			if method == MethodTunnel || s.Mark != 0 {
+				is6 = rapid.Bool().Draw(t, "real v6")
+			}
+			r := api.RealState{Real: api.Real{Addr: addr("rip", is6), Method: method}}
+			r.Port = s.Port
+			if method == MethodNAT || s.Mark != 0 {
+				r.Port = port("rport")
+			}
+			if slices.ContainsFunc(s.Reals, func(o api.RealState) bool { return o.Addr == r.Addr && o.Port == r.Port }) {
+				continue
+			}
+			r.Weight = rapid.IntRange(0, MaxWeight).Draw(t, "weight")
+			r.UpperThreshold = rapid.OneOf(rapid.Just(0), rapid.IntRange(0, MaxThreshold)).Draw(t, "upper")
+			r.LowerThreshold = rapid.OneOf(rapid.Just(0), rapid.IntRange(0, MaxThreshold)).Draw(t, "lower")
+			r.Draining = rapid.IntRange(0, 5).Draw(t, "draining") == 0
+			r.ActiveConn = rapid.Int64Range(0, 10).Draw(t, "active")
+			s.Reals = append(s.Reals, r)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestRulesRoundTrip: what -S writes, -R reads back to the same table.
+func TestRulesRoundTrip(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		state := genState(t)
+		text := Rules(state)
+		cmds, err := ParseRules(text)
+		if err != nil {
+			t.Fatalf("rules\n%s\ndo not parse: %v", text, err)
+		}
+		if got := Rules(replay(t, cmds)); got != text {
+			t.Fatalf("rules\n%s\nread back as\n%s", text, got)
+		}
+		// Nothing that rules can say was lost on the way.
+		if got, want := normalize(replay(t, cmds)), normalize(state); !reflect.DeepEqual(got, want) {
+			t.Fatalf("table\n%+v\nread back as\n%+v", want, got)
+		}
+		// Every service and every live real server made it.
+		lines := strings.Count(text, "\n")
+		want := len(state)
+		for _, s := range state {
+			for _, r := range s.Reals {
+				if !r.Draining {
+					want++
+				}
+			}
+		}
+		if lines != want || len(cmds) != want {
+			t.Fatalf("%d lines, %d commands for %d services and live real servers", lines, len(cmds), want)
+		}
+	})
+}
+
+// normalize keeps what rules carry, in ipvsadm's order: not names, group
+// matches, counters, draining real servers, nor a netmask without
+// persistence or a host netmask.
+func normalize(ss []api.ServiceState) []api.ServiceState {
+	var out []api.ServiceState
+	for _, s := range sortedServices(ss, false) {
+		n := api.ServiceState{Service: api.Service{ServiceID: s.ServiceID, Scheduler: s.Scheduler,
+			Flags: s.Flags, Persistence: s.Persistence}}
+		if s.Persistence > 0 && mask(&s.Service) != "" {
+			n.PersistPrefix = s.PersistPrefix
+		}
+		for _, r := range sortedReals(s.Reals, false, false) {
+			n.Reals = append(n.Reals, api.RealState{Real: api.Real{Addr: r.Addr, Port: r.Port, Method: r.Method,
+				UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold}, Weight: r.Weight})
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestParseRules(t *testing.T) {
+	text := "# saved by ipvsadm -S\n" +
+		"\n" +
+		"-A -t 198.18.0.100:80 -s rr\r\n" +
+		"ipvsadm -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1\n" +
+		"  xvsadm   -a  -t 198.18.0.100:80\t-r '198.18.0.12:80' -w \"2\"  \n" +
+		"--set 900 120 300\n" +
+		"-Z\n" +
+		"-C"
+	cmds, err := ParseRules(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []api.Op
+	for _, c := range cmds {
+		ops = append(ops, c.Request.Op)
+	}
+	wantOps := []api.Op{api.OpAddService, api.OpAddReal, api.OpAddReal, api.OpSetTimeouts, api.OpZero, api.OpClear}
+	if !reflect.DeepEqual(ops, wantOps) {
+		t.Fatalf("ops %v, want %v", ops, wantOps)
+	}
+	if r := cmds[2].Request.Real; r.Addr != ip("198.18.0.12") || *r.Weight != 2 {
+		t.Errorf("quoted words: %+v", r)
+	}
+
+	errs := []struct {
+		text string
+		line int
+		msg  string
+	}{
+		{"-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.0.11 -s rr\n", 2, "Illegal 'scheduler' option with the 'add-server' command"},
+		{"\n\n# c\n-A -t host:80\n", 4, "`host' is not a numeric address"},
+		{"-L -n\n", 1, "`-L -n' does not change the table; not allowed in rules"},
+		{"-S\n", 1, "not allowed in rules"},
+		{"-R\n", 1, "not allowed in rules"},
+		{"-A -t 198.18.0.100:80\nstatus\n", 2, "not allowed in rules"},
+		{"-A -t 198.18.0.100:80 -s 'rr\n", 1, "unterminated quote or escape"},
+		{"-A -t 198.18.0.100:80 -s rr\\", 1, "unterminated quote or escape"},
+	}
+	for _, tt := range errs {
+		_, err := ParseRules(tt.text)
+		var e *Error
+		if !errors.As(err, &e) || e.Line != tt.line || !strings.Contains(e.Msg, tt.msg) {
+			t.Errorf("ParseRules(%q) = %v, want line %d: %q", tt.text, err, tt.line, tt.msg)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), fmt.Sprintf("line %d: ", tt.line)) {
+			t.Errorf("error %q does not start with its line", err)
+		}
+	}
+	if cmds, err := ParseRules(""); err != nil || len(cmds) != 0 {
+		t.Errorf("empty rules: %v, %v", cmds, err)
+	}
+}
+
+func TestSplitLine(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"  a  b\tc ", []string{"a", "b", "c"}},
+		{`'a b' "c d" e\ f`, []string{"a b", "c d", "e f"}},
+		{`'' x`, []string{"", "x"}},
+		{`"a\"b" 'a\b'`, []string{`a"b`, `a\b`}},
+	}
+	for _, tt := range tests {
+		got, err := splitLine(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("splitLine(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestApply(t *testing.T) {
+	steps := []struct {
+		line    string
+		wantErr string
+	}{
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11", "Service not defined"},
+		{"-E -t 198.18.0.100:80 -s rr", "No such service"},
+		{"-D -t 198.18.0.100:80", "No such service"},
+		{"-Z -t 198.18.0.100:80", "No such service"},
+		{"-A -t 198.18.0.100:80 -s rr", ""},
+		{"-A -t 198.18.0.100:80 -s wrr", "Service already exists"},
+		{"-A -u 198.18.0.100:80", ""},
+		{"-A -f 1 -s sh -p", ""},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11", ""},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -w 3", "Destination already exists"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.12 -m -w 4 -x 10", ""},
+		{"-e -t 198.18.0.100:80 -r 198.18.0.13 -w 3", "No such destination"},
+		{"-d -t 198.18.0.100:80 -r 198.18.0.13", "No such destination"},
+		{"-e -t 198.18.0.100:80 -r 198.18.0.11 -w 7", ""},
+		{"-E -t 198.18.0.100:80 -p 60", ""},
+		{"-a -f 1 -r 198.18.0.21:8080 -m", ""},
+		{"-d -t 198.18.0.100:80 -r 198.18.0.12", ""},
+		{"-d -u 198.18.0.100:80 -r 198.18.0.12", "No such destination"},
+		{"-Z", ""},
+		{"--set 1 2 3", ""},
+	}
+	var state []api.ServiceState
+	for _, s := range steps {
+		c := mustParse(t, s.line)
+		before := Rules(state)
+		next, err := Apply(state, &c.Request)
+		switch {
+		case s.wantErr == "" && err != nil:
+			t.Fatalf("%s: %v", s.line, err)
+		case s.wantErr != "" && (err == nil || err.Error() != s.wantErr):
+			t.Fatalf("%s: error %v, want %q", s.line, err, s.wantErr)
+		case err == nil:
+			state = next
+		}
+		if Rules(state) != before && err != nil {
+			t.Fatalf("%s: a failed change changed the table", s.line)
+		}
+	}
+	want := "-A -t 198.18.0.100:80 -s rr -p 60\n" +
+		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 7\n" +
+		"-A -u 198.18.0.100:80 -s wlc\n" +
+		"-A -f 1 -s sh -p 300\n" +
+		"-a -f 1 -r 198.18.0.21:8080 -m -w 1\n"
+	if got := Rules(state); got != want {
+		t.Errorf("table:\n%s\nwant\n%s", got, want)
+	}
+
+	// Apply leaves its input alone.
+	state[0].Stats.Conns = 5
+	state[0].Reals[0].Stats.Conns = 6
+	snapshot := Rules(state)
+	zeroed, err := Apply(state, &api.Request{Op: api.OpZero, Service: &api.Service{ServiceID: state[0].ServiceID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state[0].Stats.Conns != 5 || state[0].Reals[0].Stats.Conns != 6 || Rules(state) != snapshot {
+		t.Error("Apply changed its input")
+	}
+	if zeroed[0].Stats.Conns != 0 || zeroed[0].Reals[0].Stats.Conns != 0 {
+		t.Error("-Z did not zero the counters")
+	}
+	if cleared, err := Apply(state, &api.Request{Op: api.OpClear}); err != nil || len(cleared) != 0 {
+		t.Errorf("-C: %v, %v", cleared, err)
+	}
+
+	// A draining real server counts as gone, and comes back when added.
+	state[0].Reals[0].Draining = true
+	if _, err := Apply(state, &mustParse(t, "-e -t 198.18.0.100:80 -r 198.18.0.11 -w 1").Request); err == nil {
+		t.Error("edited a draining real server")
+	}
+	back, err := Apply(state, &mustParse(t, "-a -t 198.18.0.100:80 -r 198.18.0.11 -w 2").Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back[0].Reals) != 1 || back[0].Reals[0].Draining || back[0].Reals[0].Weight != 2 {
+		t.Errorf("re-added real server: %+v", back[0].Reals)
+	}
+
+	if _, err := Apply(nil, &mustParse(t, "-D -f 9").Request); !errors.Is(err, ErrNoService) {
+		t.Errorf("error %v is not ErrNoService", err)
+	}
+	for _, req := range []*api.Request{{Op: api.OpList}, {Op: api.OpAddService}, {Op: api.OpAddReal, Service: &api.Service{}}} {
+		if _, err := Apply(state, req); err == nil {
+			t.Errorf("Apply(%+v) succeeded", req)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/internal/topo"
+)
+
+// trimRight drops trailing spaces of every line: ipvsadm pads its columns,
+// and the comparison is about the layout, not the padding at line ends.
+func trimRight(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestXvsadm drives xvsadm through ipvsadm's verbs against a running xvsd,
+// with traffic in between, and compares the listings with ipvsadm's layout.
+func TestXvsadm(t *testing.T) {
+	lvs, err := topo.NewDR(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lvs.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
+		t.Fatal(err)
+	}
+	dir, path, err := lvs.StartDirector(bin, t.TempDir(), "[director]\ninterfaces = [\"{{IF0}}\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("xvsd output:\n%s", dir.Output.String())
+		}
+	}()
+	adm := func(args ...string) string {
+		t.Helper()
+		out, err := lvs.Xvsadm(bin, "", args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	expect := func(got, want string) {
+		t.Helper()
+		if trimRight(got) != trimRight(want) {
+			t.Errorf("got:\n%s\nwant:\n%s", got, want)
+		}
+	}
+	vip := "198.18.0.100:80"
+	adm("-A", "-t", vip, "-s", "wrr")
+	adm("-a", "-t", vip, "-r", "198.18.0.11:80", "-g", "-w", "1")
+	adm("-a", "-t", vip, "-r", "198.18.0.12:80", "-g", "-w", "2")
+	adm("-A", "-u", "198.18.0.100:5353", "-s", "rr", "-p", "60")
+	adm("-a", "-u", "198.18.0.100:5353", "-r", "198.18.0.11:5353", "-g")
+	expect(adm("-L", "-n"), `IP Virtual Server version 1.2.1 (size=65536)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  198.18.0.100:80 wrr
+  -> 198.18.0.11:80               Route   1      0          0
+  -> 198.18.0.12:80               Route   2      0          0
+UDP  198.18.0.100:5353 rr persistent 60
+  -> 198.18.0.11:5353             Route   1      0          0
+`)
+
+	// Traffic through what xvsadm built: wrr 1:2.
+	if err := lvs.WaitService(bin, vip, 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	adm("-Z")
+	adm("-E", "-t", vip, "-s", "wrr") // a fresh scheduler: the 30 below start a cycle
+	r, err := lvs.RunClient(bin, "-mode", "http", "-addr", vip, "-n", "30")
+	if err != nil || r.OK != 30 || r.Servers["rs1"] != 10 || r.Servers["rs2"] != 20 {
+		t.Fatalf("30 connections over wrr 1:2: %+v %v", r, err)
+	}
+	stats := adm("-L", "-n", "--stats", "--exact")
+	if !regexp.MustCompile(`(?m)^TCP  198\.18\.0\.100:80 +30 +\d+ +0 +\d+ +0$`).MatchString(stats) ||
+		!regexp.MustCompile(`(?m)^  -> 198\.18\.0\.12:80 +20 `).MatchString(stats) {
+		t.Errorf("--stats:\n%s", stats)
+	}
+	if !strings.HasPrefix(stats, "IP Virtual Server version 1.2.1 (size=65536)\nProt LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n") {
+		t.Errorf("--stats header:\n%s", stats)
+	}
+	conns := adm("-L", "-n", "-c")
+	if !strings.HasPrefix(conns, "IPVS connection entries\npro expire state       source             virtual            destination\n") ||
+		!regexp.MustCompile(`(?m)^TCP \d\d:\d\d  \S+ +198\.18\.0\.1:\d+ +198\.18\.0\.100:80 +198\.18\.0\.1[12]:80$`).MatchString(conns) {
+		t.Errorf("-L -c:\n%s", conns)
+	}
+	if !strings.Contains(adm("-L", "-n", "--rate"), "CPS") {
+		t.Error("--rate has no CPS column")
+	}
+
+	adm("-e", "-t", vip, "-r", "198.18.0.12:80", "-g", "-w", "5", "-x", "1000", "-y", "500")
+	adm("-d", "-u", "198.18.0.100:5353", "-r", "198.18.0.11:5353")
+	adm("--set", "100", "60", "30")
+	expect(adm("-L", "--timeout"), "Timeout (tcp tcpfin udp): 100 60 30\n")
+	th := adm("-L", "-n", "--thresholds")
+	if !regexp.MustCompile(`(?m)^  -> 198\.18\.0\.12:80 +1000 +500 `).MatchString(th) {
+		t.Errorf("--thresholds:\n%s", th)
+	}
+
+	// -S | -R: clear everything, restore, and the table is the same.
+	saved := adm("-S", "-n")
+	if !strings.Contains(saved, "-A -t 198.18.0.100:80 -s wrr\n") || !strings.Contains(saved, "-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 5 -x 1000 -y 500\n") {
+		t.Errorf("-S:\n%s", saved)
+	}
+	before := adm("-L", "-n", "--thresholds")
+	adm("-C")
+	if got := adm("-L", "-n"); strings.Contains(got, "TCP") {
+		t.Errorf("after -C:\n%s", got)
+	}
+	if _, err := lvs.Xvsadm(bin, saved, "-R"); err != nil {
+		t.Fatal(err)
+	}
+	expect(adm("-L", "-n", "--thresholds"), before)
+	if again := adm("-S", "-n"); again != saved {
+		t.Errorf("-S after -R differs:\n%s\nwant:\n%s", again, saved)
+	}
+	// A bad rules file changes nothing.
+	if _, err := lvs.Xvsadm(bin, "-A -t 198.18.0.100:81 -s nosuch\n", "-R"); err == nil {
+		t.Error("-R accepted an unknown scheduler")
+	}
+	expect(adm("-L", "-n", "--thresholds"), before)
+
+	// The runtime state saved as TOML reads back, and a reload from it
+	// keeps it.
+	adm("save-config", path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("save-config wrote an invalid file: %v", err)
+	}
+	if len(cfg.Services) != 2 || cfg.Timeouts.TCP != 100*time.Second {
+		t.Errorf("saved configuration: %+v", cfg)
+	}
+	adm("reload")
+	expect(adm("-L", "-n", "--thresholds"), before)
+
+	st := adm("status")
+	if !strings.Contains(st, lvs.DirectorIfs[0]) || !strings.Contains(st, "driver") {
+		t.Errorf("status:\n%s", st)
+	}
+	if out := adm("-L", "-n", "--json"); !strings.Contains(out, `"scheduler": "wrr"`) {
+		t.Errorf("--json:\n%s", out)
+	}
+	adm("-D", "-t", vip)
+	if got := adm("-L", "-n"); strings.Contains(got, "198.18.0.100:80") {
+		t.Errorf("after -D:\n%s", got)
+	}
+	if _, err := lvs.Xvsadm(bin, "", "-D", "-t", vip); err == nil {
+		t.Error("deleting a missing service succeeded")
+	}
+	_ = os.Remove(path + ".tmp")
+}
