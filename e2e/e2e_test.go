@@ -141,6 +141,10 @@ scheduler = "rr"
   method = "nat"
 `
 
+// tunConfig is drConfig with every real server tunnelled.
+var tunConfig = regexp.MustCompile(`(address = "[^"]+"\n)`).ReplaceAllString(
+	strings.ReplaceAll(drConfig, "  method = \"dr\"\n", ""), "${1}  method = \"tun\"\n")
+
 // natICMPService is a UDP service whose real servers listen on nothing:
 // they answer with ICMP port unreachable, which the director must carry
 // back to the client.
@@ -271,6 +275,38 @@ func TestNAT(t *testing.T) {
 		}
 		if r.OK != 0 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "refused") {
 			t.Errorf("UDP to a closed port behind NAT: %+v, want connection refused from the ICMP error", r)
+		}
+	})
+}
+
+// TestTUN: the real servers, set up by `xvsadm realserver tun`, take
+// IPIP (IPv6-in-IPv6) from the director with xvs's decapsulator and answer
+// the client directly; a request too big to tunnel gets through after the
+// director's ICMP fragmentation-needed lowers the client's path MTU.
+func TestTUN(t *testing.T) {
+	lvs, err := topo.NewTUN(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(tunConfig, `method = "tun"`) != 8 {
+		t.Fatalf("test bug: tunConfig has %d tunnelled real servers:\n%s", strings.Count(tunConfig, `method = "tun"`), tunConfig)
+	}
+	dir, _ := runLVS(t, lvs, tunConfig, 80)
+	t.Run("path MTU", func(t *testing.T) {
+		// 8000 bytes in full-sized segments: each is 20 bytes too big for
+		// the tunnel, so only the ICMP gets them through.
+		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", topo.VIP.String()+":80", "-n", "3", "-size", "8000", "-timeout", "5s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.OK != 3 {
+			t.Errorf("large requests through TUN: %+v", r)
+		}
+		if err := dir.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		if err := topo.WaitOutput(dir, "too_big=", 3*time.Second); err != nil {
+			t.Errorf("the director counted no too_big frames: %v", err)
 		}
 	})
 }

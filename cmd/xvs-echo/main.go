@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +111,10 @@ func serve(args []string) error {
 		srv := &http.Server{
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("X-Real-Server", *name)
+				// A request body (the client's -size) is read whole and its
+				// length reported, so a client can tell it arrived.
+				n, _ := io.Copy(io.Discard, r.Body)
+				w.Header().Set("X-Body-Len", strconv.FormatInt(n, 10))
 				// Who the real server thinks the client is: the peer,
 				// and the TOA client when FullNAT hid it.
 				peer, _ := netip.ParseAddrPort(r.RemoteAddr)
@@ -252,6 +257,7 @@ func client(args []string) error {
 	n := fs.Int("n", 10, "requests")
 	interval := fs.Duration("interval", 0, "pause between requests")
 	timeout := fs.Duration("timeout", 3*time.Second, "per-request timeout")
+	size := fs.Int("size", 0, "http: POST a body of this many bytes (a large request tests path MTU)")
 	_ = fs.Parse(args)
 	if *addr == "" {
 		return errors.New("client: -addr is required")
@@ -283,7 +289,11 @@ func client(args []string) error {
 					rep.Reused++
 				}
 			}}
-			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+			method, body := "GET", io.Reader(nil)
+			if *size > 0 {
+				method, body = "POST", bytes.NewReader(bytes.Repeat([]byte("x"), *size))
+			}
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), method, url, body)
 			if err != nil {
 				return "", err
 			}
@@ -295,6 +305,9 @@ func client(args []string) error {
 			p, err := io.ReadAll(resp.Body)
 			if err != nil {
 				return "", err
+			}
+			if *size > 0 && resp.Header.Get("X-Body-Len") != strconv.Itoa(*size) {
+				return "", fmt.Errorf("server got %s of %d request bytes", resp.Header.Get("X-Body-Len"), *size)
 			}
 			if v := resp.Header.Get("X-Peer"); v != "" {
 				rep.Peers[v]++

@@ -45,10 +45,14 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// StartRealServers starts xvs-echo in every real server's namespace, named
+// StartRealServers sets the real servers up (SetupRealServers) and starts
+// xvs-echo in every real server's namespace, named
 // rs1, rs2, ..., serving HTTP on httpPort and UDP on udpPort (both address
 // families), with extra arguments to `xvs-echo serve` (e.g. -toa).
 func (t *LVS) StartRealServers(bin Binaries, httpPort, udpPort int, extra ...string) error {
+	if err := t.SetupRealServers(bin); err != nil {
+		return err
+	}
 	for i := range t.Reals {
 		name := fmt.Sprintf("rs%d", i+1)
 		args := append([]string{bin.Echo, "serve", "-name", name,

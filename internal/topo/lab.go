@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +34,17 @@ type Lab struct {
 	mu         sync.Mutex
 	namespaces []string
 	procs      []*Proc
+	files      []string
+}
+
+// StatePath returns a lab-unique file path for state a command keeps
+// (removed by Close).
+func (l *Lab) StatePath(tag string) string {
+	p := filepath.Join(os.TempDir(), l.Name("-"+tag)+".json")
+	l.mu.Lock()
+	l.files = append(l.files, p)
+	l.mu.Unlock()
+	return p
 }
 
 // Proc is a process started inside a namespace.
@@ -185,9 +197,12 @@ func (p *Proc) Stop(timeout time.Duration) error {
 // Close stops every process and deletes every namespace of the lab.
 func (l *Lab) Close() error {
 	l.mu.Lock()
-	procs, nss := l.procs, l.namespaces
-	l.procs, l.namespaces = nil, nil
+	procs, nss, files := l.procs, l.namespaces, l.files
+	l.procs, l.namespaces, l.files = nil, nil, nil
 	l.mu.Unlock()
+	for _, f := range files {
+		_ = os.Remove(f)
+	}
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
 		_ = procs[i].Stop(5 * time.Second)

@@ -55,18 +55,31 @@ type LVS struct {
 	Socket string
 	// RealProcs are the servers StartRealServers started, rs1 first.
 	RealProcs []*Proc
+	// Mode is the forwarding method the real servers are set up for
+	// ("dr", "tun", "nat", "fullnat"), and RealIfs their interfaces.
+	Mode    string
+	RealIfs []string
+	setUp   bool
 }
 
 // NewDR builds LVS-DR (seed section 4.1): client, director, rs1 and rs2
 // on one L2 segment (a bridge in its own namespace). The VIP is on the
 // director's interface; the real servers hold it on lo and neither answer nor
 // announce ARP for it (arp_ignore=1, arp_announce=2).
-func NewDR(log io.Writer) (*LVS, error) {
+func NewDR(log io.Writer) (*LVS, error) { return newL2(log, "dr") }
+
+// NewTUN builds LVS-TUN on NewDR's segment: the director reaches the real
+// servers by IPIP (IPv6-in-IPv6), and they decapsulate with xvs's XDP
+// decapsulator (this kernel has no ipip module), hold the VIP on lo and
+// answer the client directly.
+func NewTUN(log io.Writer) (*LVS, error) { return newL2(log, "tun") }
+
+func newL2(log io.Writer, mode string) (*LVS, error) {
 	lab, err := NewLab(log)
 	if err != nil {
 		return nil, err
 	}
-	t := &LVS{Lab: lab, RealIPs: DRReals}
+	t := &LVS{Lab: lab, RealIPs: DRReals, Mode: mode}
 	if err := t.buildDR(); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -129,30 +142,9 @@ func (t *LVS) buildDR() error {
 		if err := t.NoTxChecksum(ns, ifname); err != nil {
 			return err
 		}
-		if err := t.realServerDR(ns); err != nil {
-			return err
-		}
+		t.RealIfs = append(t.RealIfs, ifname)
 	}
 	return nil
-}
-
-// realServerDR is the seed's lvsDR_realserver_setup.sh: the VIP on lo, and
-// ARP for it neither answered nor announced.
-func (t *LVS) realServerDR(ns string) error {
-	for _, kv := range [][2]string{
-		{"net.ipv4.conf.all.arp_ignore", "1"},
-		{"net.ipv4.conf.all.arp_announce", "2"},
-		{"net.ipv4.conf.lo.arp_ignore", "1"},
-		{"net.ipv4.conf.lo.arp_announce", "2"},
-	} {
-		if err := t.Sysctl(ns, kv[0], kv[1]); err != nil {
-			return err
-		}
-	}
-	if err := t.addAddr(ns, "lo", VIP, 32); err != nil {
-		return err
-	}
-	return t.addAddr(ns, "lo", VIP6, 128)
 }
 
 // NewNAT builds LVS-NAT (seed section 4.2): the client on one director
@@ -171,7 +163,10 @@ func newNAT(log io.Writer, fullnat bool) (*LVS, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &LVS{Lab: lab, RealIPs: NATReals}
+	t := &LVS{Lab: lab, RealIPs: NATReals, Mode: "nat"}
+	if fullnat {
+		t.Mode = "fullnat"
+	}
 	if err := t.buildNAT(fullnat); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
@@ -263,15 +258,37 @@ func (t *LVS) buildNAT(fullnat bool) error {
 		if err := t.addAddr(ns, ifname, NATReals6[i], 64); err != nil {
 			return err
 		}
-		if fullnat {
-			continue // the real servers know nothing of the client network
+		t.RealIfs = append(t.RealIfs, ifname)
+	}
+	return nil
+}
+
+// SetupRealServers makes each real server what its mode needs, with
+// `xvsadm realserver` as an operator would (the seed's setup scripts):
+// DR and TUN: the VIPs on lo without ARP for them (TUN: plus the
+// decapsulator and rp_filter off); NAT: default routes through the
+// director; FullNAT: nothing. Each change is recorded under the lab, and
+// undone with the namespaces.
+func (t *LVS) SetupRealServers(bin Binaries) error {
+	if t.setUp {
+		return nil
+	}
+	t.setUp = true
+	for i, ns := range t.Reals {
+		state := func(tag string) string { return t.StatePath(fmt.Sprintf("rs%d-%s", i+1, tag)) }
+		var runs [][]string
+		switch t.Mode {
+		case "dr", "tun":
+			runs = append(runs, []string{t.Mode, "--vip", VIP.String() + "," + VIP6.String(), "--interface", t.RealIfs[i], "--state", state("vip")})
+		case "nat":
+			runs = append(runs,
+				[]string{"nat", "--director", NATGateway.String(), "--interface", t.RealIfs[i], "--state", state("v4")},
+				[]string{"nat", "--director", NATGateway6.String(), "--interface", t.RealIfs[i], "--state", state("v6")})
 		}
-		// lvsNAT_realserver_setup.sh: the director is the default gateway.
-		if err := t.In(ns, "ip", "route", "add", "default", "via", NATGateway.String()); err != nil {
-			return err
-		}
-		if err := t.In(ns, "ip", "-6", "route", "add", "default", "via", NATGateway6.String()); err != nil {
-			return err
+		for _, args := range runs {
+			if err := t.In(ns, append([]string{bin.Xvsadm, "realserver"}, args...)...); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
