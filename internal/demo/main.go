@@ -64,7 +64,7 @@ func run(configPath string, requests int) error {
 `, topo.ClientIP, lvs.Client, topo.DirectorIP, lvs.Director, topo.VIP, lvs.DirectorIfs[0],
 		topo.DRReals[0], lvs.Reals[0], topo.DRReals[1], lvs.Reals[1], lvs.Name("br"))
 
-	step("Starting real servers: HTTP on :80 and UDP on :5353, each answering with its name")
+	step("Setting the real servers up (xvsadm realserver dr) and starting them: HTTP on :80 and UDP on :5353, each answering with its name")
 	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
 		return err
 	}
@@ -114,18 +114,37 @@ func run(configPath string, requests int) error {
 	}
 	printServers(udp)
 
-	step("The director's counters (ipvsadm -L -n --stats layout)")
-	before := len(dir.Output.String())
-	if err := dir.Signal(syscall.SIGUSR1); err != nil {
+	step("The director's counters: xvsadm -L -n --stats (ipvsadm's layout)")
+	out, err := lvs.Xvsadm(bin, "", "-L", "-n", "--stats")
+	if err != nil {
 		return err
 	}
-	if err := topo.WaitOutput(dir, "drops:", 3*time.Second); err != nil {
-		return err
-	}
-	time.Sleep(100 * time.Millisecond)
-	fmt.Print(indent(dir.Output.String()[before:]))
+	fmt.Print(indent(out))
 	fmt.Println(`    InPkts are client->server packets the director forwarded; OutPkts stay 0 in
     DR because replies go from the real servers straight to the client.`)
+
+	step("xvsadm -L -n: real servers, weights, active and inactive connections")
+	if out, err = lvs.Xvsadm(bin, "", "-L", "-n"); err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("xvsadm status: the data path")
+	if out, err = lvs.Xvsadm(bin, "", "status"); err != nil {
+		return err
+	}
+	fmt.Print(indent(out))
+
+	step("Prometheus metrics (curl http://127.0.0.1:9469/metrics in the director's namespace), a few lines")
+	if out, err = lvs.Output(lvs.Director, "curl", "-sf", "http://127.0.0.1:9469/metrics"); err != nil {
+		return err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "xvs_real_connections_total") || strings.HasPrefix(line, "xvs_worker_rx_frames_total") ||
+			strings.HasPrefix(line, "xvs_conntrack_entries") || strings.HasPrefix(line, "xvs_real_active_connections") {
+			fmt.Println("    " + line)
+		}
+	}
 
 	step("Tearing down: stopping xvsd (it detaches from the interface) and deleting the namespaces")
 	if err := dir.Stop(5 * time.Second); err != nil {
