@@ -24,12 +24,13 @@ const (
 	DropNoLocalPort                   // FullNAT: no free (local address, port)
 	DropTooBig                        // TUN: too big to encapsulate (ICMP sent when DF)
 	DropNoTOARoom                     // FullNAT: SYN sent without TOA, no option space (not a drop)
+	DropBadChecksum                   // IPv4 header checksum does not verify
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "truncated", "fragment", "unsupported", "no_service", "no_conn",
-	"no_dest", "table_full", "no_next_hop", "tx_full", "no_local_port", "too_big", "no_toa_room",
+	"no_dest", "table_full", "no_next_hop", "tx_full", "no_local_port", "too_big", "no_toa_room", "bad_checksum",
 }
 
 func (r DropReason) String() string {
@@ -47,6 +48,8 @@ func dropReasonOf(err error) DropReason {
 		return DropFragment
 	case errors.Is(err, packet.ErrUnsupported):
 		return DropUnsupported
+	case errors.Is(err, packet.ErrBadChecksum):
+		return DropBadChecksum
 	}
 	return DropMalformed
 }

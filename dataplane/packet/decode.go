@@ -193,6 +193,11 @@ func validateIPv4(frame []byte, m *Meta) error {
 	if !validIPv4Options(frame[l3+IPv4MinHeaderLen : l3+hlen]) {
 		return ErrMalformed
 	}
+	// The kernel's ip_rcv drops these before IPVS sees them; a director
+	// that forwarded one would only have the real server drop it.
+	if !IPv4(frame[l3 : l3+hlen]).IsChecksumValid() {
+		return ErrBadChecksum
+	}
 	if ip.MoreFragments() || ip.FragmentOffset() != 0 {
 		return ErrFragment
 	}

@@ -149,10 +149,18 @@ func TestDecodeMalformed(t *testing.T) {
 	v4udp := buildFrame(t, frameSpec{proto: ProtoUDP, sport: 1, dport: 2, payload: payloadOf(40), tags: 1})
 	v6tcp := buildFrame(t, frameSpec{v6: true, proto: ProtoTCP, sport: 1, dport: 2, payload: payloadOf(40), tags: 2})
 
-	// edit returns a copy of f changed by fn.
+	// edit returns a copy of f changed by fn, with its IPv4 header
+	// checksum fixed, so that each case tests what it changed.
 	edit := func(f []byte, fn func(b []byte)) []byte {
 		b := append([]byte(nil), f...)
 		fn(b)
+		if binary.BigEndian.Uint16(b[12:]) == EtherTypeIPv4 && b[14]>>4 == 4 {
+			if hl := int(b[14]&0xf) * 4; hl >= 20 && len(b) >= 14+hl {
+				ip := IPv4(b[14 : 14+hl])
+				ip.SetChecksum(0)
+				ip.SetChecksum(ip.CalculateChecksum())
+			}
+		}
 		return b
 	}
 	const l3 = 14
@@ -206,6 +214,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"IPv6 ESP", edit(v6tcp, func(b []byte) { b[22+6] = 50 }), ErrUnsupported},
 		{"IPv4 option length 1", ipv4WithOptions(t, []byte{7, 1, 0, 0}), ErrMalformed},
 		{"IPv4 option past header", ipv4WithOptions(t, []byte{1, 7, 9, 0}), ErrMalformed},
+		{"IPv4 header checksum", append(append([]byte(nil), v4tcp[:l3+10]...), append([]byte{v4tcp[l3+10] ^ 0xff, v4tcp[l3+11]}, v4tcp[l3+12:]...)...), ErrBadChecksum},
 		{"ICMP truncated", edit(buildFrame(t, frameSpec{proto: ProtoICMP}), func(b []byte) { binary.BigEndian.PutUint16(b[l3+2:], 20+7) }), ErrTruncated},
 	}
 	p := NewParser()
@@ -282,7 +291,7 @@ func TestDecodeNeverPanicsOnMutations(t *testing.T) {
 	}
 }
 
-var sentinels = []error{ErrTruncated, ErrMalformed, ErrBadLength, ErrFragment, ErrUnsupported}
+var sentinels = []error{ErrTruncated, ErrMalformed, ErrBadLength, ErrFragment, ErrUnsupported, ErrBadChecksum}
 
 func checkDecodeResult(t *testing.T, frame []byte, m *Meta, err error) {
 	t.Helper()
