@@ -98,6 +98,7 @@ func (t *LVS) buildDR() error {
 	if err := t.In(br, "ip", "link", "set", brDev, "up"); err != nil {
 		return err
 	}
+	t.bridgeIsWire(br)
 	// attach makes namespace role with one interface on the bridge.
 	attach := func(role string, addr, addr6 netip.Addr) (ns, ifname string, err error) {
 		if ns, err = t.AddNS(role); err != nil {
@@ -213,6 +214,7 @@ func (t *LVS) buildNAT(fullnat bool) error {
 	if err := t.In(br, "ip", "link", "set", brDev, "up"); err != nil {
 		return err
 	}
+	t.bridgeIsWire(br)
 	dirRealIf := t.Name("dr")
 	if err := t.Veth(t.Director, dirRealIf, br, t.Name("bd")); err != nil {
 		return err
@@ -292,4 +294,13 @@ func (t *LVS) SetupRealServers(bin Binaries) error {
 		}
 	}
 	return nil
+}
+
+// bridgeIsWire makes the bridge forward frames as a switch would: with
+// br_netfilter loaded, the kernel otherwise validates (and drops) IP
+// headers it bridges, which hides from the director what a wire would carry.
+func (t *LVS) bridgeIsWire(ns string) {
+	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
+		_ = t.Sysctl(ns, k, "0") // absent without br_netfilter: nothing to turn off
+	}
 }
