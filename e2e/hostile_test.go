@@ -74,7 +74,10 @@ func hostileFrames(t *testing.T, src, dst net.HardwareAddr) map[string][]byte {
 		_ = l.SetNetworkLayerForChecksum(ip)
 		return l
 	}
-	syn := func(sport int) []byte { ip := ip4(); return build(eth(layers.EthernetTypeIPv4), ip, tcp(ip, sport, true, false, false)) }
+	syn := func(sport int) []byte {
+		ip := ip4()
+		return build(eth(layers.EthernetTypeIPv4), ip, tcp(ip, sport, true, false, false))
+	}
 	fr := map[string][]byte{}
 	fr["truncated"] = syn(50001)[:14+20+6]
 	bl := syn(50002)
