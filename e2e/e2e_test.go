@@ -246,6 +246,34 @@ func TestDR(t *testing.T) {
 			t.Error("metrics answer on the director's network address; they must listen on loopback only")
 		}
 	})
+	t.Run("security", func(t *testing.T) {
+		// After setup xvsd keeps only CAP_NET_ADMIN, CAP_NET_RAW and
+		// CAP_BPF (and every test above ran with just those).
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", dir.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^CapEff:\s+([0-9a-f]+)$`).FindSubmatch(status)
+		const want = 1<<12 | 1<<13 | 1<<39
+		if got, _ := strconv.ParseUint(string(m[1]), 16, 64); m == nil || got != want {
+			t.Errorf("xvsd's effective capabilities %s, want %x (net_admin, net_raw, bpf)", m[1], want)
+		}
+		// The XDP program passes what is not for a VIP: an unrelated TCP
+		// service on the director answers as if xvsd were not there.
+		if _, err := lvs.Start(lvs.Director, bin.Echo, "serve", "-name", "director", "-http", topo.DirectorIP.String()+":8082"); err != nil {
+			t.Fatal(err)
+		}
+		var r topo.Report
+		for i := 0; i < 20; i++ {
+			if r, err = lvs.RunClient(bin, "-mode", "http", "-addr", topo.DirectorIP.String()+":8082", "-n", "5"); err == nil && r.OK == 5 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r.OK != 5 || r.Servers["director"] != 5 {
+			t.Errorf("a TCP service on the director's own address: %+v %v", r, err)
+		}
+	})
 	t.Run("SIGTERM detaches", func(t *testing.T) {
 		ifname := lvs.DirectorIfs[0]
 		if out, _ := lvs.Output(lvs.Director, "ip", "link", "show", ifname); !strings.Contains(out, "xdp") {

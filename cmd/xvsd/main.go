@@ -96,6 +96,11 @@ func run(path string, check bool, opts control.Options) error {
 	if err != nil {
 		return err
 	}
+	if err := dropCapabilities(keptCapabilities); err != nil {
+		log.Warn("keeping all capabilities", zap.Error(err))
+	} else {
+		log.Info("capabilities dropped", zap.Strings("kept", []string{"CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF"}))
+	}
 	fmt.Println("xvsd: ready")
 	for sig := range sigs {
 		switch sig {

@@ -26,6 +26,9 @@ func Build(dir string) (Binaries, error) {
 	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo", b.Xvsadm: "./cmd/xvsadm"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
+		// Pure Go: xvsd drops capabilities on every thread, which needs a
+		// binary without cgo.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return Binaries{}, fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
 		}
