@@ -132,6 +132,7 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		XDPMode:    mode,
 		ZeroCopy:   zc,
 		CPUs:       cfg.Director.CPUs,
+		SloppyTCP:  cfg.Director.SloppyTCP,
 		Conntrack: conntrack.Config{
 			Timeouts: timeouts(cfg.Timeouts),
 		},

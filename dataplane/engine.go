@@ -23,7 +23,11 @@ type Config struct {
 	XDPMode    xdpprog.Mode
 	ZeroCopy   xsk.ZeroCopyMode
 	// CPUs pins worker i to CPUs[i % len(CPUs)]; empty leaves them unpinned.
-	CPUs      []int
+	CPUs []int
+	// SloppyTCP schedules any TCP packet without a connection, not only
+	// SYNs (IPVS's sloppy_tcp), so that connections moved here from
+	// another director (ECMP, failover) carry on.
+	SloppyTCP bool
 	Conntrack conntrack.Config
 	UMEM      xsk.UMEMConfig
 	Socket    xsk.SocketConfig
@@ -141,6 +145,7 @@ func New(cfg Config) (_ *Engine, err error) {
 		if len(cfg.CPUs) > 0 {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
+		w.fwd.sloppyTCP = cfg.SloppyTCP
 		for p := range e.ports {
 			w.tx[p] = make([]xsk.Desc, 0, batchSize*len(e.ports))
 			if q >= queues[p] {

@@ -40,6 +40,7 @@ type forwarder struct {
 	flow    sched.Flow
 	val     conntrack.Value
 	seq     uint32 // varies FullNAT's local port choice
+	sloppyTCP bool // schedule mid-connection TCP too (IPVS's sloppy_tcp)
 	// FullNAT's local port range (tests narrow it to exhaust it).
 	lportMin, lportMax uint32
 	ipid               uint16 // IPv4 ID of the tunnel headers this worker writes
@@ -338,9 +339,11 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service
 		f.stats.drop(DropNoService)
 		return nil
 	}
-	if m.Proto == protoTCP && !isSYN(m.TCPFlags) {
+	if m.Proto == protoTCP && !isSYN(m.TCPFlags) && (!f.sloppyTCP || m.TCPFlags&(packet.FlagSYN|packet.FlagRST) != 0) {
 		// Mid-stream TCP for a connection we do not know (expired, or the
-		// director restarted): IPVS drops it too rather than guess.
+		// director restarted): IPVS drops it too rather than guess, unless
+		// sloppy: then a consistent scheduler (mh) picks the real server
+		// the connection already has.
 		f.stats.drop(DropNoConn)
 		return nil
 	}

@@ -226,3 +226,50 @@ func TestForwardICMPErrorsNAT(t *testing.T) {
 		t.Errorf("unrelated error: out %d drops %v", out, r.stats.Drops())
 	}
 }
+
+// TestSloppyTCPWithMaglev: two directors with the same real servers and
+// mh; a connection begun on one and moved mid-stream to the other (an
+// ECMP change) keeps its real server when the second is sloppy.
+func TestSloppyTCPWithMaglev(t *testing.T) {
+	director := func(sloppy bool) *rig {
+		ct, err := conntrack.New(conntrack.Config{Capacity: 4096, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := ServiceSpec{VIP: vip, Port: 80, Proto: protoTCP, Scheduler: "mh"}
+		for i := 0; i < 5; i++ {
+			spec.Reals = append(spec.Reals, RealSpec{Addr: netip.AddrFrom4([4]byte{198, 19, 0, byte(11 + i)}), Port: 80, Weight: 1})
+		}
+		_, tbl, err := newRegistry(64).build([]ServiceSpec{spec}, nil, func(uint32) int64 { return 0 })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range tbl.ordered[0].Dests {
+			d.hop.store([6]byte{2, 0, 0, 0, 1, byte(i)}, 0)
+		}
+		stats := newWorkerStats(64)
+		fwd := newForwarder([]Port{{Name: "p0", MAC: portMAC0}}, ct, newPersistTable(64), stats)
+		fwd.sloppyTCP = sloppy
+		return &rig{fwd: fwd, table: tbl, ct: ct, stats: stats}
+	}
+	a, b, strict := director(false), director(true), director(false)
+	for sport := uint16(1000); sport < 1200; sport++ {
+		syn := frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagSYN, nil)
+		if a.fwd.forwardFrame(a.table, syn, 0, 1) != 0 {
+			t.Fatalf("SYN dropped: %v", a.stats.Drops())
+		}
+		first := [6]byte(syn[0:6])
+		ack := frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagACK, []byte("data"))
+		if b.fwd.forwardFrame(b.table, ack, 0, 2) != 0 || [6]byte(ack[0:6]) != first {
+			t.Fatalf("flow %d moved to another director went to %x, want %x", sport, ack[0:6], first)
+		}
+		ack2 := frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagACK, []byte("data"))
+		if strict.fwd.forwardFrame(strict.table, ack2, 0, 2) != -1 {
+			t.Fatal("a director that is not sloppy scheduled a mid-stream packet")
+		}
+	}
+	rst := frame(t, clientMAC, portMAC0, cip, vip, 5000, 80, protoTCP, packet.FlagRST, nil)
+	if b.fwd.forwardFrame(b.table, rst, 0, 3) != -1 {
+		t.Error("a sloppy director scheduled a RST for an unknown connection")
+	}
+}

@@ -53,6 +53,11 @@ type Director struct {
 	ZeroCopy   string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
 	CPUs       []int    // CPUs to pin workers to, in order; nil leaves it to the director
 	LogLevel   string   // debug, info, warn or error
+	// SloppyTCP schedules TCP packets of connections the director has no
+	// entry for, not only SYNs (IPVS's sloppy_tcp): with mh across several
+	// directors, a connection that moves to another director keeps its
+	// real server.
+	SloppyTCP bool
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set tcp tcpfin udp.

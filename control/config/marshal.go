@@ -27,6 +27,9 @@ func Marshal(cfg *Config) []byte {
 		w("cpus = [%s]\n", strings.Join(cpus, ", "))
 	}
 	w("log_level = %q\n", cfg.Director.LogLevel)
+	if cfg.Director.SloppyTCP {
+		w("sloppy_tcp = true\n")
+	}
 	w("\n[timeouts]\ntcp = %q\ntcpfin = %q\nudp = %q\n", dur(cfg.Timeouts.TCP), dur(cfg.Timeouts.TCPFin), dur(cfg.Timeouts.UDP))
 	for _, s := range cfg.Services {
 		if s.IsGroup() {

@@ -310,7 +310,7 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 func (d *decoder) config(doc map[string]any) *Config {
 	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group")
 	cfg := &Config{}
-	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level"); ok {
+	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -375,6 +375,13 @@ func (d *decoder) director(t *table) Director {
 	})
 	if s, ok := t.enum("log_level", "debug", "info", "warn", "error"); ok {
 		dir.LogLevel = s
+	}
+	if v, ok := t.m["sloppy_tcp"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			t.errorf("sloppy_tcp", "want true or false, got %s", typeName(v))
+		}
+		dir.SloppyTCP = b
 	}
 	t.done()
 	return dir
