@@ -43,6 +43,7 @@ type Config struct {
 	Director Director
 	Timeouts Timeouts
 	Services []Service
+	BGP      *BGP   // nil: no BGP
 	Source   string // the file it was read from
 }
 

@@ -58,6 +58,7 @@ func Marshal(cfg *Config) []byte {
 		w("match = [\n  %s,\n]\n", strings.Join(ms, ",\n  "))
 		writePolicy(&b, &s, "group")
 	}
+	writeBGP(w, cfg.BGP)
 	return []byte(b.String())
 }
 

@@ -9,6 +9,12 @@ import (
 
 func stripLines(c *Config) {
 	c.Source = ""
+	if c.BGP != nil {
+		c.BGP.Line = 0
+		for i := range c.BGP.Peers {
+			c.BGP.Peers[i].Line = 0
+		}
+	}
 	for i := range c.Services {
 		s := &c.Services[i]
 		s.Line = 0
@@ -53,6 +59,8 @@ func TestMarshalRoundTrip(t *testing.T) {
 		`match = [{ vip = "198.18.0.100", ports = "443-445", protocol = "tcp" }, { vip = "198.18.0.100", ports = 53, protocol = "udp" }]`,
 		"[[group.real]]", `address = "198.18.0.11"`,
 		"[group.health]", `check = "udp"`, "port = 53", `send = "ping"`, `expect = "pong"`, `initial = "down"`,
+		"[bgp]", "local_as = 65001", `router_id = "198.18.0.2"`, `hold_time = "3s"`, `communities = ["65000:1"]`, `next_hop6 = "fd00::2"`,
+		"[[bgp.peer]]", `address = "198.18.0.254"`, "as = 65000", "passive = true",
 	)
 	for name, data := range inputs {
 		t.Run(filepath.Base(name), func(t *testing.T) {

@@ -308,7 +308,7 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 }
 
 func (d *decoder) config(doc map[string]any) *Config {
-	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group")
+	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp"); ok {
 		cfg.Director = d.director(t)
@@ -327,6 +327,9 @@ func (d *decoder) config(doc map[string]any) *Config {
 		groups := d.groups(ts, cfg.Services)
 		d.healthChecks(ts, groups)
 		cfg.Services = append(cfg.Services, groups...)
+	}
+	if t, ok := root.sub("bgp", "local_as", "router_id", "next_hop", "next_hop6", "listen_port", "hold_time", "communities", "peer"); ok {
+		cfg.BGP = d.bgp(t)
 	}
 	root.done()
 	return cfg
