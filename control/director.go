@@ -13,6 +13,7 @@ import (
 
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/control/bgp"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/dataplane"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
@@ -30,9 +31,11 @@ type Director struct {
 	srv   *api.Server
 	stop  context.CancelFunc
 
-	mu     sync.Mutex
-	cfg    *config.Config
-	health *healthState
+	mu       sync.Mutex
+	cfg      *config.Config
+	health   *healthState
+	bgp      *bgp.Speaker
+	draining bool
 }
 
 // Options are the director's settings that are not in the configuration
@@ -80,6 +83,13 @@ func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) 
 	go d.rates.run(ctx)
 	d.mu.Lock()
 	d.updateHealth()
+	d.mu.Unlock()
+	if err := d.startBGP(ctx, cfg.BGP); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	d.mu.Lock()
+	d.announce()
 	d.mu.Unlock()
 	if !eng.WaitResolved(2 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets will be dropped (no_next_hop)")
@@ -197,6 +207,7 @@ func (d *Director) Reload() error {
 	d.eng.Conntrack().SetTimeouts(timeouts(cfg.Timeouts))
 	d.cfg = cfg
 	d.updateHealth()
+	d.announce()
 	d.log.Info("configuration reloaded", zap.String("config", d.path), zap.Int("services", len(cfg.Services)))
 	return nil
 }
@@ -209,6 +220,10 @@ func (d *Director) Engine() *dataplane.Engine { return d.eng }
 func (d *Director) Close() error {
 	if d.srv != nil {
 		_ = d.srv.Close()
+	}
+	if d.bgp != nil {
+		// Withdraw first, so routers stop sending before forwarding stops.
+		_ = d.bgp.Close()
 	}
 	d.health.close()
 	d.stop()

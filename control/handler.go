@@ -53,6 +53,9 @@ func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 		return &api.Response{Health: d.healthState()}
 	case api.OpRestore:
 		return errResponse(d.restore(req.Text))
+	case api.OpDrain:
+		d.Drain(req.Text != "off")
+		return &api.Response{}
 	}
 	return errResponse(d.change(func(cfg *config.Config) error { return edit(cfg, req) }))
 }
@@ -90,6 +93,7 @@ func (d *Director) applyLocked(cfg *config.Config, why string) error {
 	d.eng.Conntrack().SetTimeouts(timeouts(parsed.Timeouts))
 	d.cfg = parsed
 	d.updateHealth()
+	d.announce()
 	d.log.Info("configuration applied", zap.String("by", why), zap.Int("services", len(parsed.Services)))
 	return nil
 }

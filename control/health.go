@@ -73,6 +73,7 @@ func (h *healthState) changed(ev health.Event) {
 		d.log.Error("apply health change", zap.String("real", ev.Key), zap.Error(err))
 		return
 	}
+	d.announce()
 	if !ev.Up && t.reset {
 		n := d.eng.FlushDest(d.findDest(t.svc, t.real))
 		d.log.Info("connections of a failed real server dropped", zap.String("real", ev.Key), zap.Int("connections", n))

@@ -144,6 +144,9 @@ func (s *Service) localAddr(flags uint32) (netip.Addr, uint16) {
 	return s.lips[i], uint16(flags >> 16)
 }
 
+// MatchesOrSelf returns the (VIP, ports, protocol) the service catches.
+func (s *Service) MatchesOrSelf() []Match { return s.matchesOrSelf() }
+
 func (s *Service) matchesOrSelf() []Match {
 	if len(s.Matches) > 0 {
 		return s.Matches

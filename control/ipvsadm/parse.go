@@ -466,11 +466,12 @@ func (p *parsed) setOption(o optID) error {
 // Parse parses an ipvsadm command line, without the program name: for
 // example "-A", "-t", "198.18.0.100:80", "-s", "rr". No arguments lists the
 // table, as ipvsadm does. The first argument may also be one of xvs's own
-// commands: "status", "reload", "save-config FILE", "health".
+// commands: "status", "reload", "save-config FILE", "health", "drain",
+// "undrain".
 func Parse(args []string) (*Command, error) {
 	if len(args) > 0 {
 		switch args[0] {
-		case "status", "reload", "save-config", "health":
+		case "status", "reload", "save-config", "health", "drain", "undrain":
 			return parseXVS(args)
 		}
 	}
@@ -856,6 +857,12 @@ func parseXVS(args []string) (*Command, error) {
 		c.Request.Op, c.Layout = api.OpHealth, LayoutHealth
 	case "reload":
 		c.Request.Op = api.OpReload
+	case "drain", "undrain":
+		// Withdraw (or announce again) this director's VIPs over BGP.
+		c.Request.Op = api.OpDrain
+		if name == "undrain" {
+			c.Request.Text = "off"
+		}
 	case "save-config":
 		if len(pos) == 0 {
 			return nil, errorf("save-config needs a file name")

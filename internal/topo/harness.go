@@ -86,22 +86,33 @@ func (t *LVS) StartRealServer(i int, args ...string) (*Proc, error) {
 // director's interfaces) to a file in dir and starts xvsd on it in the
 // director's namespace. It returns once xvsd says it is ready.
 func (t *LVS) StartDirector(bin Binaries, dir, config string) (*Proc, string, error) {
-	for i, ifname := range t.DirectorIfs {
+	p, path, socket, err := t.StartDirectorIn(bin, dir, config, t.Director, t.DirectorIfs)
+	if err == nil {
+		t.Socket = socket
+	}
+	return p, path, err
+}
+
+// StartDirectorIn is StartDirector for a director in namespace ns with
+// interfaces ifs (scale-out test beds have several). It returns the
+// process, the configuration file and the control socket.
+func (t *LVS) StartDirectorIn(bin Binaries, dir, config, ns string, ifs []string) (*Proc, string, string, error) {
+	for i, ifname := range ifs {
 		config = strings.ReplaceAll(config, fmt.Sprintf("{{IF%d}}", i), ifname)
 	}
-	path := filepath.Join(dir, "xvs-"+t.Suffix+".toml")
+	path := filepath.Join(dir, ns+".toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	t.Socket = filepath.Join(dir, "xvs-"+t.Suffix+".sock")
-	p, err := t.Start(t.Director, bin.Xvsd, "-config", path, "-socket", t.Socket)
+	socket := filepath.Join(dir, ns+".sock")
+	p, err := t.Start(ns, bin.Xvsd, "-config", path, "-socket", socket)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	if err := WaitOutput(p, "xvsd: ready", 10*time.Second); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return p, path, nil
+	return p, path, socket, nil
 }
 
 // WaitOutput waits until p has printed want, or has exited, or timeout.
