@@ -28,10 +28,13 @@ type Config struct {
 	// SYNs (IPVS's sloppy_tcp), so that connections moved here from
 	// another director (ECMP, failover) carry on.
 	SloppyTCP bool
-	Conntrack conntrack.Config
-	UMEM      xsk.UMEMConfig
-	Socket    xsk.SocketConfig
-	Logger    *zap.Logger
+	// SyncEvents queues every new connection (and every one that becomes
+	// established) for DrainConnEvents: connection sync.
+	SyncEvents bool
+	Conntrack  conntrack.Config
+	UMEM       xsk.UMEMConfig
+	Socket     xsk.SocketConfig
+	Logger     *zap.Logger
 }
 
 // Engine owns the director's data path: the XDP steering program on each
@@ -146,6 +149,9 @@ func New(cfg Config) (_ *Engine, err error) {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
 		w.fwd.sloppyTCP = cfg.SloppyTCP
+		if cfg.SyncEvents {
+			w.fwd.events = newEventRing(syncRingSize)
+		}
 		for p := range e.ports {
 			w.tx[p] = make([]xsk.Desc, 0, batchSize*len(e.ports))
 			if q >= queues[p] {

@@ -32,15 +32,16 @@ type forwarder struct {
 	stats   *WorkerStats
 	parser  *packet.Parser
 
-	meta    packet.Meta
-	key     conntrack.Key
-	rkey    conntrack.Key
-	conn    conntrack.Conn
-	scratch conntrack.Conn
-	flow    sched.Flow
-	val     conntrack.Value
-	seq     uint32 // varies FullNAT's local port choice
-	sloppyTCP bool // schedule mid-connection TCP too (IPVS's sloppy_tcp)
+	meta      packet.Meta
+	key       conntrack.Key
+	rkey      conntrack.Key
+	conn      conntrack.Conn
+	scratch   conntrack.Conn
+	flow      sched.Flow
+	val       conntrack.Value
+	seq       uint32     // varies FullNAT's local port choice
+	sloppyTCP bool       // schedule mid-connection TCP too (IPVS's sloppy_tcp)
+	events    *eventRing // new and established connections, for sync; nil: off
 	// FullNAT's local port range (tests narrow it to exhaust it).
 	lportMin, lportMax uint32
 	ipid               uint16 // IPv4 ID of the tunnel headers this worker writes
@@ -111,7 +112,9 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 			return -1, 0, 0
 		}
 	} else {
-		f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now)
+		if st := f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now); st != c.State && f.events != nil && st == conntrack.Established {
+			f.events.push(c, st)
+		}
 		if svc = t.serviceByID(c.Value.Service); svc != nil && svc.persist > 0 {
 			f.keepTemplate(svc, c, now)
 		}
@@ -376,6 +379,9 @@ func (f *forwarder) insert(rev *conntrack.Key, dir conntrack.PacketDir, d *Dest,
 	switch err := f.ct.Insert(&f.key, rev, &f.val, m.Proto, m.TCPFlags, dir, now, &f.conn); err {
 	case nil:
 		f.stats.dest(d.ID).conns.Add(1)
+		if f.events != nil {
+			f.events.push(&f.conn, f.conn.State)
+		}
 	case conntrack.ErrExists:
 		f.ct.Touch(f.conn.Ref, m.TCPFlags, packetDir(&f.conn), now)
 	case conntrack.ErrFull:
@@ -419,6 +425,9 @@ func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
 		switch {
 		case err == nil:
 			f.stats.dest(d.ID).conns.Add(1)
+			if f.events != nil {
+				f.events.push(&f.conn, f.conn.State)
+			}
 			return svc
 		case err == conntrack.ErrExists && f.conn.Orig == f.key:
 			// Another worker created this very connection first.
