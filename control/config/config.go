@@ -43,8 +43,10 @@ type Config struct {
 	Director Director
 	Timeouts Timeouts
 	Services []Service
-	BGP      *BGP   // nil: no BGP
-	Source   string // the file it was read from
+	BGP      *BGP      // nil: no BGP
+	Sync     *Sync     // nil: no connection sync
+	Failover *Failover // nil: no active/standby
+	Source   string    // the file it was read from
 }
 
 // Director holds the director-wide settings.

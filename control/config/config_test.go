@@ -224,7 +224,7 @@ func TestParseBad(t *testing.T) {
 		{"unterminated string", doc("[director]", `interfaces = ["a]`), []wantErr{{2, ""}}},
 
 		// Unknown keys.
-		{"unknown top-level key", doc(append([]string{"verbose = true"}, director...)...), []wantErr{{1, `unknown key "verbose" in the top level (known keys: director, timeouts, service, group, bgp)`}}},
+		{"unknown top-level key", doc(append([]string{"verbose = true"}, director...)...), []wantErr{{1, `unknown key "verbose" in the top level (known keys: director, timeouts, service, group, bgp, sync, failover)`}}},
 		{"unknown table", doc(append(director, "", "[health]", "interval = 3")...), []wantErr{{4, `unknown key "health"`}}},
 		{"unknown director key", doc("[director]", `interfaces = ["a"]`, `xdpmode = "auto"`), []wantErr{{3, `unknown key "xdpmode" in [director]`}}},
 		{"unknown timeout", doc(append(director, "[timeouts]", "tcp_fin = 3")...), []wantErr{{4, `unknown key "tcp_fin" in [timeouts] (known keys: tcp, tcpfin, udp)`}}},

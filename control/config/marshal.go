@@ -59,6 +59,7 @@ func Marshal(cfg *Config) []byte {
 		writePolicy(&b, &s, "group")
 	}
 	writeBGP(w, cfg.BGP)
+	writeScaleOut(w, cfg)
 	return []byte(b.String())
 }
 

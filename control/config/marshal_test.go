@@ -9,6 +9,12 @@ import (
 
 func stripLines(c *Config) {
 	c.Source = ""
+	if c.Sync != nil {
+		c.Sync.Line = 0
+	}
+	if c.Failover != nil {
+		c.Failover.Line = 0
+	}
 	if c.BGP != nil {
 		c.BGP.Line = 0
 		for i := range c.BGP.Peers {
@@ -61,6 +67,9 @@ func TestMarshalRoundTrip(t *testing.T) {
 		"[group.health]", `check = "udp"`, "port = 53", `send = "ping"`, `expect = "pong"`, `initial = "down"`,
 		"[bgp]", "local_as = 65001", `router_id = "198.18.0.2"`, `hold_time = "3s"`, `communities = ["65000:1"]`, `next_hop6 = "fd00::2"`,
 		"[[bgp.peer]]", `address = "198.18.0.254"`, "as = 65000", "passive = true",
+		"[sync]", `listen = "198.18.0.2:8848"`, `peers = ["198.18.0.3:8848"]`, `key = "0123456789abcdef"`, "node_id = 2",
+		"[failover]", `listen = "198.18.0.2:8849"`, `peer = "198.18.0.3:8849"`, "priority = 200", `key = "0123456789abcdef"`,
+		"[[failover.address]]", `address = "198.18.0.100/32"`, `interface = "a"`,
 	)
 	for name, data := range inputs {
 		t.Run(filepath.Base(name), func(t *testing.T) {

@@ -308,7 +308,7 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 }
 
 func (d *decoder) config(doc map[string]any) *Config {
-	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp")
+	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp"); ok {
 		cfg.Director = d.director(t)
@@ -330,6 +330,12 @@ func (d *decoder) config(doc map[string]any) *Config {
 	}
 	if t, ok := root.sub("bgp", "local_as", "router_id", "next_hop", "next_hop6", "listen_port", "hold_time", "communities", "peer"); ok {
 		cfg.BGP = d.bgp(t)
+	}
+	if t, ok := root.sub("sync", "listen", "peers", "key", "node_id", "max_bytes_per_second"); ok {
+		cfg.Sync = d.sync(t)
+	}
+	if t, ok := root.sub("failover", "listen", "peer", "priority", "interval", "key", "address"); ok {
+		cfg.Failover = d.failover(t)
 	}
 	root.done()
 	return cfg

@@ -1,0 +1,170 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+)
+
+// Sync is connection sync between directors (IPVS's sync daemon, between
+// all peers): connections one director makes are sent to the others, so
+// that NAT and FullNAT flows and non-Maglev schedulers survive a director
+// failure. Directors of one sync group list their interfaces in the same
+// order.
+//
+//	[sync]
+//	listen = "198.18.0.2:8848"
+//	peers = ["198.18.0.3:8848"]
+//	key = "a shared secret of 16 bytes or more"
+//	node_id = 1
+type Sync struct {
+	Listen            netip.AddrPort
+	Peers             []netip.AddrPort
+	Key               string
+	NodeID            uint32
+	MaxBytesPerSecond int
+	Line              int
+}
+
+// Failover is active/standby between two directors without a router:
+// heartbeats, floating addresses, gratuitous ARP (keepalived's VRRP pattern).
+//
+//	[failover]
+//	listen = "198.18.0.2:8849"
+//	peer = "198.18.0.3:8849"
+//	priority = 200
+//	key = "a shared secret of 16 bytes or more"
+//	  [[failover.address]]
+//	  address = "198.18.0.100/32"
+//	  interface = "eth0"
+type Failover struct {
+	Listen    netip.AddrPort
+	Peer      netip.AddrPort
+	Priority  int
+	Interval  time.Duration
+	Key       string
+	Addresses []FloatingAddress
+	Line      int
+}
+
+// FloatingAddress is an address the active director holds.
+type FloatingAddress struct {
+	Prefix    netip.Prefix
+	Interface string
+}
+
+func (t *table) addrPort(key string) (netip.AddrPort, bool) {
+	s, ok := t.str(key)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Port() == 0 {
+		t.errorf(key, "%q is not an address:port", s)
+		return netip.AddrPort{}, false
+	}
+	return ap, true
+}
+
+func (t *table) secret(key string) string {
+	t.require(key)
+	s, ok := t.str(key)
+	if ok && len(s) < 16 {
+		t.errorf(key, "too short: at least 16 bytes")
+	}
+	return s
+}
+
+func (d *decoder) sync(t *table) *Sync {
+	s := &Sync{Line: d.lines.lineOf(t.path), MaxBytesPerSecond: 10 << 20}
+	t.require("listen")
+	s.Listen, _ = t.addrPort("listen")
+	t.require("peers")
+	t.array("peers", func(_ int, v any) string {
+		str, _ := v.(string)
+		ap, err := netip.ParseAddrPort(str)
+		if err != nil || ap.Port() == 0 {
+			return fmt.Sprintf("%v is not an address:port", v)
+		}
+		s.Peers = append(s.Peers, ap)
+		return ""
+	})
+	s.Key = t.secret("key")
+	t.require("node_id")
+	if n, ok := t.integer("node_id", 1, math.MaxUint32); ok {
+		s.NodeID = uint32(n)
+	}
+	if n, ok := t.integer("max_bytes_per_second", 1000, math.MaxInt32); ok {
+		s.MaxBytesPerSecond = int(n)
+	}
+	t.done()
+	return s
+}
+
+func (d *decoder) failover(t *table) *Failover {
+	f := &Failover{Line: d.lines.lineOf(t.path), Priority: 100, Interval: 200 * time.Millisecond}
+	t.require("listen")
+	f.Listen, _ = t.addrPort("listen")
+	t.require("peer")
+	f.Peer, _ = t.addrPort("peer")
+	if n, ok := t.integer("priority", 1, 255); ok {
+		f.Priority = int(n)
+	}
+	if v, ok := t.m["interval"]; ok {
+		s, _ := v.(string)
+		if dur, err := time.ParseDuration(s); err != nil || dur < 10*time.Millisecond || dur > 10*time.Second {
+			t.errorf("interval", "%v is not a duration in 10ms..10s", v)
+		} else {
+			f.Interval = dur
+		}
+	}
+	f.Key = t.secret("key")
+	t.require("address")
+	if as, ok := t.list("address", "address", "interface"); ok {
+		for _, at := range as {
+			var fa FloatingAddress
+			at.require("address")
+			if s, ok := at.str("address"); ok {
+				p, err := netip.ParsePrefix(s)
+				if err != nil {
+					if a, err2 := netip.ParseAddr(s); err2 == nil {
+						p = netip.PrefixFrom(a, a.BitLen())
+					} else {
+						at.errorf("address", "%q is not an address or prefix", s)
+					}
+				}
+				fa.Prefix = p
+			}
+			at.require("interface")
+			if s, ok := at.str("interface"); ok {
+				if msg := checkIfName(s); msg != "" {
+					at.errorf("interface", "%q %s", s, msg)
+				}
+				fa.Interface = s
+			}
+			at.done()
+			f.Addresses = append(f.Addresses, fa)
+		}
+	}
+	t.done()
+	return f
+}
+
+func writeScaleOut(w func(string, ...any), c *Config) {
+	if s := c.Sync; s != nil {
+		var peers []string
+		for _, p := range s.Peers {
+			peers = append(peers, p.String())
+		}
+		w("\n[sync]\nlisten = %q\npeers = %s\nkey = %q\nnode_id = %d\nmax_bytes_per_second = %d\n",
+			s.Listen.String(), strList(peers), s.Key, s.NodeID, s.MaxBytesPerSecond)
+	}
+	if f := c.Failover; f != nil {
+		w("\n[failover]\nlisten = %q\npeer = %q\npriority = %d\ninterval = %q\nkey = %q\n",
+			f.Listen.String(), f.Peer.String(), f.Priority, f.Interval.String(), f.Key)
+		for _, a := range f.Addresses {
+			w("  [[failover.address]]\n  address = %q\n  interface = %q\n", a.Prefix.String(), a.Interface)
+		}
+	}
+}
