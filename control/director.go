@@ -14,6 +14,8 @@ import (
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/bgp"
+	"github.com/xvs-lb/xvs/control/connsync"
+	"github.com/xvs-lb/xvs/control/failover"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/dataplane"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
@@ -35,6 +37,8 @@ type Director struct {
 	cfg      *config.Config
 	health   *healthState
 	bgp      *bgp.Speaker
+	syncer   *connsync.Syncer
+	failover *failover.Pair
 	draining bool
 }
 
@@ -87,6 +91,14 @@ func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) 
 	if err := d.startBGP(ctx, cfg.BGP); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("bgp: %w", err)
+	}
+	if err := d.startSync(ctx, cfg.Sync); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	if err := d.startFailover(ctx, cfg.Failover); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("failover: %w", err)
 	}
 	d.mu.Lock()
 	d.announce()
@@ -143,6 +155,7 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		ZeroCopy:   zc,
 		CPUs:       cfg.Director.CPUs,
 		SloppyTCP:  cfg.Director.SloppyTCP,
+		SyncEvents: cfg.Sync != nil,
 		Conntrack: conntrack.Config{
 			Timeouts: timeouts(cfg.Timeouts),
 		},
@@ -224,6 +237,12 @@ func (d *Director) Close() error {
 	if d.bgp != nil {
 		// Withdraw first, so routers stop sending before forwarding stops.
 		_ = d.bgp.Close()
+	}
+	if d.failover != nil {
+		_ = d.failover.Close() // hand the addresses to the peer now
+	}
+	if d.syncer != nil {
+		_ = d.syncer.Close()
 	}
 	d.health.close()
 	d.stop()

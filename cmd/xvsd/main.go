@@ -1,3 +1,8 @@
+// MPTCP listeners, Go's default since 1.24, cannot carry the TCP MD5 and
+// TTL options BGP sessions need.
+//
+//go:debug multipathtcp=0
+
 // Command xvsd is the xvs director daemon: it loads a TOML configuration,
 // attaches to the configured interfaces with XDP and AF_XDP, and forwards
 // connections to real servers until told to stop.

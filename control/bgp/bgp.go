@@ -90,6 +90,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Speaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkMD5Listen(st, mptcpListen()); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = zap.NewNop()
 	}

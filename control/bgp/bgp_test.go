@@ -1,3 +1,6 @@
+// gobgp cannot set TCP MD5 keys (nor the GTSM TTL) on the MPTCP listening
+// sockets Go opens by default; see mptcp.go. xvsd needs the same line.
+//
 //go:debug multipathtcp=0
 
 package bgp
@@ -201,6 +204,17 @@ func TestAnnounceWithdraw(t *testing.T) {
 		return ok4 && !ok6
 	})
 	t.Logf("withdrawal seen after %v", took)
+
+	// Swap: the IPv4 VIP goes, the IPv6 one comes back.
+	if err := director.SetVIPs([]netip.Addr{vip6}); err != nil {
+		t.Fatalf("SetVIPs (swap): %v", err)
+	}
+	waitFor(t, time.Second, "router follows the swap", func() bool {
+		m := routesByPrefix(t, router)
+		_, ok4 := m[pfx4]
+		r6, ok6 := m[pfx6]
+		return !ok4 && ok6 && r6.NextHop == ip("fd00:18::1")
+	})
 
 	// Close: NOTIFICATION, so the router must not wait for the 9 s hold
 	// time to drop the session and the route.

@@ -1,0 +1,18 @@
+//go:build !linux
+
+package connsync
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+)
+
+func joinGroups(conn *net.UDPConn, peers []netip.AddrPort, ifname string) error {
+	for _, p := range peers {
+		if p.Addr().IsMulticast() {
+			return errors.New("multicast peers are supported on Linux only")
+		}
+	}
+	return nil
+}

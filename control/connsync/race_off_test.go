@@ -1,0 +1,5 @@
+//go:build !race
+
+package connsync
+
+const raceSlowdown = 1
