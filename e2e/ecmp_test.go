@@ -68,11 +68,14 @@ func TestECMP(t *testing.T) {
 	dirs := make([]*topo.Proc, 2)
 	start := func(i int, scheduler string) {
 		t.Helper()
-		p, _, _, err := e.StartDirectorIn(bin, tmp, ecmpConfig(i, scheduler), e.Directors[i], e.DirIfs[i:i+1])
+		p, _, socket, err := e.StartDirectorIn(bin, tmp, ecmpConfig(i, scheduler), e.Directors[i], e.DirIfs[i:i+1])
 		if err != nil {
 			t.Fatal(err)
 		}
 		dirs[i] = p
+		if i == 0 {
+			e.Director, e.Socket = e.Directors[0], socket
+		}
 	}
 	waitHops := func(n int, within time.Duration) time.Duration {
 		t.Helper()
@@ -149,4 +152,24 @@ func TestECMP(t *testing.T) {
 			dirs[1] = nil
 		})
 	}
+
+	t.Run("drain and unhealthy services withdraw the VIP", func(t *testing.T) {
+		start(1, "mh")
+		waitHops(2, 20*time.Second)
+		if _, err := e.Xvsadm(bin, "", "drain"); err != nil {
+			t.Fatal(err)
+		}
+		waitHops(1, 5*time.Second)
+		if _, err := e.Xvsadm(bin, "", "undrain"); err != nil {
+			t.Fatal(err)
+		}
+		waitHops(2, 10*time.Second)
+		// Every real server at weight 0 on director 1: nothing to offer.
+		for _, rs := range []string{"198.18.0.11:80", "198.18.0.12:80"} {
+			if _, err := e.Xvsadm(bin, "", "-e", "-t", vip, "-r", rs, "-g", "-w", "0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitHops(1, 5*time.Second)
+	})
 }
