@@ -369,7 +369,7 @@ func (d *Director) status() *api.Status {
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Drops: st.Drops, Config: d.path,
 	}
 	for _, p := range st.Ports {
-		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy})
+		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel})
 	}
 	return s
 }

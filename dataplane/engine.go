@@ -376,6 +376,8 @@ type PortStatus struct {
 	XDPMode  string
 	Queues   int
 	ZeroCopy bool
+	// Kernel sums the AF_XDP sockets' XDP_STATISTICS (non-zero ones).
+	Kernel map[string]uint64
 }
 
 // Status returns counters summed over workers.
@@ -386,10 +388,21 @@ func (e *Engine) Status() Status {
 		if p < len(e.modes) {
 			ps.XDPMode = e.modes[p].String()
 		}
+		ps.Kernel = map[string]uint64{}
 		for _, w := range e.workers {
 			if s := w.socks[p]; s != nil {
 				ps.Queues++
 				ps.ZeroCopy = s.ZeroCopy()
+				if st, err := s.Stats(); err == nil {
+					for name, v := range map[string]uint64{
+						"rx_dropped": st.RxDropped, "rx_invalid": st.RxInvalidDescs, "tx_invalid": st.TxInvalidDescs,
+						"rx_ring_full": st.RxRingFull, "fill_ring_empty": st.RxFillRingEmptyDescs, "tx_ring_empty": st.TxRingEmptyDescs,
+					} {
+						if v > 0 {
+							ps.Kernel[name] += v
+						}
+					}
+				}
 			}
 		}
 		st.Ports = append(st.Ports, ps)

@@ -99,10 +99,11 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	f.key = conntrack.MakeKey(m.Proto, m.Src, m.SrcPort, m.Dst, m.DstPort)
 	c := &f.conn
 	hit := f.ct.Lookup(&f.key, c)
-	if hit && m.Proto == protoTCP && isSYN(m.TCPFlags) && c.Dir == conntrack.DirOriginal &&
-		(c.State == conntrack.TimeWait || c.State == conntrack.Close) {
-		// The client reuses the port of a finished connection: schedule it
-		// afresh, as IPVS does with conn_reuse_mode=1.
+	if hit && m.Proto == protoTCP && isSYN(m.TCPFlags) && c.Dir == conntrack.DirOriginal && reusable(t, c) {
+		// The client opens a new connection from the port of one that is
+		// closing, or whose real server no longer takes connections:
+		// schedule it afresh (IPVS's conn_reuse_mode 3 with
+		// expire_nodest_conn).
 		f.ct.Delete(c.Ref)
 		hit = false
 	}
@@ -499,6 +500,18 @@ func (f *forwarder) keepTemplate(svc *Service, c *conntrack.Conn, now int64) {
 	if !ok || deadline-now < svc.persist-int64(time.Second) {
 		f.persist.store(svc.ID, hi, lo, c.Value.Dest, now+svc.persist, now)
 	}
+}
+
+// reusable reports whether a pure SYN that hits connection c starts a new
+// connection rather than retransmitting c's: c is closing, or its real
+// server is gone, quiescent or failing its checks.
+func reusable(t *Table, c *conntrack.Conn) bool {
+	switch c.State {
+	case conntrack.TimeWait, conntrack.Close, conntrack.FinWait, conntrack.CloseWait, conntrack.LastAck:
+		return true
+	}
+	d := t.dest(c.Value.Dest)
+	return d == nil || d.Draining || d.Weight == 0
 }
 
 func isSYN(flags uint8) bool {

@@ -273,3 +273,40 @@ func TestSloppyTCPWithMaglev(t *testing.T) {
 		t.Error("a sloppy director scheduled a RST for an unknown connection")
 	}
 }
+
+// TestPortReuse: a SYN from the port of a closing connection, or of one
+// whose real server was taken out, is scheduled afresh; a retransmitted SYN
+// of a connection being set up is not.
+func TestPortReuse(t *testing.T) {
+	r := newRig(t, MethodDR, 80)
+	send := func(sport uint16, flags uint8) [6]byte {
+		f := frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, flags, nil)
+		if r.fwd.forwardFrame(r.table, f, 0, 1) != 0 {
+			t.Fatalf("dropped: %v", r.stats.Drops())
+		}
+		return [6]byte(f[0:6])
+	}
+	first := send(1000, packet.FlagSYN)
+	if again := send(1000, packet.FlagSYN); again != first {
+		t.Error("a retransmitted SYN moved to another real server")
+	}
+	send(1000, packet.FlagACK)
+	send(1000, packet.FlagFIN|packet.FlagACK) // the client closes: FIN_WAIT
+	if next := send(1000, packet.FlagSYN); next == first {
+		t.Error("a new connection from a closing connection's port was not scheduled afresh (rr would move it)")
+	}
+	// Established on rs1, then rs1 goes to weight 0: a new SYN from that
+	// port goes elsewhere.
+	r2 := newRig(t, MethodDR, 80)
+	r = r2
+	first = send(2000, packet.FlagSYN)
+	send(2000, packet.FlagACK)
+	for _, d := range r.table.ordered[0].Dests {
+		if d.hop.word.Load()&0xff == uint64(first[5]) {
+			d.Weight = 0
+		}
+	}
+	if next := send(2000, packet.FlagSYN); next == first {
+		t.Error("a new connection stayed on a quiescent real server")
+	}
+}

@@ -119,7 +119,7 @@ func TestECMP(t *testing.T) {
 			}
 			const held = 60
 			holder, err := e.Start(e.Client, bin.Echo, "client", "-mode", "hold", "-addr", vip,
-				"-conns", fmt.Sprint(held), "-duration", "8s", "-interval", "200ms", "-timeout", "3s")
+				"-conns", fmt.Sprint(held), "-duration", "8s", "-interval", "200ms", "-timeout", "10s")
 			if err != nil {
 				t.Fatal(err)
 			}

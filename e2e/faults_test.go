@@ -45,7 +45,7 @@ type holdReport struct {
 func holdWhile(t *testing.T, lvs *topo.LVS, n int, d time.Duration, fault func()) holdReport {
 	t.Helper()
 	p, err := lvs.Start(lvs.Client, bin.Echo, "client", "-mode", "hold", "-addr", topo.VIP.String()+":80",
-		"-conns", fmt.Sprint(n), "-duration", d.String(), "-interval", "200ms", "-timeout", "5s")
+		"-conns", fmt.Sprint(n), "-duration", d.String(), "-interval", "200ms", "-timeout", "10s")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestReloadWithoutDrops(t *testing.T) {
 	}
 	const held = 500
 	holder, err := lvs.Start(lvs.Client, bin.Echo, "client", "-mode", "hold", "-addr", vip,
-		"-conns", fmt.Sprint(held), "-duration", "14s", "-interval", "500ms", "-timeout", "3s")
+		"-conns", fmt.Sprint(held), "-duration", "14s", "-interval", "500ms", "-timeout", "10s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +117,8 @@ func TestReloadWithoutDrops(t *testing.T) {
 	rep = hr.Report
 	t.Logf("held %d connections, %d requests over them, servers %v", rep.OK, hr.Requests, rep.Servers)
 	if rep.OK != held || rep.Failed != 0 || hr.Moved != 0 {
+		st, _ := lvs.Xvsadm(bin, "", "status")
+		t.Logf("director status:\n%s", st)
 		t.Errorf("held connections: %d intact, %d failed, %d moved; want all %d intact: %v", rep.OK, rep.Failed, hr.Moved, held, rep.Errors)
 	}
 	if hr.Requests < held*20 {

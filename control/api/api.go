@@ -156,6 +156,10 @@ type Interface struct {
 	XDPMode  string `json:"xdp_mode"`
 	Queues   int    `json:"queues"`
 	ZeroCopy bool   `json:"zerocopy"`
+	// Kernel holds the AF_XDP sockets' own counters (XDP_STATISTICS),
+	// summed over queues, where any is non-zero: frames the kernel could
+	// not hand to xvs (rx_dropped, rx_ring_full, fill_ring_empty, ...).
+	Kernel map[string]uint64 `json:"kernel,omitempty"`
 }
 
 // HealthState is one real server's health-check state.

@@ -328,6 +328,18 @@ func WriteStatus(w io.Writer, st *api.Status) {
 			mode = "zero-copy"
 		}
 		fmt.Fprintf(w, "  interface %-16s xdp %-8s queues %d  %s\n", i.Name, i.XDPMode, i.Queues, mode)
+		if k := i.Kernel; len(k) > 0 {
+			names := make([]string, 0, len(k))
+			for n := range k {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			var kv []string
+			for _, n := range names {
+				kv = append(kv, fmt.Sprintf("%s=%d", n, k[n]))
+			}
+			fmt.Fprintf(w, "    kernel: %s\n", strings.Join(kv, " "))
+		}
 	}
 	reasons := make([]string, 0, len(st.Drops))
 	for r := range st.Drops {
