@@ -431,7 +431,7 @@ func TestHTTPS(t *testing.T) {
 	m, rec, _ := newMonitor(t)
 	// TLS handshakes under the race detector are slow: a roomy timeout
 	// keeps them from failing for the wrong reason.
-	slow := Spec{Kind: KindHTTPS, Interval: 250 * time.Millisecond, Timeout: 200 * time.Millisecond, Rise: 1, Fall: 1}
+	slow := Spec{Kind: KindHTTPS, Interval: 3 * time.Second, Timeout: 2900 * time.Millisecond, Rise: 1, Fall: 1}
 	insecure := slow
 	insecure.Insecure, insecure.ExpectBody = true, "ok"
 	verify := slow
