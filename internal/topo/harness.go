@@ -13,17 +13,17 @@ import (
 // Binaries are the programs a lab runs: the director and the echo
 // server/client.
 type Binaries struct {
-	Xvsd, Echo, Xvsadm string
+	Xvsd, Echo, Xvsadm, Pktgen string
 }
 
-// Build compiles xvsd, xvsadm and xvs-echo into dir.
+// Build compiles xvsd, xvsadm, xvs-echo and xvs-pktgen into dir.
 func Build(dir string) (Binaries, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return Binaries{}, err
 	}
-	b := Binaries{Xvsd: filepath.Join(dir, "xvsd"), Echo: filepath.Join(dir, "xvs-echo"), Xvsadm: filepath.Join(dir, "xvsadm")}
-	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo", b.Xvsadm: "./cmd/xvsadm"} {
+	b := Binaries{Xvsd: filepath.Join(dir, "xvsd"), Echo: filepath.Join(dir, "xvs-echo"), Xvsadm: filepath.Join(dir, "xvsadm"), Pktgen: filepath.Join(dir, "xvs-pktgen")}
+	for out, pkg := range map[string]string{b.Xvsd: "./cmd/xvsd", b.Echo: "./cmd/xvs-echo", b.Xvsadm: "./cmd/xvsadm", b.Pktgen: "./cmd/xvs-pktgen"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Dir = root
 		// Pure Go: xvsd drops capabilities on every thread, which needs a
