@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
@@ -350,27 +351,7 @@ func TestTUN(t *testing.T) {
 // connections from the director's local address, and learn the client's
 // address from the TOA option.
 func TestFullNAT(t *testing.T) {
-	lvs, err := topo.NewFullNAT(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lvs.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := lvs.StartRealServers(bin, 8080, 5353, "-toa"); err != nil {
-		t.Fatal(err)
-	}
-	dir, _, err := lvs.StartDirector(bin, t.TempDir(), fullnatConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("xvsd output:\n%s", dir.Output.String())
-		}
-	}()
+	lvs, _, _ := startLab(t, topo.NewFullNAT, fullnatConfig, 8080, "-toa")
 	for _, tc := range []struct{ vip, local, client string }{
 		{topo.VIP.String(), topo.LocalIP.String(), topo.ClientIP.String()},
 		{"[" + topo.VIP6.String() + "]", topo.LocalIP6.String(), topo.ClientIP6.String()},
@@ -697,3 +678,37 @@ func waitLog(p *topo.Proc, from int, want string, timeout time.Duration) error {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// startLab builds a topology with build, sets its real servers up and
+// starts them (HTTP on realPort, UDP on 5353, extra arguments to xvs-echo),
+// then a director on config, and waits until the VIP's port 80 answers.
+// Everything is torn down when the test ends; if it failed, xvsd's output
+// is logged first.
+func startLab(t *testing.T, build func(io.Writer) (*topo.LVS, error), config string, realPort int, extra ...string) (*topo.LVS, *topo.Proc, string) {
+	t.Helper()
+	lvs, err := build(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := lvs.Close(); err != nil {
+			t.Errorf("teardown: %v", err)
+		}
+	})
+	if err := lvs.StartRealServers(bin, realPort, 5353, extra...); err != nil {
+		t.Fatal(err)
+	}
+	dir, path, err := lvs.StartDirector(bin, t.TempDir(), config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("xvsd output:\n%s", dir.Output.String())
+		}
+	})
+	if err := lvs.WaitService(bin, topo.VIP.String()+":80", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return lvs, dir, path
+}

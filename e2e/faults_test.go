@@ -65,32 +65,8 @@ func holdWhile(t *testing.T, lvs *topo.LVS, n int, d time.Duration, fault func()
 // TestFaults breaks things around a live director and states what is lost:
 // each case checks that nothing else is.
 func TestFaults(t *testing.T) {
-	lvs, err := topo.NewDR(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lvs.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
-		t.Fatal(err)
-	}
-	tmp := t.TempDir()
-	dir, path, err := lvs.StartDirector(bin, tmp, faultsConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("xvsd output:\n%s", dir.Output.String())
-		}
-	}()
+	lvs, dir, path := startLab(t, topo.NewDR, faultsConfig, 80)
 	vip := topo.VIP.String() + ":80"
-	if err := lvs.WaitService(bin, vip, 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	fresh := func(n int) topo.Report {
 		t.Helper()
 		r, err := lvs.RunClient(bin, "-mode", "http", "-addr", vip, "-n", fmt.Sprint(n), "-timeout", "2s")
@@ -204,6 +180,11 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir = dir2
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("restarted xvsd output:\n%s", dir2.Output.String())
+			}
+		})
 		if err := lvs.WaitService(bin, vip, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}

@@ -20,31 +20,7 @@ import (
 // connections lose nothing. Their request rate during the flood is
 // reported next to the rate before it.
 func TestSYNFlood(t *testing.T) {
-	lvs, err := topo.NewDR(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lvs.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
-		t.Fatal(err)
-	}
-	dir, _, err := lvs.StartDirector(bin, t.TempDir(), drConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("xvsd output:\n%s", dir.Output.String())
-		}
-	}()
-	vip := topo.VIP.String() + ":80"
-	if err := lvs.WaitService(bin, vip, 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	lvs, dir, _ := startLab(t, topo.NewDR, drConfig, 80)
 	rss := func() int {
 		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", dir.Cmd.Process.Pid))
 		m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)

@@ -153,31 +153,8 @@ func fixIPv4(b []byte) {
 // established connections carry traffic alongside: the director keeps
 // running, counts each drop by reason, and the connections lose nothing.
 func TestHostileFrames(t *testing.T) {
-	lvs, err := topo.NewDR(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lvs.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
-		t.Fatal(err)
-	}
-	dir, _, err := lvs.StartDirector(bin, t.TempDir(), drConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("xvsd output:\n%s", dir.Output.String())
-		}
-	}()
+	lvs, dir, _ := startLab(t, topo.NewDR, drConfig, 80)
 	vip := topo.VIP.String() + ":80"
-	if err := lvs.WaitService(bin, vip, 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	mac := func(ns, ifname string) net.HardwareAddr {
 		out, err := lvs.Output(ns, "cat", "/sys/class/net/"+ifname+"/address")
 		if err != nil {

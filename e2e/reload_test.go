@@ -33,32 +33,8 @@ func reloadConfig(w1, w2 int, extra bool) string {
 // real servers and services: no held connection breaks or moves, and new
 // connections follow each new set of weights.
 func TestReloadWithoutDrops(t *testing.T) {
-	lvs, err := topo.NewDR(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := lvs.Close(); err != nil {
-			t.Errorf("teardown: %v", err)
-		}
-	})
-	if err := lvs.StartRealServers(bin, 80, 5353); err != nil {
-		t.Fatal(err)
-	}
-	dirDir := t.TempDir()
-	dir, path, err := lvs.StartDirector(bin, dirDir, reloadConfig(1, 1, false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("xvsd output:\n%s", dir.Output.String())
-		}
-	}()
+	lvs, dir, path := startLab(t, topo.NewDR, reloadConfig(1, 1, false), 80)
 	vip := topo.VIP.String() + ":80"
-	if err := lvs.WaitService(bin, vip, 15*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	const held = 500
 	holder, err := lvs.Start(lvs.Client, bin.Echo, "client", "-mode", "hold", "-addr", vip,
 		"-conns", fmt.Sprint(held), "-duration", "14s", "-interval", "500ms", "-timeout", "10s")
