@@ -110,12 +110,8 @@ func (d *decoder) bgp(t *table) *BGP {
 			if n, ok := pt.integer("port", 1, math.MaxUint16); ok {
 				p.Port = uint16(n)
 			}
-			if v, ok := pt.m["passive"]; ok {
-				bv, isBool := v.(bool)
-				if !isBool {
-					pt.errorf("passive", "want true or false, got %s", typeName(v))
-				}
-				p.Passive = bv
+			if b, ok := pt.boolean("passive"); ok {
+				p.Passive = b
 			}
 			if s, ok := pt.str("password"); ok {
 				p.Password = s

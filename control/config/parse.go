@@ -224,35 +224,10 @@ const (
 	maxTimeout = math.MaxInt32 * time.Second
 )
 
-// duration reads a Go duration string or an integer number of seconds.
+// duration reads a Go duration string or an integer number of seconds,
+// within IPVS's timeout bounds.
 func (t *table) duration(key string) (time.Duration, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return 0, false
-	}
-	var dur time.Duration
-	switch v := v.(type) {
-	case int64:
-		if v < int64(minTimeout/time.Second) || v > int64(maxTimeout/time.Second) {
-			t.errorf(key, "%d seconds is out of range %v..%v", v, minTimeout, maxTimeout)
-			return 0, false
-		}
-		dur = time.Duration(v) * time.Second
-	case string:
-		var err error
-		if dur, err = time.ParseDuration(v); err != nil {
-			t.errorf(key, "%q is not a duration (write \"900s\", \"15m\" or integer seconds)", v)
-			return 0, false
-		}
-		if dur < minTimeout || dur > maxTimeout {
-			t.errorf(key, "%v is out of range %v..%v", dur, minTimeout, maxTimeout)
-			return 0, false
-		}
-	default:
-		t.errorf(key, "want a duration string or integer seconds, got %s", typeName(v))
-		return 0, false
-	}
-	return dur, true
+	return t.span(key, minTimeout, maxTimeout)
 }
 
 // sub reads a table written [key].
@@ -385,11 +360,7 @@ func (d *decoder) director(t *table) Director {
 	if s, ok := t.enum("log_level", "debug", "info", "warn", "error"); ok {
 		dir.LogLevel = s
 	}
-	if v, ok := t.m["sloppy_tcp"]; ok {
-		b, isBool := v.(bool)
-		if !isBool {
-			t.errorf("sloppy_tcp", "want true or false, got %s", typeName(v))
-		}
+	if b, ok := t.boolean("sloppy_tcp"); ok {
 		dir.SloppyTCP = b
 	}
 	t.done()
@@ -526,11 +497,7 @@ func (d *decoder) fullnat(t *table, s *Service) {
 	if len(s.LocalAddrs) > 256 {
 		t.errorf("local_addresses", "more than 256 addresses")
 	}
-	if v, ok := t.m["toa"]; ok {
-		b, isBool := v.(bool)
-		if !isBool {
-			t.errorf("toa", "want true or false, got %s", typeName(v))
-		}
+	if b, ok := t.boolean("toa"); ok {
 		s.TOA = b
 	}
 	for _, r := range s.Reals {
