@@ -33,17 +33,25 @@ func checkConn(c *Conn, q *Key) error {
 }
 
 // TestConcurrent runs writers (insert, touch, delete, sweep) against lock-free readers on a table with
-// few buckets, so that chains are long and nodes are reused under the readers all the time. Readers must
-// never see a torn entry and must always find the entries that are never removed.
+// few buckets, so that buckets overflow and entries are reused under the readers all the time. Readers
+// must never see a torn entry and must always find the entries that are never removed: under
+// EvictOldestIdle too, where inserts into the full table evict all the time, since those entries are
+// ESTABLISHED.
 func TestConcurrent(t *testing.T) {
+	for _, p := range []FullPolicy{Refuse, EvictOldestIdle} {
+		t.Run(p.String(), func(t *testing.T) { testConcurrent(t, p) })
+	}
+}
+
+func testConcurrent(t *testing.T, policy FullPolicy) {
 	const (
 		permanent = 24
 		pool      = 160
 		capacity  = 96
 	)
-	// 8 buckets in 4 shards: chains of about 20 nodes.
+	// 4 shards of 8 buckets: up to 48 keys for 64 slots in a shard.
 	// ESTABLISHED (the permanent entries) never times out during the run; the other states do.
-	tab := newTable(Config{Capacity: capacity, Shards: 4, MaxDests: 8}, 8)
+	tab := newSmallTable(t, Config{Capacity: capacity, Shards: 4, MaxDests: 8, FullPolicy: policy}, 8)
 	tab.SetTimeouts(Timeouts{TCP: 1e6 * time.Second})
 	var clock atomic.Int64
 	for i := range permanent {
@@ -56,7 +64,7 @@ func TestConcurrent(t *testing.T) {
 		tab.Touch(c.Ref, fACK, Input, 0)
 	}
 
-	stop := time.Now().Add(time.Second)
+	stop := time.Now().Add(700 * time.Millisecond)
 	var wg sync.WaitGroup
 	var lookups, hits atomic.Int64
 	fail := func(format string, args ...any) {
@@ -147,9 +155,11 @@ func TestConcurrent(t *testing.T) {
 		return
 	}
 	t.Logf("%d lookups, %d hits; stats %+v", lookups.Load(), hits.Load(), tab.Stats())
-	if st := tab.Stats(); st.Expired == 0 || st.Deletes == 0 || st.FullDrops == 0 {
+	st := tab.Stats()
+	if st.Expired == 0 || st.Deletes == 0 || (policy == Refuse && st.FullDrops == 0) || (policy == EvictOldestIdle && st.Evicted == 0) {
 		t.Errorf("the run did not exercise expiry, deletion and a full table: %+v", st)
 	}
+	checkIndex(t, tab)
 
 	// Quiescent: the counters must be exact.
 	var want [8][2]int64
@@ -165,8 +175,8 @@ func TestConcurrent(t *testing.T) {
 		}
 		return true
 	})
-	st := tab.Stats()
-	if n != tab.Len() || st.Entries != n || st.Inserts-st.Deletes-st.Expired != uint64(n) {
+	st = tab.Stats()
+	if n != tab.Len() || st.Entries != n || st.Inserts-st.Deletes-st.Expired-st.Evicted != uint64(n) {
 		t.Fatalf("range saw %d, Len %d, stats %+v", n, tab.Len(), st)
 	}
 	for d := range uint32(8) {
@@ -185,28 +195,41 @@ func TestConcurrent(t *testing.T) {
 			t.Errorf("dest %d after emptying: %d/%d", d, a, i)
 		}
 	}
-	for i := range capacity + 1 {
+	checkIndex(t, tab)
+	for i := range capacity {
 		f := testKey(1000 + i)
-		err := tab.Insert(&f, nil, &Value{}, protoUDP, 0, Input, 0, nil)
-		if (i < capacity) != (err == nil) {
+		if err := tab.Insert(&f, nil, &Value{}, protoUDP, 0, Input, 0, nil); err != nil {
 			t.Fatalf("refill insert %d: %v", i, err)
 		}
 	}
+	// One more: refused, or let in by evicting one of the (idle, UDP) refill entries.
+	evicted := tab.Stats().Evicted
+	f := testKey(1000 + capacity)
+	err := tab.Insert(&f, nil, &Value{}, protoUDP, 0, Input, 0, nil)
+	if policy == Refuse && !errors.Is(err, ErrFull) || policy == EvictOldestIdle && (err != nil || tab.Stats().Evicted != evicted+1) {
+		t.Fatalf("insert into the refilled table under %v: %v, stats %+v", policy, err, tab.Stats())
+	}
+	checkIndex(t, tab)
 }
 
 // TestTornReads reuses one entry slot as fast as possible for two flows with different values while
 // readers look both up: a reader that mixed the key of one incarnation with the value of the next would
 // report the wrong value.
 func TestTornReads(t *testing.T) {
-	tab := newTable(Config{Capacity: 1, Shards: 1, MaxDests: 8}, 1)
+	tab := newSmallTable(t, Config{Capacity: 1, Shards: 1, MaxDests: 8}, 1)
 	keys := [2]Key{testKey(1), testKey(2)}
 	revs := [2]Key{testRevKey(1), testRevKey(2)}
-	stop := time.Now().Add(300 * time.Millisecond)
-	var wg sync.WaitGroup
+	// Run for 300 ms, longer (up to 3 s) if the readers, on a busy machine, have not found entries often.
 	var hits atomic.Int64
+	start := time.Now()
+	running := func() bool {
+		d := time.Since(start)
+		return d < 300*time.Millisecond || (d < 3*time.Second && hits.Load() < 1000)
+	}
+	var wg sync.WaitGroup
 	wg.Go(func() {
 		var c Conn
-		for i := 0; time.Now().Before(stop); i++ {
+		for i := 0; running(); i++ {
 			v := testValue(1 + i&1)
 			if err := tab.Insert(&keys[i&1], &revs[i&1], &v, protoTCP, fSYN, Input, 0, &c); err != nil {
 				t.Errorf("insert: %v", err)
@@ -218,7 +241,7 @@ func TestTornReads(t *testing.T) {
 	for range 2 {
 		wg.Go(func() {
 			var c Conn
-			for i := 0; time.Now().Before(stop); i++ {
+			for i := 0; running(); i++ {
 				k := &keys[i&1]
 				if i&2 != 0 {
 					k = &revs[i&1]
@@ -236,5 +259,44 @@ func TestTornReads(t *testing.T) {
 	wg.Wait()
 	if hits.Load() == 0 {
 		t.Error("readers never found an entry")
+	}
+}
+
+// TestChurnAtCapacity keeps a table exactly full while two goroutines each delete one of their flows and
+// insert a new one, over and over: an insert always follows its own goroutine's delete, so it must never
+// find the table full, however the free entries move between the shards' lists meanwhile.
+func TestChurnAtCapacity(t *testing.T) {
+	const capacity = 256
+	tab := newTestTable(t, Config{Capacity: capacity})
+	refs := make([]Ref, capacity)
+	for i := range refs {
+		refs[i] = establish(t, tab, i, 0)
+	}
+	stop := time.Now().Add(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			var c Conn
+			for k := 0; k < 1_000_000 && time.Now().Before(stop); k++ {
+				j := (g + 2*k) % capacity
+				if !tab.Delete(refs[j]) {
+					t.Errorf("delete of slot %d failed", j)
+					return
+				}
+				id := capacity + g + 2*k
+				f, r := testKey(id), testRevKey(id)
+				v := testValue(id)
+				if err := tab.Insert(&f, &r, &v, protoTCP, fSYN, Input, 0, &c); err != nil {
+					t.Errorf("goroutine %d, op %d: %v (Len %d)", g, k, err, tab.Len())
+					return
+				}
+				refs[j] = c.Ref
+			}
+		})
+	}
+	wg.Wait()
+	checkIndex(t, tab)
+	if tab.Len() != capacity {
+		t.Errorf("Len %d", tab.Len())
 	}
 }

@@ -95,9 +95,12 @@ func mix(a, b uint64) uint64 {
 	return hi ^ lo
 }
 
-// hash is keyed with a per-table random seed so that clients cannot aim their flows at one chain.
+// hash is keyed with a per-table random seed so that clients cannot aim their flows at one bucket. The seed
+// goes into a key word, never into a multiplier: a multiplier with few significant bits (some seeds make
+// one) would leave the top bits, which pick the shard, barely mixed, and keys that differ only in their
+// ports could then crowd into one shard.
 func (w *keyWords) hash(seed uint64) uint64 {
-	h := mix(w[0]^seed^hashP0, w[1]^hashP1)
+	h := mix(w[0]^hashP0, w[1]^seed^hashP1)
 	h = mix(h^w[2]^hashP2, w[3]^hashP3)
-	return mix(h^w[4]^hashP1, seed^hashP0)
+	return mix(h^w[4]^hashP1, hashP0)
 }

@@ -18,18 +18,28 @@ type modelEntry struct {
 }
 
 // TestModel checks the table against a map model under random sequences of inserts, lookups, touches,
-// deletes, time steps and sweeps, with few buckets and a small capacity so that collisions, reuse and
-// ErrFull are common.
+// deletes, time steps and sweeps, with few buckets and a small capacity so that overflow, reuse and a full
+// table are common, under both full policies. The capacity is below evictSamples, so an eviction looks at
+// every entry and the model can tell which entries it may have chosen.
 func TestModel(t *testing.T) {
 	const (
-		capacity = 6
-		numKeys  = 12
+		capacity = 10
+		numKeys  = 40
 		numDests = 3
 	)
 	rapid.Check(t, func(rt *rapid.T) {
-		nb := rapid.SampledFrom([]int{1, 2, 8}).Draw(rt, "buckets")
+		// Every layout has room in each shard for all 20 keys, so only a full table refuses an insert; with
+		// three buckets in a shard, most of them overflow.
+		layout := rapid.SampledFrom([][2]int{{1, 3}, {2, 3}, {1, 8}}).Draw(rt, "shards, buckets per shard")
+		policy := rapid.SampledFrom([]FullPolicy{Refuse, EvictOldestIdle}).Draw(rt, "policy")
 		var now int64
-		tab := newTable(Config{Capacity: capacity, Shards: min(nb, 2), MaxDests: numDests, Clock: func() int64 { return now }}, nb)
+		tab, err := newTable(Config{Capacity: capacity, Shards: layout[0], MaxDests: numDests, FullPolicy: policy,
+			Clock: func() int64 { return now }}, layout[1])
+		if err != nil {
+			rt.Fatal(err)
+		}
+		defer tab.unmap()
+		var stats Stats                // what the model expects the table's counters to be
 		owner := map[int]*modelEntry{} // key id -> entry
 		live := map[Ref]*modelEntry{}
 		var stale []Ref
@@ -61,62 +71,92 @@ func TestModel(t *testing.T) {
 		flagsGen := rapid.SampledFrom([]uint8{fSYN, fSYNACK, fACK, fFINACK, fRST, fRSTACK, 0})
 		dirGen := rapid.SampledFrom([]PacketDir{Input, Output, InputOnly})
 
-		actions := map[string]func(*rapid.T){
-			"insert": func(rt *rapid.T) {
-				a := rapid.IntRange(0, numKeys-1).Draw(rt, "fwd")
-				b := rapid.IntRange(-1, numKeys-1).Draw(rt, "rev")
-				proto := rapid.SampledFrom([]uint8{protoTCP, protoUDP, protoICMP}).Draw(rt, "proto")
-				flags := flagsGen.Draw(rt, "flags")
-				dir := dirGen.Draw(rt, "dir")
-				v := Value{Service: uint32(a), Dest: uint32(rapid.IntRange(0, numDests-1).Draw(rt, "dest")), Flags: uint32(b)}
-				fwd := keyOf(a)
-				var rev *Key
-				if b >= 0 {
-					r := keyOf(b)
-					rev = &r
+		insert := func(rt *rapid.T) {
+			a := rapid.IntRange(0, numKeys-1).Draw(rt, "fwd")
+			b := rapid.IntRange(-1, numKeys-1).Draw(rt, "rev")
+			proto := rapid.SampledFrom([]uint8{protoTCP, protoUDP, protoICMP}).Draw(rt, "proto")
+			flags := flagsGen.Draw(rt, "flags")
+			dir := dirGen.Draw(rt, "dir")
+			v := Value{Service: uint32(a), Dest: uint32(rapid.IntRange(0, numDests-1).Draw(rt, "dest")), Flags: uint32(b)}
+			fwd := keyOf(a)
+			var rev *Key
+			if b >= 0 {
+				r := keyOf(b)
+				rev = &r
+			}
+			if b == a {
+				b = -1
+			}
+			var c Conn
+			err := tab.Insert(&fwd, rev, &v, proto, flags, dir, now, &c)
+			if e := owner[a]; e != nil || (b >= 0 && owner[b] != nil) {
+				if e == nil {
+					e = owner[b]
 				}
-				if b == a {
-					b = -1
+				if !errors.Is(err, ErrExists) || c.Ref != e.ref || c.Value != e.v {
+					rt.Fatalf("insert over existing key: err %v, conn %+v, want entry %+v", err, c, *e)
 				}
-				var c Conn
-				err := tab.Insert(&fwd, rev, &v, proto, flags, dir, now, &c)
-				if e := owner[a]; e != nil || (b >= 0 && owner[b] != nil) {
-					if e == nil {
-						e = owner[b]
+				stats.Exists++
+				return
+			}
+			if len(live) == capacity {
+				// Evictable: any entry but an ESTABLISHED one within its timeout. The victim is one
+				// of those with the earliest deadline, and the new entry takes its slot.
+				var victim *modelEntry
+				first := int64(-1)
+				for _, e := range live {
+					if e.state == Established && e.deadline > now {
+						continue
 					}
-					if !errors.Is(err, ErrExists) || c.Ref != e.ref || c.Value != e.v {
-						rt.Fatalf("insert over existing key: err %v, conn %+v, want entry %+v", err, c, *e)
+					if first < 0 || e.deadline < first {
+						first = e.deadline
 					}
-					return
+					if e.ref.idx == c.Ref.idx {
+						victim = e
+					}
 				}
-				if len(live) == capacity {
+				if policy == Refuse || first < 0 {
 					if !errors.Is(err, ErrFull) {
-						rt.Fatalf("insert into full table: %v", err)
+						rt.Fatalf("insert into full table (policy %v, evictable %v): %v", policy, first >= 0, err)
 					}
+					stats.FullDrops++
 					return
 				}
-				if err != nil {
-					rt.Fatalf("insert: %v", err)
+				if err != nil || victim == nil || victim.deadline != first {
+					rt.Fatalf("insert into full table evicting: err %v, conn %+v, victim %+v, earliest deadline %v",
+						err, c, victim, time.Duration(first))
 				}
-				e := &modelEntry{fwd: a, rev: b, v: v, ref: c.Ref}
-				switch proto {
-				case protoTCP:
-					e.state, e.noOutput = nextTCPState(None, dir == InputOnly, flags, dir)
-				case protoICMP:
-					e.state = NormalICMP
-				default:
-					e.state = Normal
-				}
-				e.deadline = now + timeout(e.state)
-				if c.State != e.state {
-					rt.Fatalf("new entry in %v, want %v", c.State, e.state)
-				}
-				live[e.ref] = e
-				owner[a] = e
-				if b >= 0 {
-					owner[b] = e
-				}
-			},
+				kill(victim)
+				stats.Evicted++
+			}
+			if err != nil {
+				rt.Fatalf("insert: %v", err)
+			}
+			stats.Inserts++
+			e := &modelEntry{fwd: a, rev: b, v: v, ref: c.Ref}
+			switch proto {
+			case protoTCP:
+				e.state, e.noOutput = nextTCPState(None, dir == InputOnly, flags, dir)
+			case protoICMP:
+				e.state = NormalICMP
+			default:
+				e.state = Normal
+			}
+			e.deadline = now + timeout(e.state)
+			if c.State != e.state {
+				rt.Fatalf("new entry in %v, want %v", c.State, e.state)
+			}
+			live[e.ref] = e
+			owner[a] = e
+			if b >= 0 {
+				owner[b] = e
+			}
+		}
+		actions := map[string]func(*rapid.T){
+			// Inserts weigh three times as much as each other action, so that the table fills.
+			"insert":  insert,
+			"insert2": insert,
+			"insert3": insert,
 			"lookup": func(rt *rapid.T) {
 				k := rapid.IntRange(0, numKeys-1).Draw(rt, "key")
 				key := keyOf(k)
@@ -172,6 +212,7 @@ func TestModel(t *testing.T) {
 					rt.Fatal("delete failed")
 				}
 				kill(e)
+				stats.Deletes++
 			},
 			"advance": func(rt *rapid.T) {
 				now += int64(rapid.SampledFrom([]time.Duration{0, time.Second, 9 * time.Second, 10 * time.Second,
@@ -199,10 +240,18 @@ func TestModel(t *testing.T) {
 				if gone != removed {
 					rt.Fatalf("sweep returned %d, %d entries went", removed, gone)
 				}
+				stats.Expired += uint64(gone)
 			},
 			"": func(rt *rapid.T) {
 				if tab.Len() != len(live) {
 					rt.Fatalf("Len %d, model %d", tab.Len(), len(live))
+				}
+				stats.Entries = len(live)
+				if got := tab.Stats(); got != stats {
+					rt.Fatalf("stats %+v, model %+v", got, stats)
+				}
+				if err := indexError(tab); err != nil {
+					rt.Fatal(err)
 				}
 				var want [numDests][2]int64
 				for _, e := range live {
@@ -220,7 +269,7 @@ func TestModel(t *testing.T) {
 			},
 		}
 		// Repeat runs -rapid.steps (30) actions; more are needed to fill the table and reuse its slots.
-		for range 8 {
+		for range 12 {
 			rt.Repeat(actions)
 		}
 	})

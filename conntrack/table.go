@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Errors returned by Insert.
@@ -17,12 +19,36 @@ var (
 	ErrBadDest = errors.New("conntrack: real-server id out of range")
 )
 
+// FullPolicy says what Insert does when every entry is taken.
+type FullPolicy uint8
+
+const (
+	// Refuse fails the insert with ErrFull (counted in Stats.FullDrops); the table never drops an entry
+	// before it expires or is deleted.
+	Refuse FullPolicy = iota
+	// EvictOldestIdle makes room by evicting the entry that is cheapest to lose, chosen from a random
+	// sample (see Table.Insert): never an ESTABLISHED connection that is still within its timeout. Evictions
+	// are counted in Stats.Evicted; an insert that finds nothing to evict fails with ErrFull.
+	EvictOldestIdle
+)
+
+func (p FullPolicy) String() string {
+	switch p {
+	case Refuse:
+		return "refuse"
+	case EvictOldestIdle:
+		return "evict-oldest-idle"
+	}
+	return fmt.Sprintf("FullPolicy(%d)", uint8(p))
+}
+
 // Config sizes a Table. Zero fields take their defaults.
 type Config struct {
-	Capacity int // most entries (connections) at once, each with up to two keys; default 1<<16
-	Shards   int // writer lock domains, a power of two; default 64
-	MaxDests int // real-server ids are < MaxDests; default 4096
-	Timeouts Timeouts
+	Capacity   int // most entries (connections) at once, each with up to two keys; default 1<<16
+	Shards     int // writer lock domains, a power of two; default 64
+	MaxDests   int // real-server ids are < MaxDests; default 4096
+	Timeouts   Timeouts
+	FullPolicy FullPolicy // default Refuse
 	// Clock returns monotonic nanoseconds on the same scale as the now arguments of Insert, Touch and
 	// Sweep. Only Range uses it. Default: nanoseconds since New (see Table.Now).
 	Clock func() int64
@@ -32,7 +58,8 @@ const (
 	defaultCapacity = 1 << 16
 	defaultShards   = 64
 	defaultMaxDests = 4096
-	maxCapacity     = 1 << 30 // node indexes (2 per entry, plus 1) must fit in uint32
+	maxCapacity     = 1 << 30 // node indexes (2 per entry, plus 1) must fit in 32 bits
+	maxShards       = 1 << 16
 )
 
 // Value is what the data plane stores with a connection. It is written once at Insert and is opaque to the
@@ -69,7 +96,7 @@ type Conn struct {
 const (
 	stStateMask = 0xf
 	stNoOutput  = 1 << 4 // IPVS's IP_VS_CONN_F_NOOUTPUT: no reply seen yet from a DR/TUN-created entry
-	stHasRev    = 1 << 5 // the reverse node is linked
+	stHasRev    = 1 << 5 // the reverse key is in the table
 	stLive      = 1 << 6
 	stGenShift  = 7
 	stGenBits   = 17
@@ -79,28 +106,43 @@ const (
 	stExpMask   = stExpMax << stExpShift
 )
 
-// entry is one connection: 128 bytes, two cache lines, so that any lookup touches at most two lines and
-// ten million entries fit in 1.2 GiB. Every field is an atomic word so that lock-free readers never make a
-// plain read that races with a writer; the type holds no Go pointers, so a []entry is never scanned by the
-// GC. Key k of entry i is node 2i+k of the hash chains.
+// entry is one connection: 128 bytes, two cache lines, so that ten million entries take 1.2 GiB and a
+// lookup touches the two lines of one entry, which it loads in parallel. The forward key sits in the first
+// line with the sequence and state words, the reverse key in the second with most of the value. Every
+// field is an atomic word so that lock-free readers never make a plain read that races with a writer; the
+// type holds no Go pointers. Key k of entry i is node 2i+k of the hash index.
 type entry struct {
-	seq  atomic.Uint64       // seqlock: odd while Insert writes the entry; +2 per incarnation
-	st   atomic.Uint64       // see stStateMask ...
-	next [2]atomic.Uint32    // chain links of the two nodes: next node index + 1
-	val  [3]atomic.Uint64    // Value, packed
-	key  [2][5]atomic.Uint64 // forward, reverse
+	seq  atomic.Uint64    // seqlock: odd while Insert writes the entry; +2 per incarnation
+	st   atomic.Uint64    // see stStateMask ...
+	key0 [5]atomic.Uint64 // forward key
+	val0 atomic.Uint64    // Value, packed: Service, Dest
+	key1 [5]atomic.Uint64 // reverse key
+	val1 atomic.Uint64    // Flags, InPort, PeerMAC[0:2]
+	val2 atomic.Uint64    // PeerMAC[2:6]
+	free atomic.Uint32    // free-list link while the entry is free: next entry index + 1
+	_    uint32
 }
 
-// shard is one writer lock domain and its counters, padded so that shards do not share cache lines.
+func (e *entry) key(which uint32) *[5]atomic.Uint64 {
+	if which == 0 {
+		return &e.key0
+	}
+	return &e.key1
+}
+
+// shard is one writer lock domain: a range of buckets, a free list and counters, on two cache lines of
+// their own.
 type shard struct {
 	mu        sync.Mutex
+	free      atomic.Uint64 // free-list head: ABA tag << 32 | entry index + 1
 	live      atomic.Int64
 	inserts   atomic.Uint64
 	deletes   atomic.Uint64
 	expired   atomic.Uint64
+	evicted   atomic.Uint64
 	fullDrops atomic.Uint64
 	exists    atomic.Uint64
-	_         [128 - 56]byte
+	_         [128 - 72]byte
 }
 
 type destCounters struct {
@@ -117,30 +159,27 @@ type paddedUint64 struct {
 
 // Table is the connection table. All methods are safe for concurrent use.
 type Table struct {
-	entries  []entry
-	freeNext []atomic.Uint32 // free-stack links, entry index + 1
-	heads    []atomic.Uint32 // bucket heads, node index + 1; bucket b belongs to shard b >> shardShift
+	entries  []entry  // in mem[0]
+	buckets  []bucket // in mem[1]
 	shards   []shard
 	dests    []destCounters
 	timeouts [numStates]atomic.Int64 // nanoseconds, by state
 
-	seed       uint64
-	bucketMask uint64
-	shardShift uint
-	clock      func() int64
+	seed      uint64
+	perShard  uint64 // buckets per shard
+	shardBits uint   // log2(len(shards))
+	policy    FullPolicy
+	clock     func() int64
+	mem       [2][]byte
+	cleanup   runtime.Cleanup
 
-	free   paddedUint64 // Treiber stack head: ABA tag << 32 | entry index + 1
 	cursor paddedUint64 // next entry index Sweep looks at
 }
 
-// Bounds of the lock-free lookup: a chain walk longer than maxSteps (only possible while nodes are reused
-// under the reader) restarts, and after maxRestarts the lookup takes the shard lock.
-const (
-	maxSteps    = 1 << 12
-	maxRestarts = 4
-)
-
 // New allocates a table with all its memory up front.
+//
+// The entries and the hash index are mapped outside the Go heap (on Linux) and released when the Table is
+// garbage collected.
 func New(cfg Config) (*Table, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = defaultCapacity
@@ -154,29 +193,45 @@ func New(cfg Config) (*Table, error) {
 	switch {
 	case cfg.Capacity < 0 || cfg.Capacity > maxCapacity:
 		return nil, fmt.Errorf("conntrack: capacity %d out of range [1, %d]", cfg.Capacity, maxCapacity)
-	case cfg.Shards < 0 || cfg.Shards&(cfg.Shards-1) != 0:
-		return nil, fmt.Errorf("conntrack: shards %d is not a power of two", cfg.Shards)
+	case cfg.Shards < 0 || cfg.Shards > maxShards || cfg.Shards&(cfg.Shards-1) != 0:
+		return nil, fmt.Errorf("conntrack: shards %d is not a power of two <= %d", cfg.Shards, maxShards)
 	case cfg.MaxDests < 0 || uint64(cfg.MaxDests) > 1<<32:
 		return nil, fmt.Errorf("conntrack: max dests %d out of range", cfg.MaxDests)
+	case cfg.FullPolicy > EvictOldestIdle:
+		return nil, fmt.Errorf("conntrack: unknown full policy %d", cfg.FullPolicy)
 	}
-
-	// One bucket per entry: with forward and reverse keys the chains average at most two nodes.
-	return newTable(cfg, max(1<<bits.Len(uint(cfg.Capacity-1)), cfg.Shards)), nil
+	return newTable(cfg, bucketsPerShard(cfg.Capacity, cfg.Shards))
 }
 
-// newTable builds a table of a validated config with nb buckets, a power of two >= cfg.Shards.
-func newTable(cfg Config, nb int) *Table {
+// newTable builds a table of a validated config with perShard buckets in each shard.
+func newTable(cfg Config, perShard int) (*Table, error) {
+	nb := perShard * cfg.Shards
 	t := &Table{
-		entries:    make([]entry, cfg.Capacity),
-		freeNext:   make([]atomic.Uint32, cfg.Capacity),
-		heads:      make([]atomic.Uint32, nb),
-		shards:     make([]shard, cfg.Shards),
-		dests:      make([]destCounters, cfg.MaxDests),
-		seed:       rand.Uint64(),
-		bucketMask: uint64(nb - 1),
-		shardShift: uint(bits.Len(uint(nb/cfg.Shards)) - 1),
-		clock:      cfg.Clock,
+		shards:    make([]shard, cfg.Shards),
+		dests:     make([]destCounters, cfg.MaxDests),
+		seed:      rand.Uint64(),
+		perShard:  uint64(perShard),
+		shardBits: uint(bits.TrailingZeros(uint(cfg.Shards))),
+		policy:    cfg.FullPolicy,
+		clock:     cfg.Clock,
 	}
+	var err error
+	if t.mem[0], err = mapMemory(cfg.Capacity * int(unsafe.Sizeof(entry{}))); err != nil {
+		return nil, fmt.Errorf("conntrack: %d entries: %w", cfg.Capacity, err)
+	}
+	if t.mem[1], err = mapMemory(nb * int(unsafe.Sizeof(bucket{}))); err != nil {
+		_ = unmapMemory(t.mem[0])
+		return nil, fmt.Errorf("conntrack: %d buckets: %w", nb, err)
+	}
+	t.entries = unsafe.Slice((*entry)(unsafe.Pointer(unsafe.SliceData(t.mem[0]))), cfg.Capacity)
+	t.buckets = unsafe.Slice((*bucket)(unsafe.Pointer(unsafe.SliceData(t.mem[1]))), nb)
+	// Every method that touches the mapped arrays keeps t alive until it is done with them.
+	t.cleanup = runtime.AddCleanup(t, func(mem [2][]byte) {
+		for _, m := range mem {
+			_ = unmapMemory(m)
+		}
+	}, t.mem)
+
 	if t.clock == nil {
 		start := time.Now()
 		t.clock = func() int64 { return int64(time.Since(start)) }
@@ -185,11 +240,27 @@ func newTable(cfg Config, nb int) *Table {
 		t.timeouts[s].Store(int64(d))
 	}
 	t.SetTimeouts(cfg.Timeouts)
-	for i := range t.freeNext[:len(t.freeNext)-1] {
-		t.freeNext[i].Store(uint32(i + 2))
+	// Each shard's free list starts with an equal share of the entries, lowest index on top.
+	for s := range t.shards {
+		lo, hi := s*cfg.Capacity/cfg.Shards, (s+1)*cfg.Capacity/cfg.Shards
+		for i := lo; i < hi-1; i++ {
+			t.entries[i].free.Store(uint32(i + 2))
+		}
+		if lo < hi {
+			t.shards[s].free.Store(uint64(lo + 1))
+		}
 	}
-	t.free.Store(1)
-	return t
+	return t, nil
+}
+
+// unmap releases the table's memory now rather than when it is collected; the table must not be used
+// again. Tests that build many big tables in a row use it.
+func (t *Table) unmap() {
+	t.cleanup.Stop()
+	for _, m := range t.mem {
+		_ = unmapMemory(m)
+	}
+	t.entries, t.buckets, t.mem = nil, nil, [2][]byte{}
 }
 
 // Now returns the default Clock: monotonic nanoseconds since New.
@@ -197,6 +268,9 @@ func (t *Table) Now() int64 { return t.clock() }
 
 // Capacity returns the most entries the table holds.
 func (t *Table) Capacity() int { return len(t.entries) }
+
+// FullPolicy returns the policy Insert follows when the table is full.
+func (t *Table) FullPolicy() FullPolicy { return t.policy }
 
 // SetTimeouts changes the settable timeouts, like ipvsadm --set: a zero (or negative) field leaves that
 // timeout as it is. New timeouts apply from each entry's next transition or refresh on.
@@ -230,16 +304,9 @@ func (t *Table) StateTimeout(s State) time.Duration {
 	return time.Duration(t.timeouts[s].Load())
 }
 
-func (t *Table) bucket(kw *keyWords) uint32 { return uint32(kw.hash(t.seed) & t.bucketMask) }
-
-func (t *Table) shardOf(b uint32) *shard { return &t.shards[b>>t.shardShift] }
-
-func (t *Table) node(n uint32) (e *entry, which uint32) { return &t.entries[n>>1], n & 1 }
-
-// lockPair locks the shards of two buckets in index order, so that two writers locking the same pair
-// cannot deadlock. second is nil when both buckets are in one shard.
-func (t *Table) lockPair(b1, b2 uint32) (first, second *shard) {
-	i, j := b1>>t.shardShift, b2>>t.shardShift
+// lockPair locks shards i and j in index order, so that two writers locking the same pair cannot
+// deadlock. second is nil when i == j.
+func (t *Table) lockPair(i, j uint32) (first, second *shard) {
 	if i > j {
 		i, j = j, i
 	}
@@ -296,124 +363,80 @@ func loadKey(k *[5]atomic.Uint64) keyWords {
 	return keyWords{k[0].Load(), k[1].Load(), k[2].Load(), k[3].Load(), k[4].Load()}
 }
 
-// equal compares word by word: comparing the arrays with != calls memequal.
-func (w *keyWords) equal(o *keyWords) bool {
-	return w[4] == o[4] && w[0] == o[0] && w[1] == o[1] && w[2] == o[2] && w[3] == o[3]
-}
-
 func keyEqual(k *[5]atomic.Uint64, kw *keyWords) bool {
-	// The word with the ports differs most often between flows of one chain: compare it first.
+	// The word with the ports differs most often between flows: compare it first.
 	return k[4].Load() == kw[4] && k[0].Load() == kw[0] && k[1].Load() == kw[1] && k[2].Load() == kw[2] &&
 		k[3].Load() == kw[3]
 }
 
-const (
-	lookupMiss = iota
-	lookupHit
-	lookupRetry
-)
-
 // Lookup finds the entry that k is the forward or reverse key of and fills c; c is left alone on a miss.
-// It does not allocate, and takes no lock unless writers reused the nodes under it several times in a row.
+// It takes no lock, does not allocate and never retries: it reads one bucket (a cache line) and the
+// entries whose tags match there, and goes on to the next bucket only if keys have overflowed past this
+// one.
 func (t *Table) Lookup(k *Key, c *Conn) bool {
 	kw := packKey(k)
-	b := t.bucket(&kw)
-	// A hit is a hit even if the walk strayed into another chain, so the first walk does not check where
-	// it is; only a miss needs a walk that does.
-	if t.walk(t.heads[b].Load(), &kw, k, b, c, false) == lookupHit {
-		return true
-	}
-	for range maxRestarts {
-		switch t.walk(t.heads[b].Load(), &kw, k, b, c, true) {
-		case lookupHit:
+	h := kw.hash(t.seed)
+	ok := t.lookup(&kw, h, k, c)
+	runtime.KeepAlive(t)
+	return ok
+}
+
+// lookup is Lookup once the key is hashed. A key that is in the table for the whole lookup is found: its
+// slot word does not change, and every bucket its probe passed counts it in its overflow count. A slot
+// read here may be stale, and its entry removed or reused since; the entry's words are only used when its
+// sequence counter shows they belong to one incarnation, which has the key and is live.
+func (t *Table) lookup(kw *keyWords, h uint64, k *Key, c *Conn) bool {
+	start, b := t.home(h)
+	tag := slotTag(h)
+	for range t.perShard {
+		bk := &t.buckets[b]
+		w0 := bk[0].Load()
+		if w0&slotTagMask == tag && t.match(uint32(w0)-1, kw, k, c) {
 			return true
-		case lookupMiss:
+		}
+		for i := 1; i < bucketSlots; i++ {
+			if w := bk[i].Load(); w&slotTagMask == tag && t.match(uint32(w)-1, kw, k, c) {
+				return true
+			}
+		}
+		if w0>>slotOvfShift == 0 {
 			return false
 		}
+		if b++; b == start+t.perShard {
+			b = start
+		}
 	}
-	return t.lookupLocked(&kw, b, c)
+	return false
 }
 
-func (t *Table) lookupLocked(kw *keyWords, b uint32, c *Conn) bool {
-	sh := t.shardOf(b)
-	sh.mu.Lock()
-	n := t.findLocked(kw, b)
-	if n != 0 {
-		t.fillLocked(c, n-1)
+// match reports whether node ni holds kw in a live incarnation, and fills c from that incarnation if so.
+func (t *Table) match(ni uint32, kw *keyWords, k *Key, c *Conn) bool {
+	e, which := &t.entries[ni>>1], ni&1
+	s := e.seq.Load()
+	if s&1 != 0 || !keyEqual(e.key(which), kw) {
+		return false
 	}
-	sh.mu.Unlock()
-	return n != 0
-}
-
-// walk looks for kw in bucket b without locks, from node index+1 n on. A node it reaches may have been
-// unlinked, or freed and reused, since the walk read the link that led to it. An unlinked node still links
-// to its successor at the time it was unlinked, so the walk loses nothing by going on through it. A reused
-// node sits at the head of its new bucket: if that is another bucket, its key no longer hashes to b and the
-// walk restarts; if it is this bucket, it links to the whole current chain. A reverse node that the new
-// incarnation left unlinked keeps its old key and link, which are as good as an unlinked node's. A node's
-// words are read under its entry's seqlock, so a key, its link, the value and the state are only used when
-// they all belong to one incarnation, and reported only if that incarnation has the node linked. Without
-// checkBucket the walk does not notice that it strayed, and its misses mean nothing.
-func (t *Table) walk(n uint32, kw *keyWords, k *Key, b uint32, c *Conn, checkBucket bool) int {
-	for steps := 0; n != 0; steps++ {
-		if steps == maxSteps {
-			return lookupRetry
-		}
-		ni := n - 1
-		e, which := t.node(ni)
-		s := e.seq.Load()
-		if s&1 != 0 {
-			return lookupRetry
-		}
-		nk := loadKey(&e.key[which])
-		next := e.next[which].Load()
-		if !nk.equal(kw) {
-			if e.seq.Load() != s {
-				return lookupRetry
-			}
-			if checkBucket && t.bucket(&nk) != b {
-				return lookupRetry
-			}
-			n = next
-			continue
-		}
-		w := e.st.Load()
-		v0, v1, v2 := e.val[0].Load(), e.val[1].Load(), e.val[2].Load()
-		var orig keyWords
-		if which == 1 {
-			orig = loadKey(&e.key[0])
-		}
-		if e.seq.Load() != s {
-			return lookupRetry
-		}
-		if w&stLive != 0 && (which == 0 || w&stHasRev != 0) {
-			c.Ref = Ref{idx: ni>>1 + 1, gen: uint32(s)}
-			c.Dir = Dir(which)
-			if which == 1 {
-				orig.unpack(&c.Orig)
-			} else {
-				c.Orig = *k
-			}
-			unpackValue(&c.Value, v0, v1, v2)
-			c.State = State(w & stStateMask)
-			return lookupHit
-		}
-		n = next
+	w := e.st.Load()
+	v0, v1, v2 := e.val0.Load(), e.val1.Load(), e.val2.Load()
+	var orig keyWords
+	if which == 1 {
+		orig = loadKey(&e.key0)
 	}
-	return lookupMiss
-}
-
-// findLocked returns the index+1 of the node with key kw in bucket b, or 0. The caller holds the bucket's
-// shard lock, so the chain holds exactly the live nodes of the bucket and none of them can be reused.
-func (t *Table) findLocked(kw *keyWords, b uint32) uint32 {
-	for n := t.heads[b].Load(); n != 0; {
-		e, which := t.node(n - 1)
-		if keyEqual(&e.key[which], kw) {
-			return n
-		}
-		n = e.next[which].Load()
+	// A reverse key is only the entry's if this incarnation has one: a reused entry keeps the words of
+	// its previous incarnation's reverse key.
+	if e.seq.Load() != s || w&stLive == 0 || (which == 1 && w&stHasRev == 0) {
+		return false
 	}
-	return 0
+	c.Ref = Ref{idx: ni>>1 + 1, gen: uint32(s)}
+	c.Dir = Dir(which)
+	if which == 1 {
+		orig.unpack(&c.Orig)
+	} else {
+		c.Orig = *k
+	}
+	unpackValue(&c.Value, v0, v1, v2)
+	c.State = State(w & stStateMask)
+	return true
 }
 
 // fillLocked fills c from node ni, which the caller's shard lock keeps from being removed.
@@ -421,33 +444,71 @@ func (t *Table) fillLocked(c *Conn, ni uint32) {
 	e := &t.entries[ni>>1]
 	c.Ref = Ref{idx: ni>>1 + 1, gen: uint32(e.seq.Load())}
 	c.Dir = Dir(ni & 1)
-	orig := loadKey(&e.key[0])
+	orig := loadKey(&e.key0)
 	orig.unpack(&c.Orig)
-	unpackValue(&c.Value, e.val[0].Load(), e.val[1].Load(), e.val[2].Load())
+	unpackValue(&c.Value, e.val0.Load(), e.val1.Load(), e.val2.Load())
 	c.State = State(e.st.Load() & stStateMask)
 }
 
-// alloc pops a free entry. The stack head carries a tag that every push and pop changes, so a pop that
-// read a head which has since been popped and pushed back fails its compare-and-swap (no ABA).
-func (t *Table) alloc() (uint32, bool) {
-	for {
-		old := t.free.Load()
-		top := uint32(old)
-		if top == 0 {
+// allocRounds bounds how many times alloc looks again when entries were freed or taken while it looked.
+// A round fails only if another writer moved entries in the microsecond it took, so with a few writers
+// at full capacity a spurious ErrFull takes many rounds in a row.
+const allocRounds = 16
+
+// alloc pops a free entry, from shard s's free list if it has one and from the other shards' otherwise.
+// It reports the table full only if every list was empty at one moment: a pass that finds them all empty
+// is followed by a second that must find every head as the first left it (each push and pop changes a
+// head's tag, upwards), or an entry freed into a list the first pass had already looked at would be
+// missed.
+func (t *Table) alloc(s uint32) (uint32, bool) {
+	n := uint32(len(t.shards))
+	for range allocRounds {
+		var tags uint64
+		for pass := range 2 {
+			for i := range n {
+				ei, ok, head := t.pop(&t.shards[(s+i)&(n-1)])
+				if ok {
+					return ei, true
+				}
+				if pass == 0 {
+					tags += head >> 32
+				} else {
+					tags -= head >> 32
+				}
+			}
+		}
+		if tags == 0 {
 			return 0, false
 		}
-		next := t.freeNext[top-1].Load()
-		if t.free.CompareAndSwap(old, (old>>32+1)<<32|uint64(next)) {
-			return top - 1, true
+	}
+	return 0, false
+}
+
+// pop takes the top of a shard's free list, or returns the empty head it found. The head carries a tag
+// that every push and pop changes, so a pop that read a head which has since been popped and pushed back
+// fails its compare-and-swap (no ABA). A pop may come from another shard than the one whose lock its
+// caller holds, hence the CAS.
+func (t *Table) pop(sh *shard) (ei uint32, ok bool, head uint64) {
+	for {
+		old := sh.free.Load()
+		top := uint32(old)
+		if top == 0 {
+			return 0, false, old
+		}
+		next := t.entries[top-1].free.Load()
+		if sh.free.CompareAndSwap(old, (old>>32+1)<<32|uint64(next)) {
+			return top - 1, true, 0
 		}
 	}
 }
 
-func (t *Table) release(ei uint32) {
+// release pushes entry ei on shard s's free list.
+func (t *Table) release(ei uint32, s uint32) {
+	sh := &t.shards[s]
 	for {
-		old := t.free.Load()
-		t.freeNext[ei].Store(uint32(old))
-		if t.free.CompareAndSwap(old, (old>>32+1)<<32|uint64(ei+1)) {
+		old := sh.free.Load()
+		t.entries[ei].free.Store(uint32(old))
+		if sh.free.CompareAndSwap(old, (old>>32+1)<<32|uint64(ei+1)) {
 			return
 		}
 	}
@@ -467,40 +528,75 @@ func (t *Table) countDest(dest uint32, s State, delta int64) {
 // IPVS; an entry created with dir InputOnly stays on IPVS's INPUT_ONLY table until a reply (Output) is seen.
 // now is monotonic nanoseconds from the caller's clock. On success c (if not nil) describes the new entry.
 //
-// Errors: ErrFull when the table is at capacity (counted in Stats.FullDrops); ErrExists when fwd or rev is
-// already present, with c filled from the entry that holds it (two workers racing on one SYN is normal);
-// ErrBadDest when v.Dest >= Config.MaxDests. A rev equal to fwd is ignored.
+// When every entry is taken, the table's FullPolicy decides. Refuse fails the insert. EvictOldestIdle
+// samples a few entries at random (an approximate LRU, as Redis evicts) and evicts, of those that may be
+// evicted, the one whose deadline comes first: for entries in one state that is the one idle longest. An
+// entry that has expired may always be evicted; an ESTABLISHED one that has not may never be, so a flood
+// of new flows (a SYN flood) displaces embryonic, closing and UDP entries but no live connection. The work
+// is bounded: one sample and one eviction per insert.
+//
+// Errors: ErrFull when the table is full and nothing is evicted (counted in Stats.FullDrops); ErrExists
+// when fwd or rev is already present, with c filled from the entry that holds it (two workers racing on
+// one SYN is normal); ErrBadDest when v.Dest >= Config.MaxDests. A rev equal to fwd is ignored.
 func (t *Table) Insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8, dir PacketDir, now int64, c *Conn) error {
+	err := t.insert(fwd, rev, v, proto, tcpFlags, dir, now, c)
+	runtime.KeepAlive(t)
+	return err
+}
+
+func (t *Table) insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8, dir PacketDir, now int64, c *Conn) error {
 	if uint64(v.Dest) >= uint64(len(t.dests)) {
 		return fmt.Errorf("insert %v: dest %d >= %d: %w", *fwd, v.Dest, len(t.dests), ErrBadDest)
 	}
 	fw := packKey(fwd)
-	fb := t.bucket(&fw)
+	fh := fw.hash(t.seed)
 	hasRev := rev != nil && *rev != *fwd
 	var rw keyWords
-	rb := fb
+	rh := fh
 	if hasRev {
 		rw = packKey(rev)
-		rb = t.bucket(&rw)
+		rh = rw.hash(t.seed)
 	}
-	first, second := t.lockPair(fb, rb)
-	fsh := t.shardOf(fb)
+	fs, rs := t.shardIndex(fh), t.shardIndex(rh)
+	fsh := &t.shards[fs]
 
-	n := t.findLocked(&fw, fb)
-	if n == 0 && hasRev {
-		n = t.findLocked(&rw, rb)
-	}
-	if n != 0 {
-		if c != nil {
-			t.fillLocked(c, n-1)
-		}
+	first, second := t.lockPair(fs, rs)
+	if t.existsLocked(&fw, fh, &rw, rh, hasRev, c) {
 		unlockPair(first, second)
 		fsh.exists.Add(1)
 		return ErrExists
 	}
-	ei, ok := t.alloc()
+	ei, ok := t.alloc(fs)
+	if !ok && t.policy == EvictOldestIdle {
+		// The victim's shards may be any: take their locks with none of ours held, then start over.
+		unlockPair(first, second)
+		if ei, ok = t.evict(now); !ok {
+			fsh.fullDrops.Add(1)
+			return ErrFull
+		}
+		first, second = t.lockPair(fs, rs)
+		if t.existsLocked(&fw, fh, &rw, rh, hasRev, c) {
+			unlockPair(first, second)
+			t.release(ei, fs)
+			fsh.exists.Add(1)
+			return ErrExists
+		}
+	}
 	if !ok {
 		unlockPair(first, second)
+		fsh.fullDrops.Add(1)
+		return ErrFull
+	}
+	fslot, ok := t.freeSlot(fh, noSlot)
+	rslot := noSlot
+	if ok && hasRev {
+		rslot, ok = t.freeSlot(rh, fslot)
+	}
+	if !ok {
+		// Every slot the key may take is used: only possible if the shard holds far more keys than its
+		// share, which a keyed hash does not let clients arrange.
+		unlockPair(first, second)
+		t.release(ei, fs)
 		fsh.fullDrops.Add(1)
 		return ErrFull
 	}
@@ -521,28 +617,20 @@ func (t *Table) Insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8
 	if hasRev {
 		w |= stHasRev
 	}
-	fnode, rnode := ei<<1+1, ei<<1+2 // index + 1
-
 	e.seq.Store(seq - 1)
 	e.st.Store(w)
 	w0, w1, w2 := packValue(v)
-	e.val[0].Store(w0)
-	e.val[1].Store(w1)
-	e.val[2].Store(w2)
+	e.val0.Store(w0)
+	e.val1.Store(w1)
+	e.val2.Store(w2)
 	for i, x := range fw {
-		e.key[0][i].Store(x)
+		e.key0[i].Store(x)
 	}
-	fnext := t.heads[fb].Load()
 	if hasRev {
 		for i, x := range rw {
-			e.key[1][i].Store(x)
-		}
-		e.next[1].Store(t.heads[rb].Load())
-		if rb == fb {
-			fnext = rnode
+			e.key1[i].Store(x)
 		}
 	}
-	e.next[0].Store(fnext)
 	e.seq.Store(seq)
 
 	// Count before publishing: a Touch on the new entry may move its counter right after.
@@ -550,9 +638,9 @@ func (t *Table) Insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8
 	fsh.live.Add(1)
 	fsh.inserts.Add(1)
 	if hasRev {
-		t.heads[rb].Store(rnode)
+		t.publish(rh, rslot, ei<<1+1)
 	}
-	t.heads[fb].Store(fnode)
+	t.publish(fh, fslot, ei<<1)
 	unlockPair(first, second)
 
 	if c != nil {
@@ -565,10 +653,29 @@ func (t *Table) Insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8
 	return nil
 }
 
+// existsLocked looks for fwd and rev under their shards' locks and fills c (if not nil) from the entry
+// that holds either.
+func (t *Table) existsLocked(fw *keyWords, fh uint64, rw *keyWords, rh uint64, hasRev bool, c *Conn) bool {
+	n := t.findLocked(fw, fh)
+	if n == 0 && hasRev {
+		n = t.findLocked(rw, rh)
+	}
+	if n != 0 && c != nil {
+		t.fillLocked(c, n-1)
+	}
+	return n != 0
+}
+
 // Touch runs the state machine for one packet of the connection (its TCP flags and direction) and re-arms
 // the entry's timer with the new state's timeout, as IPVS does on every packet. It takes no lock and does
 // not allocate. It returns the new state, or None if ref is stale (no transition ever leads to None).
 func (t *Table) Touch(ref Ref, tcpFlags uint8, dir PacketDir, now int64) State {
+	st := t.touch(ref, tcpFlags, dir, now)
+	runtime.KeepAlive(t)
+	return st
+}
+
+func (t *Table) touch(ref Ref, tcpFlags uint8, dir PacketDir, now int64) State {
 	ei := ref.idx - 1
 	if ei >= uint32(len(t.entries)) {
 		return None
@@ -578,7 +685,7 @@ func (t *Table) Touch(ref Ref, tcpFlags uint8, dir PacketDir, now int64) State {
 		return None
 	}
 	// Read before the CAS: if the slot is reused in between, the CAS fails on the generation.
-	dest := uint32(e.val[0].Load() >> 32)
+	dest := uint32(e.val0.Load() >> 32)
 	gen := genField(uint64(ref.gen))
 	for {
 		w := e.st.Load()
@@ -611,16 +718,23 @@ func (t *Table) Touch(ref Ref, tcpFlags uint8, dir PacketDir, now int64) State {
 // Delete removes the entry ref points to, both of its keys. It returns false if ref is stale.
 func (t *Table) Delete(ref Ref) bool {
 	ei := ref.idx - 1
-	if ei >= uint32(len(t.entries)) {
-		return false
-	}
-	return t.remove(ei, ref.gen, false, 0)
+	ok := ei < uint32(len(t.entries)) && t.remove(ei, ref.gen, removeDelete, 0, 0)
+	runtime.KeepAlive(t)
+	return ok
 }
 
-// remove takes out incarnation gen of entry ei; with expire set, only if it has expired at now. The removal
-// happens at the CAS that clears stLive, under the shard locks of both keys: a Touch racing with it either
-// lands before (and the CAS retries) or finds the entry dead.
-func (t *Table) remove(ei uint32, gen uint32, expire bool, now int64) bool {
+// Why remove takes an entry out.
+const (
+	removeDelete = iota
+	removeExpire // only if it has expired at now
+	removeEvict  // only if its state word is still the one the victim was chosen by; keep the entry
+)
+
+// remove takes out incarnation gen of entry ei, for the reason why. The removal happens at the CAS that
+// clears stLive, under the shard locks of both keys: a Touch racing with it either lands before (and the
+// CAS retries, or for an eviction gives up) or finds the entry dead. An evicted entry is not freed: the
+// caller reuses it.
+func (t *Table) remove(ei uint32, gen uint32, why int, now int64, want uint64) bool {
 	e := &t.entries[ei]
 	s := e.seq.Load()
 	if uint32(s) != gen || s&1 != 0 {
@@ -630,16 +744,17 @@ func (t *Table) remove(ei uint32, gen uint32, expire bool, now int64) bool {
 	if w&stLive == 0 || w&stGenMask != genField(s) {
 		return false
 	}
-	// If the entry is reused before the locks are taken these buckets may be wrong; the checks under the
-	// locks then fail.
-	fk := loadKey(&e.key[0])
-	fb := t.bucket(&fk)
-	rb := fb
+	// If the entry is reused before the locks are taken these keys may be another incarnation's; the
+	// sequence check under the locks then fails.
+	fk := loadKey(&e.key0)
+	fh := fk.hash(t.seed)
+	rh := fh
 	if w&stHasRev != 0 {
-		rk := loadKey(&e.key[1])
-		rb = t.bucket(&rk)
+		rk := loadKey(&e.key1)
+		rh = rk.hash(t.seed)
 	}
-	first, second := t.lockPair(fb, rb)
+	fs, rs := t.shardIndex(fh), t.shardIndex(rh)
+	first, second := t.lockPair(fs, rs)
 	if e.seq.Load() != s {
 		unlockPair(first, second)
 		return false
@@ -647,7 +762,7 @@ func (t *Table) remove(ei uint32, gen uint32, expire bool, now int64) bool {
 	nm := nowMs(now)
 	for {
 		w = e.st.Load()
-		if w&stLive == 0 || (expire && w>>stExpShift > nm) {
+		if w&stLive == 0 || (why == removeExpire && w>>stExpShift > nm) || (why == removeEvict && w != want) {
 			unlockPair(first, second)
 			return false
 		}
@@ -655,52 +770,82 @@ func (t *Table) remove(ei uint32, gen uint32, expire bool, now int64) bool {
 			break
 		}
 	}
-	dest := uint32(e.val[0].Load() >> 32)
+	dest := uint32(e.val0.Load() >> 32)
 	t.countDest(dest, State(w&stStateMask), -1)
-	t.unlink(ei<<1, fb)
+	t.unpublish(fh, ei<<1)
 	if w&stHasRev != 0 {
-		t.unlink(ei<<1+1, rb)
+		t.unpublish(rh, ei<<1+1)
 	}
-	fsh := t.shardOf(fb)
+	fsh := &t.shards[fs]
 	fsh.live.Add(-1)
-	if expire {
-		fsh.expired.Add(1)
-	} else {
+	switch why {
+	case removeDelete:
 		fsh.deletes.Add(1)
+	case removeExpire:
+		fsh.expired.Add(1)
+	case removeEvict:
+		fsh.evicted.Add(1)
 	}
 	unlockPair(first, second)
-	t.release(ei)
+	if why != removeEvict {
+		t.release(ei, fs)
+	}
 	return true
 }
 
-// unlink takes node ni out of bucket b; the caller holds the bucket's shard lock. The node keeps its link,
-// so lock-free readers standing on it go on along the chain.
-func (t *Table) unlink(ni uint32, b uint32) {
-	target := ni + 1
-	e, which := t.node(ni)
-	next := e.next[which].Load()
-	if t.heads[b].Load() == target {
-		t.heads[b].Store(next)
-		return
-	}
-	for n := t.heads[b].Load(); n != 0; {
-		pe, pw := t.node(n - 1)
-		pn := pe.next[pw].Load()
-		if pn == target {
-			pe.next[pw].Store(next)
+// evictSamples is how many entries an eviction looks at. With half the table ESTABLISHED, all sixteen are
+// ESTABLISHED (and the insert is refused) once in 65536 inserts.
+const evictSamples = 16
+
+// evict picks a victim among evictSamples random entries (all of them in a table that small) and removes
+// it, keeping the entry for the caller. The victim is the evictable sample with the earliest deadline;
+// an ESTABLISHED entry is evictable only once it has expired. It fails if no sample is evictable or the
+// victim changed before it could be taken (it was touched: it is not idle).
+func (t *Table) evict(now int64) (uint32, bool) {
+	nm := nowMs(now)
+	n := uint32(len(t.entries))
+	best, bestW, bestSeq := uint32(0), uint64(0), uint64(0)
+	bestExp := uint64(stExpMax) + 1
+	consider := func(ei uint32) {
+		e := &t.entries[ei]
+		s := e.seq.Load()
+		w := e.st.Load()
+		exp := w >> stExpShift
+		if s&1 != 0 || w&stLive == 0 || w&stGenMask != genField(s) ||
+			(State(w&stStateMask) == Established && exp > nm) || exp >= bestExp {
 			return
 		}
-		n = pn
+		best, bestW, bestSeq, bestExp = ei, w, s, exp
 	}
-	panic(fmt.Sprintf("conntrack: node %d missing from bucket %d", ni, b))
+	if n <= evictSamples {
+		for ei := range n {
+			consider(ei)
+		}
+	} else {
+		for range evictSamples {
+			consider(rand.Uint32N(n))
+		}
+	}
+	if bestExp > stExpMax || !t.remove(best, uint32(bestSeq), removeEvict, now, bestW) {
+		return 0, false
+	}
+	return best, true
 }
 
 // Sweep looks at the next budget entry slots after where the previous sweep stopped and removes those
 // whose deadline has passed at now; it returns how many it removed. Sweeps from several goroutines claim
-// disjoint slots. Calling it with a small budget per worker batch keeps expiry incremental.
+// disjoint slots. Its cost is bounded by budget whatever the table holds: one word of each slot it looks at
+// (the slots are consecutive, so the hardware prefetches them), and a removal for each expired one.
+// Calling it with a small budget per worker batch keeps expiry incremental.
 func (t *Table) Sweep(now int64, budget int) int {
+	n := t.sweep(now, budget)
+	runtime.KeepAlive(t)
+	return n
+}
+
+func (t *Table) sweep(now int64, budget int) int {
 	n := uint64(len(t.entries))
-	if budget <= 0 {
+	if budget <= 0 || n == 0 {
 		return 0
 	}
 	budget = int(min(uint64(budget), n))
@@ -710,7 +855,7 @@ func (t *Table) Sweep(now int64, budget int) int {
 	for i, ei := 0, start; i < budget; i++ {
 		e := &t.entries[ei]
 		if w := e.st.Load(); w&stLive != 0 && w>>stExpShift <= nm {
-			if s := e.seq.Load(); s&1 == 0 && genField(s) == w&stGenMask && t.remove(uint32(ei), uint32(s), true, now) {
+			if s := e.seq.Load(); s&1 == 0 && genField(s) == w&stGenMask && t.remove(uint32(ei), uint32(s), removeExpire, now, 0) {
 				removed++
 			}
 		}
@@ -744,6 +889,7 @@ func (t *Table) Len() int {
 // Stats are the table's counters since New.
 type Stats struct {
 	Inserts, Deletes, Expired, FullDrops, Exists uint64
+	Evicted                                      uint64 // entries removed by EvictOldestIdle to make room
 	Entries                                      int
 }
 
@@ -756,6 +902,7 @@ func (t *Table) Stats() Stats {
 		st.Inserts += sh.inserts.Load()
 		st.Deletes += sh.deletes.Load()
 		st.Expired += sh.expired.Load()
+		st.Evicted += sh.evicted.Load()
 		st.FullDrops += sh.fullDrops.Load()
 		st.Exists += sh.exists.Load()
 		live += sh.live.Load()
@@ -768,11 +915,16 @@ func (t *Table) Stats() Stats {
 // an expired entry not yet swept), until fn returns false. c is reused between calls. It takes no locks; an
 // entry inserted or removed during the walk may or may not be seen. Not for the packet path.
 func (t *Table) Range(fn func(c *Conn, expiresIn time.Duration) bool) {
+	t.rangeEntries(fn)
+	runtime.KeepAlive(t)
+}
+
+func (t *Table) rangeEntries(fn func(c *Conn, expiresIn time.Duration) bool) {
 	var c Conn
 	now := t.clock()
 	for ei := range t.entries {
 		e := &t.entries[ei]
-		for range maxRestarts {
+		for range 4 {
 			s := e.seq.Load()
 			if s&1 != 0 {
 				continue
@@ -781,8 +933,8 @@ func (t *Table) Range(fn func(c *Conn, expiresIn time.Duration) bool) {
 			if w&stLive == 0 {
 				break
 			}
-			orig := loadKey(&e.key[0])
-			v0, v1, v2 := e.val[0].Load(), e.val[1].Load(), e.val[2].Load()
+			orig := loadKey(&e.key0)
+			v0, v1, v2 := e.val0.Load(), e.val1.Load(), e.val2.Load()
 			if e.seq.Load() != s {
 				continue
 			}

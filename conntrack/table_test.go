@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
-	"sync/atomic"
+	"slices"
 	"testing"
 	"time"
 	"unsafe"
@@ -46,26 +46,73 @@ func TestNewConfig(t *testing.T) {
 	if tab.Capacity() != defaultCapacity || len(tab.shards) != defaultShards || len(tab.dests) != defaultMaxDests {
 		t.Errorf("defaults: capacity %d shards %d dests %d", tab.Capacity(), len(tab.shards), len(tab.dests))
 	}
-	if tab.Timeouts() != DefaultTimeouts() {
-		t.Errorf("default timeouts %+v", tab.Timeouts())
+	if tab.Timeouts() != DefaultTimeouts() || tab.FullPolicy() != Refuse {
+		t.Errorf("default timeouts %+v, policy %v", tab.Timeouts(), tab.FullPolicy())
 	}
-	// More shards than buckets: every shard still owns at least one bucket.
-	small := newTestTable(t, Config{Capacity: 3, Shards: 16})
-	for i := range small.heads {
-		if s := uint32(i) >> small.shardShift; s >= 16 {
-			t.Fatalf("bucket %d maps to shard %d", i, s)
-		}
-	}
-	for _, bad := range []Config{{Shards: 3}, {Capacity: -1}, {Capacity: maxCapacity + 1}, {MaxDests: -2}} {
+	for _, bad := range []Config{{Shards: 3}, {Shards: 2 * maxShards}, {Capacity: -1}, {Capacity: maxCapacity + 1},
+		{MaxDests: -2}, {FullPolicy: EvictOldestIdle + 1}} {
 		if _, err := New(bad); err == nil {
 			t.Errorf("New(%+v) succeeded", bad)
 		}
 	}
-	if s := unsafe.Sizeof(shard{}); s != 128 {
-		t.Errorf("shard is %d bytes, want 128 (two cache lines)", s)
+	for _, x := range []struct {
+		v    any
+		size uintptr
+	}{{shard{}, 128}, {entry{}, 128}, {bucket{}, 64}} {
+		if s := reflect.TypeOf(x.v).Size(); s != x.size {
+			t.Errorf("%T is %d bytes, want %d", x.v, s, x.size)
+		}
 	}
-	if s := unsafe.Sizeof(entry{}); s != 128 {
-		t.Errorf("entry is %d bytes, want 128 (two cache lines)", s)
+	if off := unsafe.Offsetof(entry{}.key1); off != 64 {
+		t.Errorf("reverse key at offset %d, want the second cache line", off)
+	}
+}
+
+func TestBucketsPerShard(t *testing.T) {
+	tests := []struct {
+		capacity, shards, want int
+	}{
+		{1, 1, 1},               // 2 keys fit in one bucket
+		{6, 1, 3},               // 12 keys at 5 a bucket
+		{6, 2, 2},               // each shard has room for all of them
+		{1000, 64, 11},          // 31 keys + 8 sd: 84 slots
+		{1 << 16, 64, 410},      // 2*65536/5/64, rounded up
+		{10_000_000, 64, 62500}, // 4M buckets, 256 MB
+		{10_000_000, 1, 4_000_000},
+	}
+	for _, tt := range tests {
+		got := bucketsPerShard(tt.capacity, tt.shards)
+		if got != tt.want {
+			t.Errorf("bucketsPerShard(%d, %d) = %d, want %d", tt.capacity, tt.shards, got, tt.want)
+		}
+		if slots := got * tt.shards * bucketSlots; slots < 2*tt.capacity {
+			t.Errorf("capacity %d in %d shards: %d slots for %d keys", tt.capacity, tt.shards, slots, 2*tt.capacity)
+		}
+	}
+	// Keys spread over every shard and every bucket of a shard.
+	tab := newTestTable(t, Config{Capacity: 4096, Shards: 8})
+	perShard := make([]int, len(tab.shards))
+	perBucket := make([]int, tab.perShard)
+	for i := range 8192 {
+		k := testKey(i)
+		kw := packKey(&k)
+		h := kw.hash(tab.seed)
+		start, b := tab.home(h)
+		if s := tab.shardIndex(h); start != uint64(s)*tab.perShard || b < start || b >= start+tab.perShard {
+			t.Fatalf("key %d: shard %d, home %d outside [%d, +%d)", i, s, b, start, tab.perShard)
+		}
+		perShard[tab.shardIndex(h)]++
+		perBucket[b-start]++
+	}
+	for s, n := range perShard {
+		if n < 8192/8/2 || n > 8192/8*2 {
+			t.Errorf("shard %d got %d of 8192 keys", s, n)
+		}
+	}
+	for b, n := range perBucket {
+		if n == 0 {
+			t.Errorf("bucket %d of a shard never a home", b)
+		}
 	}
 }
 
@@ -136,40 +183,145 @@ func TestForwardAndReverse(t *testing.T) {
 	}
 }
 
-func TestSameBucketKeys(t *testing.T) {
-	// One bucket: every key collides, so chains, unlinking from the middle and both nodes of one entry in
-	// one chain are all exercised.
-	tab := newTable(Config{Capacity: 8, Shards: 1, MaxDests: 8}, 1)
-	refs := make([]Ref, 8)
-	for i := range 8 {
-		fwd, rev := testKey(i), testRevKey(i)
-		v := testValue(i)
+// keysHomedAt returns n test keys (flows from first on) whose home bucket in tab is b.
+func keysHomedAt(tab *Table, b uint64, first, n int) []int {
+	var ids []int
+	for i := first; len(ids) < n; i++ {
+		k := testKey(i)
+		kw := packKey(&k)
+		if _, home := tab.home(kw.hash(tab.seed)); home == b {
+			ids = append(ids, i)
+		}
+	}
+	return ids
+}
+
+func TestOverflow(t *testing.T) {
+	// One shard of four buckets and twenty keys that all start at bucket 1: they fill it and overflow into
+	// buckets 2 and 3. Deleting keys from the middle of that run must keep the others found, and the
+	// overflow counts must come back to zero.
+	tab := newSmallTable(t, Config{Capacity: 32, Shards: 1, MaxDests: 8}, 4)
+	ids := keysHomedAt(tab, 1, 0, 20)
+	refs := map[int]Ref{}
+	for _, id := range ids {
+		k := testKey(id)
+		v := testValue(id)
 		var c Conn
-		if err := tab.Insert(&fwd, &rev, &v, protoTCP, fSYN, Input, 0, &c); err != nil {
+		if err := tab.Insert(&k, nil, &v, protoTCP, fSYN, Input, 0, &c); err != nil {
 			t.Fatal(err)
 		}
-		refs[i] = c.Ref
+		refs[id] = c.Ref
 	}
-	for _, del := range []int{3, 0, 7, 5} {
-		if !tab.Delete(refs[del]) {
-			t.Fatalf("delete %d failed", del)
+	if got := tab.buckets[1][0].Load() >> slotOvfShift; got != 12 {
+		t.Errorf("bucket 1 overflow count %d, want 12", got)
+	}
+	if got := tab.buckets[2][0].Load() >> slotOvfShift; got != 4 {
+		t.Errorf("bucket 2 overflow count %d, want 4", got)
+	}
+	checkIndex(t, tab)
+	deleted := map[int]bool{}
+	for _, i := range []int{0, 5, 9, 19, 12} {
+		if !tab.Delete(refs[ids[i]]) {
+			t.Fatalf("delete %d failed", ids[i])
+		}
+		deleted[ids[i]] = true
+		checkIndex(t, tab)
+		for _, id := range ids {
+			k := testKey(id)
+			var c Conn
+			if found := tab.Lookup(&k, &c); found == deleted[id] || (found && c.Value != testValue(id)) {
+				t.Fatalf("after deleting %d: key %d found %v, %+v", ids[i], id, found, c)
+			}
 		}
 	}
-	for i := range 8 {
-		fwd, rev := testKey(i), testRevKey(i)
+	// New keys of the same home fill the holes, in bucket 1 first.
+	more := keysHomedAt(tab, 1, ids[len(ids)-1]+1, 5)
+	for _, id := range more {
+		k := testKey(id)
+		if err := tab.Insert(&k, nil, &Value{}, protoUDP, 0, Input, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkIndex(t, tab)
+	var all []Ref
+	tab.Range(func(c *Conn, _ time.Duration) bool { all = append(all, c.Ref); return true })
+	for _, r := range all {
+		tab.Delete(r)
+	}
+	for b := range tab.buckets {
+		for i := range bucketSlots {
+			if w := tab.buckets[b][i].Load(); w != 0 {
+				t.Errorf("empty table: bucket %d slot %d is %#x", b, i, w)
+			}
+		}
+	}
+	checkIndex(t, tab)
+}
+
+func TestShardWraps(t *testing.T) {
+	// Keys homed at the last bucket of a shard overflow into its first bucket, not into the next shard.
+	tab := newSmallTable(t, Config{Capacity: 32, Shards: 2, MaxDests: 8}, 2)
+	var ids []int
+	for i := 0; len(ids) < 12; i++ {
+		k := testKey(i)
+		kw := packKey(&k)
+		h := kw.hash(tab.seed)
+		if start, b := tab.home(h); tab.shardIndex(h) == 0 && b == start+1 {
+			ids = append(ids, i)
+		}
+	}
+	for _, id := range ids {
+		k := testKey(id)
+		if err := tab.Insert(&k, nil, &Value{}, protoUDP, 0, Input, 0, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tab.buckets[1][0].Load() >> slotOvfShift; got != 4 {
+		t.Errorf("last bucket of shard 0 overflow count %d, want 4", got)
+	}
+	for b := 2; b < 4; b++ {
+		for i := range bucketSlots {
+			if tab.buckets[b][i].Load() != 0 {
+				t.Errorf("a key of shard 0 went to bucket %d of shard 1", b)
+			}
+		}
+	}
+	checkIndex(t, tab)
+	for _, id := range ids {
+		k := testKey(id)
 		var c Conn
-		wantFound := i != 3 && i != 0 && i != 7 && i != 5
-		if tab.Lookup(&fwd, &c) != wantFound || tab.Lookup(&rev, &c) != wantFound {
-			t.Errorf("flow %d: found != %v", i, wantFound)
+		if !tab.Lookup(&k, &c) {
+			t.Errorf("key %d not found", id)
 		}
-		if wantFound && (c.Value != testValue(i) || c.Dir != DirReply) {
-			t.Errorf("flow %d: %+v", i, c)
+	}
+}
+
+func TestSaturatedOverflowCount(t *testing.T) {
+	// A saturated count stays saturated: lookups probe on, and nothing is lost.
+	tab := newSmallTable(t, Config{Capacity: 16, Shards: 1, MaxDests: 8}, 4)
+	ids := keysHomedAt(tab, 0, 0, 12)
+	tab.buckets[0][0].Store(ovfSaturated << slotOvfShift)
+	var refs []Ref
+	for _, id := range ids {
+		k := testKey(id)
+		var c Conn
+		if err := tab.Insert(&k, nil, &Value{}, protoUDP, 0, Input, 0, &c); err != nil {
+			t.Fatal(err)
 		}
-		var lc Conn
-		kw := packKey(&fwd)
-		if tab.lookupLocked(&kw, 0, &lc) != wantFound || (wantFound && lc.Ref != refs[i]) {
-			t.Errorf("flow %d: locked lookup disagrees", i)
+		refs = append(refs, c.Ref)
+	}
+	for _, r := range refs {
+		if !tab.Delete(r) {
+			t.Fatal("delete failed")
 		}
+	}
+	if got := tab.buckets[0][0].Load() >> slotOvfShift; got != ovfSaturated {
+		t.Errorf("saturated count became %d", got)
+	}
+	k := testKey(ids[0])
+	var c Conn
+	if tab.Lookup(&k, &c) {
+		t.Error("deleted key found")
 	}
 }
 
@@ -521,11 +673,44 @@ func TestHotPathAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("Lookup+Touch allocate %v per run", allocs)
 	}
+
+	// Writers too: insert, delete, expire, and insert into a full table under each policy.
+	for _, p := range []FullPolicy{Refuse, EvictOldestIdle} {
+		tab := newTestTable(t, Config{Capacity: 64, FullPolicy: p})
+		for i := range 64 {
+			k := testKey(100 + i)
+			if err := tab.Insert(&k, nil, &v, protoUDP, 0, Input, 0, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(1000, func() {
+			i++
+			k, r := testKey(1000+i), testRevKey(1000+i)
+			err := tab.Insert(&k, &r, &v, protoTCP, fSYN, Input, int64(i), &c)
+			if (err == nil) != (p == EvictOldestIdle) {
+				panic(err)
+			}
+			if err == nil && !tab.Delete(c.Ref) {
+				panic("delete failed")
+			}
+			if err == nil {
+				k := testKey(5000 + i)
+				if err := tab.Insert(&k, nil, &v, protoUDP, 0, Input, 0, nil); err != nil {
+					panic(err)
+				}
+			}
+			tab.Sweep(0, 16)
+		})
+		if allocs != 0 {
+			t.Errorf("%v: Insert+Delete+Sweep allocate %v per run", p, allocs)
+		}
+	}
 }
 
-// TestWalkThroughRemovedNodes plays a lock-free reader that read a link to a node and stalled while the
-// node was removed and its slot reused.
-func TestWalkThroughRemovedNodes(t *testing.T) {
+// TestStaleSlot plays a lock-free reader that read a slot and stalled while its entry was removed and
+// reused.
+func TestStaleSlot(t *testing.T) {
 	insert := func(tab *Table, f, r *Key, v Value) Ref {
 		t.Helper()
 		var c Conn
@@ -534,27 +719,44 @@ func TestWalkThroughRemovedNodes(t *testing.T) {
 		}
 		return c.Ref
 	}
-	walk := func(tab *Table, from uint32, k *Key) (int, Conn) {
+	match := func(tab *Table, node uint32, k *Key) (bool, Conn) {
 		kw := packKey(k)
 		var c Conn
-		return tab.walk(from, &kw, k, tab.bucket(&kw), &c, true), c
+		return tab.match(node, &kw, k, &c), c
 	}
-	fwdNode := func(r Ref) uint32 { return (r.idx-1)<<1 + 1 }
-	revNode := func(r Ref) uint32 { return (r.idx-1)<<1 + 2 }
+	fwdNode := func(r Ref) uint32 { return (r.idx - 1) << 1 }
+	revNode := func(r Ref) uint32 { return (r.idx-1)<<1 + 1 }
 
-	t.Run("removed node leads on", func(t *testing.T) {
-		tab := newTable(Config{Capacity: 4, Shards: 1, MaxDests: 8}, 1)
-		a, b, c := testKey(1), testKey(2), testKey(3)
-		insert(tab, &a, nil, testValue(1))
+	t.Run("removed", func(t *testing.T) {
+		tab := newSmallTable(t, Config{Capacity: 4, Shards: 1, MaxDests: 8}, 1)
+		a, ar := testKey(1), testRevKey(1)
+		ra := insert(tab, &a, &ar, testValue(1))
+		if ok, c := match(tab, revNode(ra), &ar); !ok || c.Dir != DirReply || c.Orig != a {
+			t.Fatalf("live entry: %v %+v", ok, c)
+		}
+		tab.Delete(ra)
+		if ok, _ := match(tab, fwdNode(ra), &a); ok {
+			t.Error("removed entry matched")
+		}
+	})
+	t.Run("reused for another key", func(t *testing.T) {
+		tab := newSmallTable(t, Config{Capacity: 1, Shards: 1, MaxDests: 8}, 1)
+		a, b := testKey(1), testKey(2)
+		ra := insert(tab, &a, nil, testValue(1))
+		tab.Delete(ra)
 		rb := insert(tab, &b, nil, testValue(2))
-		insert(tab, &c, nil, testValue(3)) // chain: c, b, a
-		tab.Delete(rb)
-		if res, got := walk(tab, fwdNode(rb), &a); res != lookupHit || got.Value != testValue(1) {
-			t.Errorf("walk from removed node: %d %+v", res, got)
+		if rb.idx != ra.idx {
+			t.Fatal("slot not reused")
+		}
+		if ok, _ := match(tab, fwdNode(ra), &a); ok {
+			t.Error("old key matched the reused entry")
+		}
+		if ok, c := match(tab, fwdNode(ra), &b); !ok || c.Value != testValue(2) || c.Ref != rb {
+			t.Errorf("new incarnation: %v %+v", ok, c)
 		}
 	})
 	t.Run("reused without reverse key", func(t *testing.T) {
-		tab := newTable(Config{Capacity: 4, Shards: 1, MaxDests: 8}, 1)
+		tab := newSmallTable(t, Config{Capacity: 1, Shards: 1, MaxDests: 8}, 1)
 		e, er, f := testKey(1), testRevKey(1), testKey(2)
 		re := insert(tab, &e, &er, testValue(1))
 		tab.Delete(re)
@@ -562,38 +764,30 @@ func TestWalkThroughRemovedNodes(t *testing.T) {
 		if rf.idx != re.idx {
 			t.Fatal("slot not reused")
 		}
-		// The unused reverse node still holds er's words; they must not be taken for the new entry.
-		if res, got := walk(tab, revNode(re), &er); res != lookupMiss {
-			t.Errorf("old reverse key found through the reused entry: %d %+v", res, got)
-		}
-	})
-	t.Run("reused in another bucket", func(t *testing.T) {
-		tab := newTable(Config{Capacity: 4, Shards: 2, MaxDests: 8}, 2)
-		var keys [2][]Key // by bucket
-		for i := 0; len(keys[0]) < 2 || len(keys[1]) < 1; i++ {
-			k := testKey(i)
-			kw := packKey(&k)
-			b := tab.bucket(&kw)
-			keys[b] = append(keys[b], k)
-		}
-		a, x, y := keys[0][0], keys[0][1], keys[1][0]
-		insert(tab, &a, nil, testValue(1))
-		rx := insert(tab, &x, nil, testValue(2)) // bucket 0: x, a
-		tab.Delete(rx)
-		if ry := insert(tab, &y, nil, testValue(3)); ry.idx != rx.idx {
-			t.Fatal("slot not reused")
-		}
-		if res, _ := walk(tab, fwdNode(rx), &a); res != lookupRetry {
-			t.Errorf("walk into another bucket's chain gave %d, want a restart", res)
+		// The reverse key words still hold er; they must not be taken for the new entry's.
+		if ok, c := match(tab, revNode(re), &er); ok {
+			t.Errorf("old reverse key found through the reused entry: %+v", c)
 		}
 		var c Conn
-		if !tab.Lookup(&a, &c) || c.Value != testValue(1) {
-			t.Error("lookup after restart failed")
+		if tab.Lookup(&er, &c) {
+			t.Error("lookup found the old reverse key")
 		}
+	})
+	t.Run("being written", func(t *testing.T) {
+		tab := newSmallTable(t, Config{Capacity: 1, Shards: 1, MaxDests: 8}, 1)
+		a := testKey(1)
+		ra := insert(tab, &a, nil, testValue(1))
+		e := &tab.entries[ra.idx-1]
+		e.seq.Add(1) // as Insert leaves it while it writes a new incarnation
+		if ok, _ := match(tab, fwdNode(ra), &a); ok {
+			t.Error("entry matched while being written")
+		}
+		e.seq.Add(^uint64(0))
 	})
 }
 
-// TestPointerFree guards the property the GC cost depends on: the table's big arrays hold no pointers.
+// TestPointerFree guards the property the GC cost depends on: the table's big arrays hold no pointers,
+// and ten million NAT entries fit in 1.5 GiB.
 func TestPointerFree(t *testing.T) {
 	var hasPointers func(reflect.Type) bool
 	hasPointers = func(ty reflect.Type) bool {
@@ -612,16 +806,49 @@ func TestPointerFree(t *testing.T) {
 		}
 		return false
 	}
-	for _, v := range []any{entry{}, shard{}, destCounters{}, atomic.Uint32{}} {
+	for _, v := range []any{entry{}, bucket{}, shard{}, destCounters{}} {
 		if ty := reflect.TypeOf(v); hasPointers(ty) {
 			t.Errorf("%v contains pointers", ty)
 		}
 	}
-	// The size target of the later scaling work: ten million entries in 1.5 GiB.
-	tab := newTable(Config{Capacity: 1 << 10, Shards: 64, MaxDests: 4096}, 1<<10)
-	perEntry := unsafe.Sizeof(entry{}) + unsafe.Sizeof(atomic.Uint32{}) + // entry, free-stack link
-		uintptr(len(tab.heads))*unsafe.Sizeof(atomic.Uint32{})/uintptr(tab.Capacity()) // bucket heads
-	if total := perEntry * 10_000_000; total > 3<<29 {
-		t.Errorf("%d bytes per entry: 10M entries take %d MiB", perEntry, total>>20)
+	const n = 10_000_000
+	total := n*unsafe.Sizeof(entry{}) + uintptr(bucketsPerShard(n, defaultShards)*defaultShards)*unsafe.Sizeof(bucket{})
+	if total > 3<<29 {
+		t.Errorf("10M entries take %d MiB", total>>20)
+	}
+}
+
+// TestHashSpread hashes families of keys that differ in few bits (the client address, the client port, the
+// flow number) under many seeds: no shard may get twice its share. A multiplier derived from the seed once
+// sent up to ten times its share of port-only keys to one shard.
+func TestHashSpread(t *testing.T) {
+	families := map[string]func(i int) Key{
+		"clients": testKey,
+		"replies": testRevKey,
+		"ports": func(i int) Key {
+			return MakeKey(protoTCP, testClient(1), uint16(i), testVIP, 443)
+		},
+		"flows": func(i int) Key { return flowKey(uint32(i), i&1 != 0) },
+	}
+	const (
+		keys   = 2048
+		shards = 64
+		seeds  = 64
+	)
+	for name, key := range families {
+		worst := 0
+		for s := range uint64(seeds) {
+			seed := 0x9e3779b97f4a7c15 * (s + 1)
+			var n [shards]int
+			for i := range keys {
+				k := key(i)
+				kw := packKey(&k)
+				n[kw.hash(seed)>>(64-6)]++
+			}
+			worst = max(worst, slices.Max(n[:]))
+		}
+		if worst > 2*keys/shards {
+			t.Errorf("%s: up to %d of %d keys in one of %d shards", name, worst, keys, shards)
+		}
 	}
 }
