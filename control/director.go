@@ -157,9 +157,18 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		SloppyTCP:  cfg.Director.SloppyTCP,
 		SyncEvents: cfg.Sync != nil,
 		Conntrack: conntrack.Config{
-			Timeouts: timeouts(cfg.Timeouts),
+			Capacity:   cfg.Director.Connections,
+			FullPolicy: fullPolicy(cfg.Director.WhenFull),
+			Timeouts:   timeouts(cfg.Timeouts),
 		},
 	}, nil
+}
+
+func fullPolicy(s string) conntrack.FullPolicy {
+	if s == config.WhenFullEvict {
+		return conntrack.EvictOldestIdle
+	}
+	return conntrack.Refuse
 }
 
 func timeouts(t config.Timeouts) conntrack.Timeouts {

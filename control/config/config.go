@@ -24,6 +24,13 @@ const (
 	DefaultLogLevel      = "info"
 )
 
+// Connection table defaults and Director.WhenFull's values.
+const (
+	DefaultConnections = 1 << 20
+	WhenFullRefuse     = "refuse"
+	WhenFullEvict      = "evict"
+)
+
 // Values of Director.XDPMode.
 const (
 	XDPModeAuto    = "auto"    // driver mode, falling back to generic
@@ -61,6 +68,14 @@ type Director struct {
 	// directors, a connection that moves to another director keeps its
 	// real server.
 	SloppyTCP bool
+	// Connections is the connection table's capacity (each connection
+	// with both of its keys; about 153 bytes each).
+	Connections int
+	// WhenFull is what a full table does with a new connection: refuse it
+	// (counted as table_full), or evict the idle entry closest to expiry
+	// (never an established one that has not expired): what keeps a SYN
+	// flood from locking new clients out.
+	WhenFull string
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set tcp tcpfin udp.

@@ -25,7 +25,7 @@ func defaultTimeouts() Timeouts {
 }
 
 func defaultDirector() Director {
-	return Director{Interfaces: []string{"eth0"}, XDPMode: "auto", ZeroCopy: "auto", LogLevel: "info"}
+	return Director{Interfaces: []string{"eth0"}, XDPMode: "auto", ZeroCopy: "auto", LogLevel: "info", Connections: DefaultConnections, WhenFull: WhenFullRefuse}
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -96,7 +96,7 @@ func TestParseGood(t *testing.T) {
 				`scheduler = "rr"`,
 			),
 			want: Config{
-				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: "generic", ZeroCopy: "off", CPUs: []int{3, 1}, LogLevel: "debug"},
+				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: "generic", ZeroCopy: "off", CPUs: []int{3, 1}, LogLevel: "debug", Connections: DefaultConnections, WhenFull: WhenFullRefuse},
 				Timeouts: Timeouts{TCP: 15 * time.Minute, TCPFin: 60 * time.Second, UDP: 90 * time.Second},
 				Services: []Service{
 					{

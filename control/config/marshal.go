@@ -30,6 +30,7 @@ func Marshal(cfg *Config) []byte {
 	if cfg.Director.SloppyTCP {
 		w("sloppy_tcp = true\n")
 	}
+	w("connections = %d\nwhen_full = %q\n", cfg.Director.Connections, cfg.Director.WhenFull)
 	w("\n[timeouts]\ntcp = %q\ntcpfin = %q\nudp = %q\n", dur(cfg.Timeouts.TCP), dur(cfg.Timeouts.TCPFin), dur(cfg.Timeouts.UDP))
 	for _, s := range cfg.Services {
 		if s.IsGroup() {

@@ -285,7 +285,7 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 func (d *decoder) config(doc map[string]any) *Config {
 	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
-	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp"); ok {
+	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -362,6 +362,14 @@ func (d *decoder) director(t *table) Director {
 	}
 	if b, ok := t.boolean("sloppy_tcp"); ok {
 		dir.SloppyTCP = b
+	}
+	dir.Connections = DefaultConnections
+	if n, ok := t.integer("connections", 1024, 1<<27); ok {
+		dir.Connections = int(n)
+	}
+	dir.WhenFull = WhenFullRefuse
+	if s, ok := t.enum("when_full", WhenFullRefuse, WhenFullEvict); ok {
+		dir.WhenFull = s
 	}
 	t.done()
 	return dir
