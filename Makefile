@@ -7,15 +7,17 @@ BIN      := bin
 export GOFLAGS ?= -buildvcs=false
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: all build demo test test-short bench lint fuzz deps clean
+.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean
 
 all: build
 
 deps:
 	@bash .ci/deps
 
+# Pure Go (CGO_ENABLED=0): xvsd drops capabilities on every thread, which
+# needs a binary without cgo.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
 # A real director forwarding real TCP and UDP between processes in network
 # namespaces (LVS-DR), printing what happened.
@@ -32,17 +34,46 @@ test: deps
 test-short:
 	$(GO) test -short -count=1 ./sched/... ./conntrack/... ./dataplane/packet/... ./control/...
 
+# Throughput and latency of xvs against the machine's ceilings (XDP, AF_XDP)
+# and the kernel's own load balancer (nftables DNAT), in network namespaces,
+# as root. Writes bench/results/; BENCH_QUICK=1 for a short run, other BENCH_*
+# knobs in bench/main.go. (Micro-benchmarks: go test -bench . ./dataplane/...)
+BENCH_APT := nftables conntrack
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./dataplane/... ./conntrack/... ./sched/...
+	@command -v nft >/dev/null && command -v conntrack >/dev/null || { \
+		echo "installing: $(BENCH_APT)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BENCH_APT) >/dev/null; }
+	$(GO) run ./bench
+	@$(MAKE) --no-print-directory bench-micro
+
+# The per-frame path per mode and the connection table next to Go's map and
+# sync.Map, measured in the same run (ns/op, allocs/op).
+bench-micro:
+	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
+	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# Mixed TCP/UDP load through every forwarding mode, SOAK long in all
+# (bounded at 2h); reports connections made and failed and memory over time.
+SOAK ?= 10m
+soak: deps
+	XVS_SOAK=$(SOAK) $(GO) test -count=1 -v -run '^TestSoak$$' -timeout 0 ./e2e/
+
+# Every fuzz target for FUZZTIME each (their seed corpora also run in
+# `make test`).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./dataplane/packet/
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 clean:
 	rm -rf $(BIN)

@@ -14,14 +14,16 @@ import (
 
 // Bench is the throughput benchmark's topology: three namespaces in a line,
 //
-//	generator (198.18.0.1) ── director (198.18.0.2, VIP | 198.19.0.1) ── real servers (198.19.0.11, .12)
+//	generator (198.18.0.1) ── director (198.18.0.2, VIP | 198.19.0.1, .2, .3) ── real servers (198.19.0.11, .12)
 //
 // The generator namespace is also the latency client. The real-server
 // namespace holds both real servers' addresses on one interface, so that a
 // single sink counts what every real server receives; it also holds the VIP
 // on lo without answering ARP for it, which makes the same wiring serve LVS-DR
-// (real servers one L2 hop from the director) and LVS-NAT (their default
-// route is the director), and the kernel's nftables DNAT as well.
+// (real servers one L2 hop from the director), LVS-NAT (their default route
+// is the director), LVS-TUN (any routable real server), FullNAT (the
+// director's local addresses 198.19.0.2 and .3) and the kernel's nftables
+// DNAT as well.
 //
 // Neighbour entries are static everywhere: a sink that drops every frame
 // with XDP also drops ARP replies, and a benchmark should not measure ARP.
@@ -36,7 +38,17 @@ type Bench struct {
 
 	GenIP   netip.Addr   // the generator's and latency client's address
 	RealIPs []netip.Addr // both real servers, in the real-server namespace
+	// LocalIPs are the director's addresses on the real servers' network
+	// that FullNAT connections leave from (its local addresses).
+	LocalIPs []netip.Addr
 }
+
+// BenchMTU is the MTU of the director's link to the real servers: room for
+// a 1500-byte packet and a tunnel header (LVS-TUN), as on a real tunnel
+// path. The generator's link keeps 1500.
+const BenchMTU = 1600
+
+var benchLocalIPs = []netip.Addr{netip.MustParseAddr("198.19.0.2"), netip.MustParseAddr("198.19.0.3")}
 
 // NewBench builds the benchmark topology. Close removes it.
 func NewBench(log io.Writer) (*Bench, error) {
@@ -44,7 +56,7 @@ func NewBench(log io.Writer) (*Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals}
+	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals, LocalIPs: benchLocalIPs}
 	if err := b.build(); err != nil {
 		return nil, errors.Join(err, b.Close())
 	}
@@ -117,6 +129,14 @@ func (b *Bench) build() error {
 		{b.Director, []string{"ip", "addr", "add", DirectorIP.String() + "/24", "dev", b.DirGenIf}},
 		{b.Director, []string{"ip", "addr", "add", VIP.String() + "/32", "dev", b.DirGenIf}},
 		{b.Director, []string{"ip", "addr", "add", NATGateway.String() + "/24", "dev", b.DirRealIf}},
+		{b.Director, []string{"ip", "link", "set", b.DirRealIf, "mtu", strconv.Itoa(BenchMTU)}},
+		{b.Real, []string{"ip", "link", "set", b.RealIf, "mtu", strconv.Itoa(BenchMTU)}},
+	}
+	for _, lip := range b.LocalIPs {
+		cmds = append(cmds, struct {
+			ns   string
+			args []string
+		}{b.Director, []string{"ip", "addr", "add", lip.String() + "/24", "dev", b.DirRealIf}})
 	}
 	for _, rip := range b.RealIPs {
 		cmds = append(cmds, struct {
@@ -162,8 +182,10 @@ func (b *Bench) build() error {
 	if err := neigh(b.Director, b.DirGenIf, ClientIP, b.GenMAC); err != nil {
 		return err
 	}
-	if err := neigh(b.Real, b.RealIf, NATGateway, b.DirRealMAC); err != nil {
-		return err
+	for _, a := range append([]netip.Addr{NATGateway}, b.LocalIPs...) {
+		if err := neigh(b.Real, b.RealIf, a, b.DirRealMAC); err != nil {
+			return err
+		}
 	}
 	for _, rip := range b.RealIPs {
 		if err := neigh(b.Director, b.DirRealIf, rip, b.RealMAC); err != nil {
@@ -198,11 +220,11 @@ func (b *Bench) Forwarding(on bool) error {
 }
 
 // ThreadedNAPI switches ifname in namespace ns to threaded NAPI and, when on
-// and cpu >= 0, pins the NAPI kthread to cpu. That moves the receive
-// processing of the interface (XDP programs, the kernel's forwarding path)
-// off the CPU that sent the frames, so that a baseline gets a core of its
-// own as an xvs worker does.
-func (b *Bench) ThreadedNAPI(ns, ifname string, on bool, cpu int) error {
+// and cpu >= 0, pins the NAPI kthread to cpu and gives it priority nice (as
+// nice(1); 0 leaves it). That moves the receive processing of the interface
+// (XDP programs, the kernel's forwarding path) off the CPU that sent the
+// frames, so that a baseline gets a core of its own as an xvs worker does.
+func (b *Bench) ThreadedNAPI(ns, ifname string, on bool, cpu, nice int) error {
 	v := "0"
 	if on {
 		v = "1"
@@ -223,6 +245,11 @@ func (b *Bench) ThreadedNAPI(ns, ifname string, on bool, cpu int) error {
 	for _, pid := range pids {
 		if err := b.Host("taskset", "-pc", strconv.Itoa(cpu), strconv.Itoa(pid)); err != nil {
 			return err
+		}
+		if nice != 0 {
+			if err := b.Host("renice", "-n", strconv.Itoa(nice), "-p", strconv.Itoa(pid)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

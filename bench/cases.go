@@ -1,0 +1,222 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Target is what a case measures.
+type Target string
+
+// The targets, in report order: the machine's ceilings, the kernel's load
+// balancer, then xvs.
+const (
+	XDPDrop    Target = "xdp-drop"      // XDP program counting and dropping, on the director's veth
+	XDPTX      Target = "xdp-tx"        // XDP MAC swap + XDP_TX, back to the generator
+	XSKRX      Target = "afxdp-rx"      // AF_XDP receive through dataplane/xsk, nothing else
+	XSKReflect Target = "afxdp-reflect" // AF_XDP receive + transmit back, no LB logic
+	NFT        Target = "nft-dnat"      // the kernel: nftables DNAT, numgen inc mod 2
+	XVSDR      Target = "xvs-dr"
+	XVSNAT     Target = "xvs-nat"
+	XVSTUN     Target = "xvs-tun"
+	XVSFNAT    Target = "xvs-fullnat"
+)
+
+// xvsModes are xvs's forwarding modes, each a target, in report order.
+var xvsModes = []Target{XVSDR, XVSNAT, XVSTUN, XVSFNAT}
+
+// Method is the configuration's method of an xvs target ("" for others).
+func (t Target) Method() string {
+	switch t {
+	case XVSDR:
+		return "dr"
+	case XVSNAT:
+		return "nat"
+	case XVSTUN:
+		return "tun"
+	case XVSFNAT:
+		return "fullnat"
+	}
+	return ""
+}
+
+// Group is a target's family, which the plot colours and the report orders by.
+func (t Target) Group() string {
+	switch t {
+	case XDPDrop, XDPTX, XSKRX, XSKReflect:
+		return "ceiling"
+	case NFT:
+		return "kernel"
+	}
+	return "xvs"
+}
+
+// Title is the target for people.
+func (t Target) Title() string {
+	switch t {
+	case XDPDrop:
+		return "XDP drop"
+	case XDPTX:
+		return "XDP_TX reflect"
+	case XSKRX:
+		return "AF_XDP rx"
+	case XSKReflect:
+		return "AF_XDP rx+tx reflect"
+	case NFT:
+		return "nftables DNAT"
+	case XVSDR:
+		return "xvs DR"
+	case XVSNAT:
+		return "xvs NAT"
+	case XVSTUN:
+		return "xvs TUN"
+	case XVSFNAT:
+		return "xvs FullNAT"
+	}
+	return string(t)
+}
+
+// Traffic kinds.
+const (
+	UDP = "udp" // established: the first datagram of a flow makes its connection, the rest hit it
+	SYN = "syn" // new connections: every frame a TCP SYN of a flow not seen before
+)
+
+// Frame sizes as xvs-pktgen counts them, with the 4-byte FCS.
+const (
+	Small = 64   // 60-byte frames
+	Large = 1518 // 1500-byte IP packets
+)
+
+// Flow counts.
+const (
+	OneFlow   = 1
+	ManyFlows = 10_000
+	// SYNFlows is the flow space of the new-connection cases: large enough
+	// that no (source, port) pair repeats within a run at any rate here, so
+	// every SYN opens a connection.
+	SYNFlows = 16_000_000
+)
+
+// Case is one row of the report.
+type Case struct {
+	Target  Target `json:"target"`
+	Traffic string `json:"traffic"`
+	Size    int    `json:"size"`
+	Flows   int    `json:"flows"`
+}
+
+// ID names the case uniquely and stably: ratios and the plot refer to it.
+func (c Case) ID() string {
+	return fmt.Sprintf("%s/%s/%d/%s", c.Target, c.Traffic, c.Size, flowsShort(c.Flows))
+}
+
+func flowsShort(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+// Label is the case for a plot axis.
+func (c Case) Label() string {
+	var b strings.Builder
+	b.WriteString(c.Target.Title())
+	if c.Traffic == SYN {
+		b.WriteString(" SYN")
+	}
+	fmt.Fprintf(&b, " %dB", c.Size)
+	if c.Target.Group() != "ceiling" {
+		fmt.Fprintf(&b, " %s fl", flowsShort(c.Flows))
+	}
+	return b.String()
+}
+
+// Matrix returns the cases of a run. The quick matrix keeps every kind of
+// row (each ceiling, the kernel, each forwarding mode, both frame sizes, both
+// flow counts, both kinds of traffic) but not every combination.
+func Matrix(quick bool) []Case {
+	var cs []Case
+	ceilSizes := []int{Small, Large}
+	if quick {
+		ceilSizes = []int{Small}
+	}
+	for _, t := range []Target{XDPDrop, XDPTX, XSKRX, XSKReflect} {
+		for _, s := range ceilSizes {
+			cs = append(cs, Case{t, UDP, s, OneFlow})
+		}
+	}
+	type sf struct{ size, flows int }
+	est := []sf{{Small, OneFlow}, {Small, ManyFlows}, {Large, OneFlow}, {Large, ManyFlows}}
+	kernel := est
+	if quick {
+		est = []sf{{Small, OneFlow}, {Small, ManyFlows}, {Large, ManyFlows}}
+		kernel = []sf{{Small, ManyFlows}, {Large, ManyFlows}}
+	}
+	for _, x := range kernel {
+		cs = append(cs, Case{NFT, UDP, x.size, x.flows})
+	}
+	for _, t := range xvsModes {
+		flows := est
+		if quick && t != XVSDR && t != XVSNAT {
+			flows = []sf{{Small, ManyFlows}}
+		}
+		for _, x := range flows {
+			cs = append(cs, Case{t, UDP, x.size, x.flows})
+		}
+		// SYNs are small in real life; a 1500-byte SYN says nothing more.
+		cs = append(cs, Case{t, SYN, Small, SYNFlows})
+	}
+	return cs
+}
+
+// ratioSpecs are the ratios the report prints, by case ID. A ratio whose
+// cases are not in the run is left out.
+func ratioSpecs() []RatioSpec {
+	id := func(t Target, traffic string, size, flows int) string { return Case{t, traffic, size, flows}.ID() }
+	reflect64 := id(XSKReflect, UDP, Small, OneFlow)
+	var specs []RatioSpec
+	for _, t := range xvsModes {
+		specs = append(specs, RatioSpec{
+			Name: fmt.Sprintf("%s ÷ AF_XDP reflect ceiling (64 B, 10k flows)", t.Title()),
+			Num:  id(t, UDP, Small, ManyFlows), Den: reflect64,
+			Why: "how much of what any AF_XDP forwarder achieves here xvs achieves; 1.0: the LB logic costs nothing",
+		})
+	}
+	for _, t := range xvsModes {
+		specs = append(specs, RatioSpec{
+			Name: fmt.Sprintf("%s ÷ nftables DNAT (64 B, 10k flows)", t.Title()),
+			Num:  id(t, UDP, Small, ManyFlows), Den: id(NFT, UDP, Small, ManyFlows),
+			Why: "xvs against the kernel's load balancer without IPVS; above 1.0 xvs forwards more",
+		})
+	}
+	for _, x := range []struct{ size, flows int }{{Small, OneFlow}, {Large, ManyFlows}, {Large, OneFlow}} {
+		for _, t := range []Target{XVSDR, XVSNAT} {
+			specs = append(specs, RatioSpec{
+				Name: fmt.Sprintf("%s ÷ nftables DNAT (%d B, %s flows)", t.Title(), x.size, flowsShort(x.flows)),
+				Num:  id(t, UDP, x.size, x.flows), Den: id(NFT, UDP, x.size, x.flows),
+				Why: "xvs against the kernel's load balancer without IPVS; above 1.0 xvs forwards more",
+			})
+		}
+	}
+	for _, s := range []int{Small, Large} {
+		for _, t := range xvsModes[1:] {
+			specs = append(specs, RatioSpec{
+				Name: fmt.Sprintf("%s ÷ DR (%d B, 10k flows)", strings.TrimPrefix(t.Title(), "xvs "), s),
+				Num:  id(t, UDP, s, ManyFlows), Den: id(XVSDR, UDP, s, ManyFlows),
+				Why: "the price of the mode's rewriting (addresses, ports, checksums, tunnel header) over DR's MACs only",
+			})
+		}
+	}
+	for _, t := range xvsModes {
+		specs = append(specs, RatioSpec{
+			Name: fmt.Sprintf("%s SYN ÷ established (64 B)", t.Title()),
+			Num:  id(t, SYN, Small, SYNFlows), Den: id(t, UDP, Small, ManyFlows),
+			Why: "new connections sustained over a run against established traffic: the price of scheduling and inserting a connection per frame, and of the table's bound once it is full",
+		})
+	}
+	return specs
+}

@@ -1,0 +1,500 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xvs-lb/xvs/internal/topo"
+)
+
+// Ports of the benchmark's services.
+const (
+	udpPort = 5353 // UDP service; xvs-echo listens on it for the latency cases
+	tcpPort = 80   // TCP service, for the SYN cases
+)
+
+// synSources are the source addresses of SYN traffic: the upper half of
+// 198.18.0.0/16, a flow space of 32768 addresses x 60000 ports that no run
+// exhausts. Established traffic comes from the generator's own address, its
+// flows differing in source port, so that the kernel's reverse-path check
+// sees a host it can route back to.
+const synSources = "198.18.128.0-198.18.255.255"
+
+type binaries struct {
+	topo.Binaries
+	Pktgen string
+}
+
+// build compiles the programs the benchmark runs into dir.
+func build(dir string) (binaries, error) {
+	b, err := topo.Build(dir)
+	if err != nil {
+		return binaries{}, err
+	}
+	bin := binaries{Binaries: b, Pktgen: filepath.Join(dir, "xvs-pktgen")}
+	root, err := moduleRoot()
+	if err != nil {
+		return binaries{}, err
+	}
+	if err := command(root, "go", "build", "-o", bin.Pktgen, "./cmd/xvs-pktgen"); err != nil {
+		return binaries{}, err
+	}
+	return bin, nil
+}
+
+// runner measures cases on one topology.
+type runner struct {
+	ctx      context.Context
+	set      Settings
+	duration time.Duration
+	t        *topo.Bench
+	bin      binaries
+	dir      string    // scratch: configurations
+	progress io.Writer // a line per run
+}
+
+// consumer is what counts (and perhaps reflects) the generator's frames.
+type consumer struct {
+	ns, ifname string
+	cmd        string // sink or reflect
+	mode       string // xdp or xsk
+	cpu        int
+	// returns: delivered frames are those that came back to the
+	// generator's interface, not those the consumer saw.
+	returns bool
+}
+
+// runCase runs c Settings.Runs times.
+func (r *runner) runCase(c Case) CaseResult {
+	res := CaseResult{Case: c, ID: c.ID(), Group: c.Target.Group(), Title: c.Target.Title(), Setup: r.setup(c)}
+	for i := 0; i < r.set.Runs && r.ctx.Err() == nil; i++ {
+		busy := r.quiet()
+		run, err := r.once(c)
+		run.BusyPct = busy
+		if err != nil {
+			run.Error = err.Error()
+			fmt.Fprintf(r.progress, "  %-34s run %d/%d: FAILED: %v\n", res.ID, i+1, r.set.Runs, err)
+		} else {
+			fmt.Fprintf(r.progress, "  %-34s run %d/%d: %7.3f Mpps delivered, %6.3f offered\n",
+				res.ID, i+1, r.set.Runs, run.DeliveredMpps, run.OfferedMpps)
+		}
+		res.Runs = append(res.Runs, run)
+	}
+	summarizeCase(&res)
+	return res
+}
+
+// start starts a measured program in namespace ns at the benchmark's
+// priority (Settings.Nice), so that other work on the machine takes as
+// little as possible from it.
+func (r *runner) start(ns string, args ...string) (*topo.Proc, error) {
+	return r.t.Start(ns, r.niced(args)...)
+}
+
+func (r *runner) niced(args []string) []string {
+	if r.set.Nice == 0 {
+		return args
+	}
+	return append([]string{"nice", "-n", strconv.Itoa(r.set.Nice)}, args...)
+}
+
+// quietBusy is the CPU use (%, all CPUs) below which the machine counts as
+// quiet: a run then has it to itself.
+const quietBusy = 15
+
+// quiet waits, up to Settings.QuietWaitS, until the CPUs are quiet, and
+// returns how busy they were at the last look. The benchmark itself is idle
+// at that point, so whatever it sees is other work.
+func (r *runner) quiet() float64 {
+	deadline := time.Now().Add(time.Duration(r.set.QuietWaitS * float64(time.Second)))
+	for {
+		busy, err := cpuBusy(300 * time.Millisecond)
+		if err != nil {
+			return 0
+		}
+		if busy < quietBusy || r.ctx.Err() != nil || !time.Now().Before(deadline) {
+			return finite(busy)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// setup says where the work of c runs.
+func (r *runner) setup(c Case) string {
+	g, w := r.set.GenCPU, r.set.WorkerCPU
+	switch c.Target {
+	case XDPDrop, XDPTX:
+		return fmt.Sprintf("generator CPU %d; XDP program in threaded NAPI pinned to CPU %d", g, w)
+	case XSKRX, XSKReflect:
+		return fmt.Sprintf("generator and XDP redirect (softirq) CPU %d; AF_XDP socket loop CPU %d", g, w)
+	case NFT:
+		return fmt.Sprintf("generator CPU %d; kernel forwarding (director veth, threaded NAPI) pinned to CPU %d; conntrack flushed", g, w)
+	}
+	return fmt.Sprintf("generator and XDP steering (softirq) CPU %d; xvsd worker CPU %d", g, w)
+}
+
+func (r *runner) once(c Case) (Run, error) {
+	if err := r.ctx.Err(); err != nil {
+		return Run{}, err
+	}
+	t := r.t
+	sink := consumer{ns: t.Real, ifname: t.RealIf, cmd: "sink", mode: "xdp", cpu: r.set.GenCPU}
+	switch c.Target {
+	case XDPDrop, XDPTX, XSKRX, XSKReflect:
+		threaded := c.Target == XDPDrop || c.Target == XDPTX
+		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, threaded, r.set.WorkerCPU, r.set.Nice); err != nil {
+			return Run{}, err
+		}
+		k := consumer{ns: t.Director, ifname: t.DirGenIf, cpu: r.set.WorkerCPU}
+		k.cmd, k.mode = "sink", "xdp"
+		switch c.Target {
+		case XDPTX:
+			k.cmd, k.returns = "reflect", true
+		case XSKRX:
+			k.mode = "xsk"
+		case XSKReflect:
+			k.cmd, k.mode, k.returns = "reflect", "xsk", true
+		}
+		return r.measure(c, k)
+	case NFT:
+		undo, err := r.kernelLB(true)
+		if err != nil {
+			return Run{}, errors.Join(err, undo())
+		}
+		run, err := r.measure(c, sink)
+		if n, cerr := r.conntrackCount(); cerr == nil && run.Sink != nil {
+			run.Director = &DirectorStats{Connections: n}
+		}
+		return run, errors.Join(err, undo())
+	case XVSDR, XVSNAT, XVSTUN, XVSFNAT:
+		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
+			return Run{}, err
+		}
+		d, err := r.startDirector(c.Target)
+		if err != nil {
+			return Run{}, err
+		}
+		run, err := r.measure(c, sink)
+		stats, serr := stopDirector(d)
+		run.Director = stats
+		return run, errors.Join(err, serr)
+	}
+	return Run{}, fmt.Errorf("unknown target %q", c.Target)
+}
+
+// measure runs the consumer k, sends c's traffic for the run's duration, and
+// collects both sides' counts.
+func (r *runner) measure(c Case, k consumer) (Run, error) {
+	var run Run
+	p, err := r.start(k.ns, r.bin.Pktgen, k.cmd, "-i", k.ifname, "-mode", k.mode,
+		"-cpu", strconv.Itoa(k.cpu), "-json", "-quiet")
+	if err != nil {
+		return run, err
+	}
+	defer p.Stop(5 * time.Second)
+	if err := r.waitReady(p); err != nil {
+		return run, fmt.Errorf("%s -mode %s: %w", k.cmd, k.mode, err)
+	}
+	send, err := r.send(c, k.returns)
+	if err != nil {
+		return run, err
+	}
+	run.Send = &send
+	// Frames still in rings and queues arrive within a few milliseconds.
+	time.Sleep(200 * time.Millisecond)
+	_ = p.Stop(5 * time.Second)
+	var recv SinkResult
+	if err := lastJSON(p.Output.String(), &recv); err != nil {
+		return run, fmt.Errorf("%s -mode %s: %w", k.cmd, k.mode, err)
+	}
+	run.Sink = &recv
+	run.OfferedMpps = send.OfferedPPS / 1e6
+	// Both over the generator's sending time: a consumer that stopped
+	// receiving early (a full table dropping every new flow) must not look
+	// fast for the short time it did receive, and its own first-to-last
+	// window would stretch over any stray frame before the traffic.
+	n := recv.Received
+	if k.returns {
+		n = send.Returned
+	}
+	run.DeliveredMpps = rate(n, send.DurationS)
+	return run, nil
+}
+
+// rate is n frames over seconds, in Mpps.
+func rate(n uint64, seconds float64) float64 {
+	if seconds <= 0 {
+		return 0
+	}
+	return finite(float64(n) / seconds / 1e6)
+}
+
+func (r *runner) sendArgs(c Case, returns bool) []string {
+	t := r.t
+	src, dport, proto := topo.ClientIP.String(), udpPort, "udp"
+	if c.Traffic == SYN {
+		src, dport, proto = synSources, tcpPort, "syn"
+	}
+	args := []string{r.bin.Pktgen, "send", "-i", t.GenIf, "-engine", "live",
+		"-src-mac", t.GenMAC.String(), "-dst-mac", t.DirGenMAC.String(),
+		"-src-ip", src, "-dst-ip", topo.VIP.String(),
+		"-sport", "1024", "-dport", strconv.Itoa(dport), "-proto", proto,
+		"-size", strconv.Itoa(c.Size), "-flows", strconv.Itoa(c.Flows),
+		"-duration", r.duration.String(), "-cpu", strconv.Itoa(r.set.GenCPU), "-json", "-quiet"}
+	if returns {
+		args = append(args, "-count-returns")
+	}
+	return args
+}
+
+// send runs the generator to completion.
+func (r *runner) send(c Case, returns bool) (SendResult, error) {
+	var res SendResult
+	p, err := r.start(r.t.Gen, r.sendArgs(c, returns)...)
+	if err != nil {
+		return res, err
+	}
+	if err := r.wait(p, r.duration+30*time.Second); err != nil {
+		return res, fmt.Errorf("send: %w\n%s", err, tail(p.Output.String()))
+	}
+	if err := lastJSON(p.Output.String(), &res); err != nil {
+		return res, fmt.Errorf("send: %w", err)
+	}
+	return res, nil
+}
+
+// wait waits for p to exit, at most timeout and no longer than the run.
+func (r *runner) wait(p *topo.Proc, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if done, err := p.Exited(); done {
+			return err
+		}
+		if r.ctx.Err() != nil || time.Now().After(deadline) {
+			_ = p.Stop(2 * time.Second)
+			if r.ctx.Err() != nil {
+				return r.ctx.Err()
+			}
+			return fmt.Errorf("still running after %v", timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitReady waits until the consumer p says it is ready (its programs are
+// attached and its sockets bound), or exits.
+func (r *runner) waitReady(p *topo.Proc) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && r.ctx.Err() == nil {
+		if done, err := p.Exited(); done {
+			return fmt.Errorf("exited (%v):\n%s", err, tail(p.Output.String()))
+		}
+		if strings.Contains(p.Output.String(), " ready on ") {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("not ready within 10s:\n%s", tail(p.Output.String()))
+}
+
+// kernelLB sets up (on) the kernel's load balancer in the director's
+// namespace: forwarding, nftables DNAT over both real servers, an empty
+// conntrack table, and receive processing in threaded NAPI on the worker
+// CPU. The returned function undoes it.
+func (r *runner) kernelLB(threaded bool) (undo func() error, err error) {
+	t := r.t
+	loaded := false
+	undo = func() error {
+		var errs []error
+		if loaded {
+			errs = append(errs, t.In(t.Director, "nft", "delete", "table", "ip", "xvsbench"))
+		}
+		errs = append(errs, t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0), t.Forwarding(false))
+		return errors.Join(errs...)
+	}
+	if err := t.ThreadedNAPI(t.Director, t.DirGenIf, threaded, r.set.WorkerCPU, r.set.Nice); err != nil {
+		return undo, err
+	}
+	if err := t.Forwarding(true); err != nil {
+		return undo, err
+	}
+	path := filepath.Join(r.dir, "nft.conf")
+	if err := os.WriteFile(path, []byte(nftRules(t)), 0o644); err != nil {
+		return undo, err
+	}
+	if err := t.In(t.Director, "nft", "-f", path); err != nil {
+		return undo, err
+	}
+	loaded = true
+	// Flows the kernel saw before the DNAT rule would never be translated.
+	if err := t.In(t.Director, "conntrack", "-F"); err != nil {
+		return undo, err
+	}
+	return undo, nil
+}
+
+// nftRules is the kernel baseline: what people run without IPVS.
+func nftRules(t *topo.Bench) string {
+	m := make([]string, len(t.RealIPs))
+	for i, a := range t.RealIPs {
+		m[i] = fmt.Sprintf("%d : %s", i, a)
+	}
+	return fmt.Sprintf(`table ip xvsbench {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr %[1]s udp dport %[2]d dnat to numgen inc mod %[4]d map { %[5]s }
+		ip daddr %[1]s tcp dport %[3]d dnat to numgen inc mod %[4]d map { %[5]s }
+	}
+}
+`, topo.VIP, udpPort, tcpPort, len(t.RealIPs), strings.Join(m, ", "))
+}
+
+func (r *runner) conntrackCount() (uint64, error) {
+	out, err := r.t.Output(r.t.Director, "conntrack", "-C")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+}
+
+// xvsConfig is the director's configuration for one forwarding mode: a UDP
+// service and a TCP service on the VIP, both real servers, round robin;
+// FullNAT connections leave from the director's local addresses.
+func xvsConfig(t *topo.Bench, method string, workerCPU int) string {
+	var lips []string
+	for _, a := range t.LocalIPs {
+		lips = append(lips, strconv.Quote(a.String()))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Written by bench: one director, two interfaces (clients, real servers).
+[director]
+interfaces = [%q, %q]
+xdp_mode = "auto"
+zerocopy = "auto"
+cpus = [%d]
+log_level = "warn"
+`, t.DirGenIf, t.DirRealIf, workerCPU)
+	for _, svc := range []struct {
+		proto string
+		port  int
+	}{{"udp", udpPort}, {"tcp", tcpPort}} {
+		fmt.Fprintf(&b, "\n[[service]]\nvip = %q\nport = %d\nprotocol = %q\nscheduler = \"rr\"\n", topo.VIP, svc.port, svc.proto)
+		if method == "fullnat" {
+			fmt.Fprintf(&b, "local_addresses = [%s]\n", strings.Join(lips, ", "))
+		}
+		for _, a := range t.RealIPs {
+			fmt.Fprintf(&b, "  [[service.real]]\n  address = %q\n  port = %d\n  method = %q\n", a, svc.port, method)
+		}
+	}
+	return b.String()
+}
+
+func (r *runner) startDirector(target Target) (*topo.Proc, error) {
+	method := target.Method()
+	path := filepath.Join(r.dir, "xvs-"+method+".toml")
+	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU)), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := r.start(r.t.Director, r.bin.Xvsd, "-config", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := topo.WaitOutput(p, "xvsd: ready", 15*time.Second); err != nil {
+		_ = p.Stop(5 * time.Second)
+		return nil, fmt.Errorf("xvsd: %w", err)
+	}
+	return p, nil
+}
+
+// stopDirector stops xvsd and parses the status it prints on the way out.
+func stopDirector(p *topo.Proc) (*DirectorStats, error) {
+	if err := p.Stop(10 * time.Second); err != nil {
+		return nil, fmt.Errorf("xvsd: %w\n%s", err, tail(p.Output.String()))
+	}
+	return parseDirectorStats(p.Output.String())
+}
+
+// parseDirectorStats reads control.WriteStatus's lines:
+//
+//	workers 1, connections 10000, rx 123 frames, tx 120 frames
+//	  drops: no_next_hop=3 tx_full=0
+func parseDirectorStats(out string) (*DirectorStats, error) {
+	var s DirectorStats
+	found := false
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		var workers int
+		if n, _ := fmt.Sscanf(line, "workers %d, connections %d, rx %d frames, tx %d frames",
+			&workers, &s.Connections, &s.RxFrames, &s.TxFrames); n == 4 {
+			found = true
+			s.Drops = nil
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "drops: "); ok && found {
+			for _, kv := range strings.Fields(rest) {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					continue
+				}
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				if s.Drops == nil {
+					s.Drops = map[string]uint64{}
+				}
+				s.Drops[k] = n
+			}
+		}
+	}
+	if !found {
+		return nil, fmt.Errorf("xvsd printed no status:\n%s", tail(out))
+	}
+	return &s, nil
+}
+
+// lastJSON decodes the last line of out that holds a JSON object into v.
+func lastJSON(out string, v any) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		line := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(line, "{") && json.Unmarshal([]byte(line), v) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("no JSON summary in output:\n%s", tail(out))
+}
+
+// tail returns the last lines of a process's output, for error messages.
+func tail(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func moduleRoot() (string, error) {
+	out, err := commandOutput("", "go", "env", "GOMOD")
+	if err != nil {
+		return "", err
+	}
+	mod := strings.TrimSpace(out)
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the xvs module: run from the repository")
+	}
+	return filepath.Dir(mod), nil
+}
