@@ -65,7 +65,7 @@ func TestXvsadm(t *testing.T) {
 	adm("-a", "-t", vip, "-r", "198.18.0.12:80", "-g", "-w", "2")
 	adm("-A", "-u", "198.18.0.100:5353", "-s", "rr", "-p", "60")
 	adm("-a", "-u", "198.18.0.100:5353", "-r", "198.18.0.11:5353", "-g")
-	expect(adm("-L", "-n"), `IP Virtual Server version 1.2.1 (size=65536)
+	expect(adm("-L", "-n"), `IP Virtual Server version 1.2.1 (size=1048576)
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
 TCP  198.18.0.100:80 wrr
@@ -90,7 +90,7 @@ UDP  198.18.0.100:5353 rr persistent 60
 		!regexp.MustCompile(`(?m)^  -> 198\.18\.0\.12:80 +20 `).MatchString(stats) {
 		t.Errorf("--stats:\n%s", stats)
 	}
-	if !strings.HasPrefix(stats, "IP Virtual Server version 1.2.1 (size=65536)\nProt LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n") {
+	if !strings.HasPrefix(stats, "IP Virtual Server version 1.2.1 (size=1048576)\nProt LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n  -> RemoteAddress:Port\n") {
 		t.Errorf("--stats header:\n%s", stats)
 	}
 	conns := adm("-L", "-n", "-c")
