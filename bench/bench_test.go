@@ -375,7 +375,7 @@ func TestSettingsFromEnv(t *testing.T) {
 func TestXVSConfigAndRules(t *testing.T) {
 	// Only the names and addresses matter here; no namespaces are made.
 	b := benchTopoForText()
-	cfg := xvsConfig(b, "nat", 1)
+	cfg := xvsConfig(b, "nat", 1, 0)
 	for _, want := range []string{`interfaces = ["xvsXdg", "xvsXdr"]`, "cpus = [1]", `address = "198.19.0.12"`, `method = "nat"`, "port = 5353", `protocol = "tcp"`} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
@@ -384,9 +384,21 @@ func TestXVSConfigAndRules(t *testing.T) {
 	if strings.Contains(cfg, "local_addresses") {
 		t.Errorf("NAT config has local addresses:\n%s", cfg)
 	}
-	fnat := xvsConfig(b, "fullnat", 1)
-	if !strings.Contains(fnat, `local_addresses = ["198.19.0.2", "198.19.0.3"]`) || !strings.Contains(fnat, `method = "fullnat"`) {
+	if strings.Contains(cfg, "connections") {
+		t.Errorf("config sets the table size though asked for the default:\n%s", cfg)
+	}
+	fnat := xvsConfig(b, "fullnat", 1, 5_000_000)
+	if !strings.Contains(fnat, `local_addresses = ["198.19.0.2", "198.19.0.3"]`) || !strings.Contains(fnat, `method = "fullnat"`) ||
+		!strings.Contains(fnat, "connections = 5000000\n") {
 		t.Errorf("FullNAT config:\n%s", fnat)
+	}
+	for _, tc := range []struct {
+		d    time.Duration
+		want int
+	}{{time.Second, 1 << 20}, {5 * time.Second, 5_000_000}, {10 * time.Minute, 1 << 27}} {
+		if got := synTable(tc.d); got != tc.want {
+			t.Errorf("synTable(%v) = %d, want %d", tc.d, got, tc.want)
+		}
 	}
 	for _, tg := range xvsModes {
 		if tg.Method() == "" || tg.Group() != "xvs" {
@@ -443,7 +455,10 @@ func TestBenchTopology(t *testing.T) {
 			t.Errorf("%s mtu = %q, %v; want 1600", x.ifname, out, err)
 		}
 	}
-	for _, lip := range b.LocalIPs {
+	if len(b.LocalIPs) != 32 {
+		t.Errorf("%d local addresses, want 32", len(b.LocalIPs))
+	}
+	for _, lip := range []netip.Addr{b.LocalIPs[0], b.LocalIPs[len(b.LocalIPs)-1]} {
 		if err := b.In(b.Real, "ping", "-c1", "-W2", lip.String()); err != nil {
 			t.Errorf("real servers cannot reach local address %s: %v", lip, err)
 		}

@@ -179,7 +179,11 @@ func (r *runner) once(c Case) (Run, error) {
 		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
 			return Run{}, err
 		}
-		d, err := r.startDirector(c.Target)
+		connections := 0 // xvsd's default
+		if c.Traffic == SYN {
+			connections = synTable(r.duration)
+		}
+		d, err := r.startDirector(c.Target, connections)
 		if err != nil {
 			return Run{}, err
 		}
@@ -372,7 +376,7 @@ func (r *runner) conntrackCount() (uint64, error) {
 // xvsConfig is the director's configuration for one forwarding mode: a UDP
 // service and a TCP service on the VIP, both real servers, round robin;
 // FullNAT connections leave from the director's local addresses.
-func xvsConfig(t *topo.Bench, method string, workerCPU int) string {
+func xvsConfig(t *topo.Bench, method string, workerCPU, connections int) string {
 	var lips []string
 	for _, a := range t.LocalIPs {
 		lips = append(lips, strconv.Quote(a.String()))
@@ -386,6 +390,9 @@ zerocopy = "auto"
 cpus = [%d]
 log_level = "warn"
 `, t.DirGenIf, t.DirRealIf, workerCPU)
+	if connections > 0 {
+		fmt.Fprintf(&b, "connections = %d\n", connections)
+	}
 	for _, svc := range []struct {
 		proto string
 		port  int
@@ -401,10 +408,19 @@ log_level = "warn"
 	return b.String()
 }
 
-func (r *runner) startDirector(target Target) (*topo.Proc, error) {
+// synTable sizes the connection table of a SYN run: every frame is a new
+// connection, so it takes the whole run's worth at up to 1 Mpps. The row
+// then measures creating connections, not refusing them once a table is
+// full (what a flood longer than the table does: table_full, or eviction
+// with when_full = "evict").
+func synTable(d time.Duration) int {
+	return min(max(int(d.Seconds()*1e6), 1<<20), 1<<27)
+}
+
+func (r *runner) startDirector(target Target, connections int) (*topo.Proc, error) {
 	method := target.Method()
 	path := filepath.Join(r.dir, "xvs-"+method+".toml")
-	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU, connections)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := r.start(r.t.Director, r.bin.Xvsd, "-config", path)

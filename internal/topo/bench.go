@@ -14,7 +14,7 @@ import (
 
 // Bench is the throughput benchmark's topology: three namespaces in a line,
 //
-//	generator (198.18.0.1) ── director (198.18.0.2, VIP | 198.19.0.1, .2, .3) ── real servers (198.19.0.11, .12)
+//	generator (198.18.0.1) ── director (198.18.0.2, VIP | 198.19.0.1, .32-.63) ── real servers (198.19.0.11, .12)
 //
 // The generator namespace is also the latency client. The real-server
 // namespace holds both real servers' addresses on one interface, so that a
@@ -22,7 +22,7 @@ import (
 // on lo without answering ARP for it, which makes the same wiring serve LVS-DR
 // (real servers one L2 hop from the director), LVS-NAT (their default route
 // is the director), LVS-TUN (any routable real server), FullNAT (the
-// director's local addresses 198.19.0.2 and .3) and the kernel's nftables
+// director's local addresses 198.19.0.32 to .63) and the kernel's nftables
 // DNAT as well.
 //
 // Neighbour entries are static everywhere: a sink that drops every frame
@@ -48,7 +48,16 @@ type Bench struct {
 // path. The generator's link keeps 1500.
 const BenchMTU = 1600
 
-var benchLocalIPs = []netip.Addr{netip.MustParseAddr("198.19.0.2"), netip.MustParseAddr("198.19.0.3")}
+// benchLocalIPs returns FullNAT's local addresses, 198.19.0.32 to .63: each
+// gives a real-server port some 64 000 connections, and a SYN flood at full
+// rate needs millions.
+func benchLocalIPs() []netip.Addr {
+	ips := make([]netip.Addr, 0, 32)
+	for i := 32; i < 64; i++ {
+		ips = append(ips, netip.AddrFrom4([4]byte{198, 19, 0, byte(i)}))
+	}
+	return ips
+}
 
 // NewBench builds the benchmark topology. Close removes it.
 func NewBench(log io.Writer) (*Bench, error) {
@@ -56,7 +65,7 @@ func NewBench(log io.Writer) (*Bench, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals, LocalIPs: benchLocalIPs}
+	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals, LocalIPs: benchLocalIPs()}
 	if err := b.build(); err != nil {
 		return nil, errors.Join(err, b.Close())
 	}
