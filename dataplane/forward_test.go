@@ -379,8 +379,3 @@ func binaryPutSrc(ip []byte, a uint32) {
 	ip[10], ip[11] = byte(csum>>8), byte(csum)
 }
 
-func ptrKey(f []byte) *conntrack.Key {
-	src, _ := netip.AddrFromSlice(f[26:30])
-	k := conntrack.MakeKey(protoTCP, src, 40000, vip, 80)
-	return &k
-}
