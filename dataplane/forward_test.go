@@ -378,4 +378,3 @@ func binaryPutSrc(ip []byte, a uint32) {
 	csum := packet.UpdateChecksumAddr(uint16(ip[10])<<8|uint16(ip[11]), old[:], ip[12:16])
 	ip[10], ip[11] = byte(csum>>8), byte(csum)
 }
-
