@@ -52,9 +52,24 @@ func main() {
 		}
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// A signal ends the current step early; run then tears everything
+	// down. Under nohup, SIGHUP stays ignored.
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		if sig, ok := <-ch; ok {
+			fmt.Fprintf(os.Stderr, "bench: %v: stopping\n", sig)
+			cancel()
+		}
+	}()
 	err := run(ctx)
-	stop()
+	signal.Stop(ch)
+	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
