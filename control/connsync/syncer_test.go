@@ -157,7 +157,12 @@ func TestSyncTwoPeers(t *testing.T) {
 	if as.SentBytes/as.SentDatagrams > MaxDatagram {
 		t.Fatalf("%d bytes in %d datagrams", as.SentBytes, as.SentDatagrams)
 	}
-	// Each asked the other for a snapshot at Start; A's may have gone before B listened.
+	// Each asks the other for a snapshot at Start, from its own goroutine;
+	// A's may have gone before B listened.
+	eventually(t, 2*time.Second, "both snapshot requests and A's snapshot", func() bool {
+		as, bs = a.Stats(), b.Stats()
+		return as.SnapshotRequests >= 1 && bs.SnapshotRequests >= 1 && as.SnapshotsServed >= 1
+	})
 	if as.SnapshotRequests != 1 || bs.SnapshotRequests != 1 || as.SnapshotsServed != 1 {
 		t.Fatalf("snapshot requests %d, %d; A served %d", as.SnapshotRequests, bs.SnapshotRequests, as.SnapshotsServed)
 	}
