@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/internal/topo"
 )
 
@@ -89,7 +90,7 @@ func caseResult(c Case, mpps ...float64) CaseResult {
 }
 
 func TestSummarizeCaseSkipsFailedRuns(t *testing.T) {
-	r := caseResult(Case{XVSNAT, UDP, Small, ManyFlows}, 1, 3)
+	r := caseResult(Case{XVSNAT, UDP, Small, ManyFlows, ""}, 1, 3)
 	r.Runs = append(r.Runs, Run{DeliveredMpps: 100, Error: "sink: no JSON"})
 	summarizeCase(&r)
 	if want := (Summary{N: 2, Min: 1, Median: 2, Max: 3}); r.Delivered != want {
@@ -101,10 +102,10 @@ func TestSummarizeCaseSkipsFailedRuns(t *testing.T) {
 }
 
 func TestRatios(t *testing.T) {
-	nat := Case{XVSNAT, UDP, Small, ManyFlows}
-	dr := Case{XVSDR, UDP, Small, ManyFlows}
-	nft := Case{NFT, UDP, Small, ManyFlows}
-	failed := Case{XVSNAT, SYN, Small, SYNFlows}
+	nat := Case{XVSNAT, UDP, Small, ManyFlows, ""}
+	dr := Case{XVSDR, UDP, Small, ManyFlows, ""}
+	nft := Case{NFT, UDP, Small, ManyFlows, ""}
+	failed := Case{XVSNAT, SYN, Small, SYNFlows, ""}
 	cases := []CaseResult{
 		caseResult(nat, 0.5, 0.75, 1), // median 0.75
 		caseResult(dr, 1.5),
@@ -181,10 +182,10 @@ func sampleReport() *Report {
 		Machine:  Machine{Kernel: "6.18.44", CPU: "AMD EPYC", NProc: 2, GoVersion: "go1.26", Commit: "ed76ce4", BusyBeforePct: 2.6},
 		Settings: Settings{Runs: 3, DurationS: 5, GenCPU: 0, WorkerCPU: 1, LatencyN: 2000},
 		Cases: []CaseResult{
-			caseResult(Case{XSKReflect, UDP, Small, OneFlow}, 0.70, 0.72, 0.75),
-			caseResult(Case{NFT, UDP, Small, ManyFlows}, 0.80, 0.82, 0.83),
-			caseResult(Case{XVSNAT, UDP, Small, ManyFlows}, 0.61, 0.65, 0.66),
-			caseResult(Case{XVSDR, SYN, Small, SYNFlows}),
+			caseResult(Case{XSKReflect, UDP, Small, OneFlow, ""}, 0.70, 0.72, 0.75),
+			caseResult(Case{NFT, UDP, Small, ManyFlows, ""}, 0.80, 0.82, 0.83),
+			caseResult(Case{XVSNAT, UDP, Small, ManyFlows, ""}, 0.61, 0.65, 0.66),
+			caseResult(Case{XVSDR, SYN, Small, SYNFlows, ""}),
 		},
 		Latency: []LatencyResult{{
 			ID: "latency/xvs-nat", Title: "xvs NAT",
@@ -279,7 +280,7 @@ func TestPNG(t *testing.T) {
 }
 
 func TestNotes(t *testing.T) {
-	syn := caseResult(Case{XVSNAT, SYN, Small, SYNFlows}, 0.03, 0.02)
+	syn := caseResult(Case{XVSNAT, SYN, Small, SYNFlows, ""}, 0.03, 0.02)
 	syn.Runs[0].Send = &SendResult{DurationS: 2}
 	syn.Runs[1].Send = &SendResult{DurationS: 4}
 	syn.Runs[0].Director = &DirectorStats{RxFrames: 4_000_000, Drops: map[string]uint64{"table_full": 4_000_000, "no_next_hop": 3, "tx_full": 20_000}}
@@ -294,14 +295,14 @@ func TestNotes(t *testing.T) {
 		t.Errorf("notes =\n %q\nwant\n %q", got, want)
 	}
 	// Frames in, frames out: nothing to add.
-	est := caseResult(Case{XVSDR, UDP, Small, ManyFlows}, 0.6)
+	est := caseResult(Case{XVSDR, UDP, Small, ManyFlows, ""}, 0.6)
 	est.Runs[0].Send = &SendResult{DurationS: 1}
 	est.Runs[0].Director = &DirectorStats{RxFrames: 600_000, TxFrames: 600_000}
 	if got := notes(est); got != "" {
 		t.Errorf("notes = %q, want none", got)
 	}
 	// Kernel and ceiling rows carry no xvsd counters.
-	k := caseResult(Case{NFT, UDP, Small, ManyFlows}, 0.5)
+	k := caseResult(Case{NFT, UDP, Small, ManyFlows, ""}, 0.5)
 	k.Runs[0].Director = &DirectorStats{Connections: 10000}
 	if got := notes(k); got != "" {
 		t.Errorf("kernel notes = %q, want none", got)
@@ -352,15 +353,15 @@ func TestSettingsFromEnv(t *testing.T) {
 		return func(k string) string { return m[k] }
 	}
 	s, d, _, err := settingsFromEnv(env())
-	if err != nil || s.Runs != 3 || d != 5*time.Second || s.GenCPU != 0 || s.WorkerCPU != 1 || s.Quick {
+	if err != nil || s.Runs != 3 || d != 5*time.Second || s.GenCPU != 0 || s.WorkerCPU != 1 || s.Quick || s.Tune {
 		t.Errorf("defaults: %+v %v %v", s, d, err)
 	}
 	s, d, _, err = settingsFromEnv(env("BENCH_QUICK", "1"))
 	if err != nil || s.Runs != 1 || d != 2*time.Second || !s.Quick {
 		t.Errorf("quick: %+v %v %v", s, d, err)
 	}
-	s, _, out, err := settingsFromEnv(env("BENCH_QUICK", "1", "BENCH_RUNS", "2", "BENCH_GEN_CPU", "1", "BENCH_WORKER_CPU", "0", "BENCH_OUT", "/x"))
-	if err != nil || s.Runs != 2 || s.GenCPU != 1 || s.WorkerCPU != 0 || out != "/x" {
+	s, _, out, err := settingsFromEnv(env("BENCH_QUICK", "1", "BENCH_RUNS", "2", "BENCH_GEN_CPU", "1", "BENCH_WORKER_CPU", "0", "BENCH_OUT", "/x", "BENCH_TUNE", "1"))
+	if err != nil || s.Runs != 2 || s.GenCPU != 1 || s.WorkerCPU != 0 || out != "/x" || !s.Tune {
 		t.Errorf("overrides: %+v %v %v", s, out, err)
 	}
 	for _, bad := range [][]string{
@@ -375,7 +376,7 @@ func TestSettingsFromEnv(t *testing.T) {
 func TestXVSConfigAndRules(t *testing.T) {
 	// Only the names and addresses matter here; no namespaces are made.
 	b := benchTopoForText()
-	cfg := xvsConfig(b, "nat", 1, 0)
+	cfg := xvsConfig(b, "nat", 1, 0, "")
 	for _, want := range []string{`interfaces = ["xvsXdg", "xvsXdr"]`, "cpus = [1]", `address = "198.19.0.12"`, `method = "nat"`, "port = 5353", `protocol = "tcp"`} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
@@ -387,7 +388,7 @@ func TestXVSConfigAndRules(t *testing.T) {
 	if strings.Contains(cfg, "connections") {
 		t.Errorf("config sets the table size though asked for the default:\n%s", cfg)
 	}
-	fnat := xvsConfig(b, "fullnat", 1, 5_000_000)
+	fnat := xvsConfig(b, "fullnat", 1, 5_000_000, "")
 	if !strings.Contains(fnat, `local_addresses = ["198.19.0.2", "198.19.0.3"]`) || !strings.Contains(fnat, `method = "fullnat"`) ||
 		!strings.Contains(fnat, "connections = 5000000\n") {
 		t.Errorf("FullNAT config:\n%s", fnat)
@@ -411,6 +412,58 @@ func TestXVSConfigAndRules(t *testing.T) {
 	rules := nftRules(b)
 	if !strings.Contains(rules, "ip daddr 198.18.0.100 udp dport 5353 dnat to numgen inc mod 2 map { 0 : 198.19.0.11, 1 : 198.19.0.12 }") {
 		t.Errorf("rules:\n%s", rules)
+	}
+}
+
+// TestTuneConfigs: every tuning makes a configuration xvsd accepts, with
+// the knob set once (a replaced default, not a second key).
+func TestTuneConfigs(t *testing.T) {
+	b := benchTopoForText()
+	for _, tune := range Tunings {
+		tune = strings.ReplaceAll(tune, CPUGenerator, "0")
+		cfg := xvsConfig(b, "dr", 1, 0, tune)
+		if !strings.Contains(cfg, "\n"+tune+"\n") {
+			t.Errorf("%s: not in the config:\n%s", tune, cfg)
+		}
+		key, _, _ := strings.Cut(tune, " ")
+		if n := strings.Count(cfg, "\n"+key+" "); n != 1 {
+			t.Errorf("%s: %d lines set %s:\n%s", tune, n, key, cfg)
+		}
+		c, err := config.Parse("bench.toml", []byte(cfg))
+		if err != nil {
+			t.Errorf("%s: xvsd would refuse it: %v", tune, err)
+			continue
+		}
+		d := c.Director
+		if d.BatchSize+d.RingSize+d.IdleSpins == 0 && !d.NoNeedWakeup && len(d.CPUs) == 1 && d.CPUs[0] == 1 {
+			t.Errorf("%s: the parsed configuration has xvsd's defaults: %+v", tune, d)
+		}
+	}
+}
+
+func TestTuneMatrix(t *testing.T) {
+	ids := map[string]bool{}
+	for _, c := range TuneMatrix() {
+		if ids[c.ID()] {
+			t.Errorf("duplicate case %s", c.ID())
+		}
+		ids[c.ID()] = true
+	}
+	if len(ids) != 2*(len(Tunings)+1) {
+		t.Errorf("%d cases for %d tunings", len(ids), len(Tunings))
+	}
+	specs := tuneRatioSpecs()
+	if len(specs) != 2*len(Tunings) {
+		t.Errorf("%d ratios for %d tunings", len(specs), len(Tunings))
+	}
+	for _, s := range specs {
+		if !ids[s.Num] || !ids[s.Den] || s.Num == s.Den {
+			t.Errorf("ratio %q: %s ÷ %s", s.Name, s.Num, s.Den)
+		}
+	}
+	c := Case{XVSDR, UDP, Small, ManyFlows, "batch_size = 16"}
+	if c.ID() != "xvs-dr/udp/64/10k/batch_size=16" || c.Title() != "xvs DR, batch_size = 16" {
+		t.Errorf("ID %q, Title %q", c.ID(), c.Title())
 	}
 }
 

@@ -104,11 +104,26 @@ type Case struct {
 	Traffic string `json:"traffic"`
 	Size    int    `json:"size"`
 	Flows   int    `json:"flows"`
+	// Tune is a [director] setting that differs from xvsd's defaults
+	// (BENCH_TUNE=1), as a TOML line; "" for the defaults.
+	Tune string `json:"tune,omitempty"`
 }
 
 // ID names the case uniquely and stably: ratios and the plot refer to it.
 func (c Case) ID() string {
-	return fmt.Sprintf("%s/%s/%d/%s", c.Target, c.Traffic, c.Size, flowsShort(c.Flows))
+	id := fmt.Sprintf("%s/%s/%d/%s", c.Target, c.Traffic, c.Size, flowsShort(c.Flows))
+	if c.Tune != "" {
+		id += "/" + strings.ReplaceAll(c.Tune, " ", "")
+	}
+	return id
+}
+
+// Title is the case's target for people, with its tuning.
+func (c Case) Title() string {
+	if c.Tune == "" {
+		return c.Target.Title()
+	}
+	return fmt.Sprintf("%s, %s", c.Target.Title(), c.Tune)
 }
 
 func flowsShort(n int) string {
@@ -124,7 +139,7 @@ func flowsShort(n int) string {
 // Label is the case for a plot axis.
 func (c Case) Label() string {
 	var b strings.Builder
-	b.WriteString(c.Target.Title())
+	b.WriteString(c.Title())
 	if c.Traffic == SYN {
 		b.WriteString(" SYN")
 	}
@@ -146,7 +161,7 @@ func Matrix(quick bool) []Case {
 	}
 	for _, t := range []Target{XDPDrop, XDPTX, XSKRX, XSKReflect} {
 		for _, s := range ceilSizes {
-			cs = append(cs, Case{t, UDP, s, OneFlow})
+			cs = append(cs, Case{t, UDP, s, OneFlow, ""})
 		}
 	}
 	type sf struct{ size, flows int }
@@ -157,7 +172,7 @@ func Matrix(quick bool) []Case {
 		kernel = []sf{{Small, ManyFlows}, {Large, ManyFlows}}
 	}
 	for _, x := range kernel {
-		cs = append(cs, Case{NFT, UDP, x.size, x.flows})
+		cs = append(cs, Case{NFT, UDP, x.size, x.flows, ""})
 	}
 	for _, t := range xvsModes {
 		flows := est
@@ -165,10 +180,10 @@ func Matrix(quick bool) []Case {
 			flows = []sf{{Small, ManyFlows}}
 		}
 		for _, x := range flows {
-			cs = append(cs, Case{t, UDP, x.size, x.flows})
+			cs = append(cs, Case{t, UDP, x.size, x.flows, ""})
 		}
 		// SYNs are small in real life; a 1500-byte SYN says nothing more.
-		cs = append(cs, Case{t, SYN, Small, SYNFlows})
+		cs = append(cs, Case{t, SYN, Small, SYNFlows, ""})
 	}
 	return cs
 }
@@ -176,7 +191,7 @@ func Matrix(quick bool) []Case {
 // ratioSpecs are the ratios the report prints, by case ID. A ratio whose
 // cases are not in the run is left out.
 func ratioSpecs() []RatioSpec {
-	id := func(t Target, traffic string, size, flows int) string { return Case{t, traffic, size, flows}.ID() }
+	id := func(t Target, traffic string, size, flows int) string { return Case{t, traffic, size, flows, ""}.ID() }
 	reflect64 := id(XSKReflect, UDP, Small, OneFlow)
 	var specs []RatioSpec
 	for _, t := range xvsModes {
@@ -217,6 +232,55 @@ func ratioSpecs() []RatioSpec {
 			Num:  id(t, SYN, Small, SYNFlows), Den: id(t, UDP, Small, ManyFlows),
 			Why: "new connections sustained over a run against established traffic: the price of scheduling and inserting a connection per frame, and of the table's bound once it is full",
 		})
+	}
+	return specs
+}
+
+// Tunings are the data path's knobs that BENCH_TUNE=1 turns, one at a time,
+// each a [director] line against xvsd's defaults (batch 64, rings of 2048,
+// 256 idle spins before poll(), need_wakeup on, the worker pinned to its own
+// CPU). CPUGenerator stands for the generator's CPU.
+var Tunings = []string{
+	"batch_size = 16",
+	"batch_size = 256",
+	"ring_size = 512",
+	"ring_size = 8192",
+	"idle_spins = 1",
+	"idle_spins = -1",
+	"need_wakeup = false",
+	"cpus = []",
+	"cpus = [" + CPUGenerator + "]",
+}
+
+// CPUGenerator in a tuning is replaced by the generator's CPU.
+const CPUGenerator = "GEN"
+
+// TuneMatrix returns BENCH_TUNE=1's cases: the defaults, then each tuning,
+// each on established traffic (64 B, 10 000 flows) and on new connections,
+// in DR (the mode with the least work of its own, where the knobs show most).
+func TuneMatrix() []Case {
+	var cs []Case
+	for _, tune := range append([]string{""}, Tunings...) {
+		cs = append(cs, Case{XVSDR, UDP, Small, ManyFlows, tune}, Case{XVSDR, SYN, Small, SYNFlows, tune})
+	}
+	return cs
+}
+
+// tuneRatioSpecs are BENCH_TUNE=1's ratios: each tuning over the defaults.
+func tuneRatioSpecs() []RatioSpec {
+	var specs []RatioSpec
+	for _, tune := range Tunings {
+		for _, traffic := range []struct{ kind, name string }{{UDP, "established"}, {SYN, "SYN"}} {
+			flows := ManyFlows
+			if traffic.kind == SYN {
+				flows = SYNFlows
+			}
+			specs = append(specs, RatioSpec{
+				Name: fmt.Sprintf("%s ÷ defaults (DR, 64 B, %s)", tune, traffic.name),
+				Num:  Case{XVSDR, traffic.kind, Small, flows, tune}.ID(), Den: Case{XVSDR, traffic.kind, Small, flows, ""}.ID(),
+				Why: "what turning this knob alone does; above 1.0 it helps",
+			})
+		}
 	}
 	return specs
 }

@@ -138,7 +138,7 @@ func (r *runner) latencyCases() []LatencyResult {
 	if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
 		return append(out, fail(xvs.ID, xvs.Title, err)...)
 	}
-	d, err := r.startDirector(XVSNAT, 0)
+	d, err := r.startDirector(XVSNAT, 0, "")
 	if err != nil {
 		out = append(out, fail(xvs.ID, xvs.Title, err)...)
 	} else {

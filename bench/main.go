@@ -23,6 +23,9 @@
 //	                      that had to start anyway are flagged in the notes
 //	BENCH_ONLY=regexp     only the cases whose ID matches ("latency" for the latency cases);
 //	                      latest.* are then left alone
+//	BENCH_TUNE=1          instead of the usual cases, turn each of the data path's knobs
+//	                      (batch size, ring sizes, idle spins, need_wakeup, worker CPU)
+//	                      alone against the defaults, in DR; writes tuning.md and tuning.png
 //	BENCH_OUT=dir         where results go (bench/results)
 package main
 
@@ -122,6 +125,7 @@ func settingsFromEnv(getenv func(string) string) (Settings, time.Duration, strin
 	if s.GenCPU == s.WorkerCPU {
 		return s, 0, "", fmt.Errorf("BENCH_GEN_CPU and BENCH_WORKER_CPU are both %d: the generator and the consumer need a CPU each", s.GenCPU)
 	}
+	s.Tune = getenv("BENCH_TUNE") != "" && getenv("BENCH_TUNE") != "0"
 	s.Only = getenv("BENCH_ONLY")
 	if s.Only != "" {
 		if _, err := regexp.Compile(s.Only); err != nil {
@@ -156,7 +160,10 @@ func run(ctx context.Context) error {
 	if outDir == "" {
 		outDir = filepath.Join(root, "bench", "results")
 	}
-	cases := Matrix(set.Quick)
+	cases, specs, latest := Matrix(set.Quick), ratioSpecs(), "latest"
+	if set.Tune {
+		cases, specs, latest = TuneMatrix(), tuneRatioSpecs(), "tuning"
+	}
 	if set.Only != "" {
 		re := regexp.MustCompile(set.Only)
 		var keep []Case
@@ -212,17 +219,20 @@ func run(ctx context.Context) error {
 		fmt.Fprintf(os.Stderr, "[%2d/%d] %s\n", i+1, len(cases), c.ID())
 		rep.Cases = append(rep.Cases, r.runCase(c))
 	}
-	if ctx.Err() == nil && (set.Only == "" || regexp.MustCompile(set.Only).MatchString("latency")) {
+	if ctx.Err() == nil && !set.Tune && (set.Only == "" || regexp.MustCompile(set.Only).MatchString("latency")) {
 		fmt.Fprintf(os.Stderr, "latency\n")
 		rep.Latency = r.latencyCases()
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("interrupted: %w", err)
 	}
-	rep.Ratios = ratios(rep.Cases, ratioSpecs())
+	rep.Ratios = ratios(rep.Cases, specs)
 	rep.ElapsedS = time.Since(began).Seconds()
 	rep.Machine.LoadEnd = loadAvg()
-	if err := writeResults(rep, outDir, set.Only == ""); err != nil {
+	if set.Only != "" {
+		latest = ""
+	}
+	if err := writeResults(rep, outDir, latest); err != nil {
 		return err
 	}
 	fmt.Println()
@@ -236,12 +246,15 @@ func run(ctx context.Context) error {
 }
 
 // writeResults writes <timestamp>.json, .md and .png to dir, and copies the
-// table and the plot to latest.md and latest.png when latest is set.
-func writeResults(rep *Report, dir string, latest bool) error {
+// table and the plot to <latest>.md and <latest>.png unless latest is "".
+func writeResults(rep *Report, dir, latest string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	base := filepath.Join(dir, rep.Started.Format("20060102T150405Z"))
+	if rep.Settings.Tune {
+		base += "-tune"
+	}
 	js, err := marshalReport(rep)
 	if err != nil {
 		return err
@@ -258,10 +271,10 @@ func writeResults(rep *Report, dir string, latest bool) error {
 	case !errors.Is(err, errNoCases):
 		return fmt.Errorf("plot: %w", err)
 	}
-	if latest {
-		files[filepath.Join(dir, "latest.md")] = md.String()
+	if latest != "" {
+		files[filepath.Join(dir, latest+".md")] = md.String()
 		if png.Len() > 0 {
-			files[filepath.Join(dir, "latest.png")] = png.String()
+			files[filepath.Join(dir, latest+".png")] = png.String()
 		}
 	}
 	for path, content := range files {

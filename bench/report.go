@@ -53,6 +53,9 @@ type Settings struct {
 	// the NAPI kthreads the baselines use (0: left alone).
 	Nice int    `json:"nice"`
 	Only string `json:"only,omitempty"`
+	// Tune measures the data path's knobs (Tunings) instead of the usual
+	// matrix.
+	Tune bool `json:"tune,omitempty"`
 }
 
 // CaseResult is a case with its runs. Rates are in Mpps.

@@ -75,7 +75,7 @@ type consumer struct {
 
 // runCase runs c Settings.Runs times.
 func (r *runner) runCase(c Case) CaseResult {
-	res := CaseResult{Case: c, ID: c.ID(), Group: c.Target.Group(), Title: c.Target.Title(), Setup: r.setup(c)}
+	res := CaseResult{Case: c, ID: c.ID(), Group: c.Target.Group(), Title: c.Title(), Setup: r.setup(c)}
 	for i := 0; i < r.set.Runs && r.ctx.Err() == nil; i++ {
 		busy := r.quiet()
 		run, err := r.once(c)
@@ -139,6 +139,12 @@ func (r *runner) setup(c Case) string {
 	case NFT:
 		return fmt.Sprintf("generator CPU %d; kernel forwarding (director veth, threaded NAPI) pinned to CPU %d; conntrack flushed", g, w)
 	}
+	switch c.Tune {
+	case "cpus = []":
+		return fmt.Sprintf("generator and XDP steering (softirq) CPU %d; xvsd worker unpinned", g)
+	case "cpus = [" + CPUGenerator + "]":
+		return fmt.Sprintf("generator, XDP steering (softirq) and xvsd worker CPU %d", g)
+	}
 	return fmt.Sprintf("generator and XDP steering (softirq) CPU %d; xvsd worker CPU %d", g, w)
 }
 
@@ -183,7 +189,7 @@ func (r *runner) once(c Case) (Run, error) {
 		if c.Traffic == SYN {
 			connections = synTable(r.duration)
 		}
-		d, err := r.startDirector(c.Target, connections)
+		d, err := r.startDirector(c.Target, connections, c.Tune)
 		if err != nil {
 			return Run{}, err
 		}
@@ -375,8 +381,9 @@ func (r *runner) conntrackCount() (uint64, error) {
 
 // xvsConfig is the director's configuration for one forwarding mode: a UDP
 // service and a TCP service on the VIP, both real servers, round robin;
-// FullNAT connections leave from the director's local addresses.
-func xvsConfig(t *topo.Bench, method string, workerCPU, connections int) string {
+// FullNAT connections leave from the director's local addresses. tune, a
+// [director] line, replaces the setting of the same key or is added.
+func xvsConfig(t *topo.Bench, method string, workerCPU, connections int, tune string) string {
 	var lips []string
 	for _, a := range t.LocalIPs {
 		lips = append(lips, strconv.Quote(a.String()))
@@ -392,6 +399,18 @@ log_level = "warn"
 `, t.DirGenIf, t.DirRealIf, workerCPU)
 	if connections > 0 {
 		fmt.Fprintf(&b, "connections = %d\n", connections)
+	}
+	if tune != "" {
+		key, _, _ := strings.Cut(tune, "=")
+		key = strings.TrimSpace(key)
+		lines := strings.Split(b.String(), "\n")
+		b.Reset()
+		for _, l := range lines[:len(lines)-1] {
+			if k, _, ok := strings.Cut(l, "="); !ok || strings.TrimSpace(k) != key {
+				b.WriteString(l + "\n")
+			}
+		}
+		b.WriteString(tune + "\n")
 	}
 	for _, svc := range []struct {
 		proto string
@@ -417,10 +436,11 @@ func synTable(d time.Duration) int {
 	return min(max(int(d.Seconds()*1e6), 1<<20), 1<<27)
 }
 
-func (r *runner) startDirector(target Target, connections int) (*topo.Proc, error) {
+func (r *runner) startDirector(target Target, connections int, tune string) (*topo.Proc, error) {
 	method := target.Method()
 	path := filepath.Join(r.dir, "xvs-"+method+".toml")
-	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU, connections)), 0o644); err != nil {
+	tune = strings.ReplaceAll(tune, CPUGenerator, strconv.Itoa(r.set.GenCPU))
+	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU, connections, tune)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := r.start(r.t.Director, r.bin.Xvsd, "-config", path)

@@ -156,6 +156,14 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		CPUs:       cfg.Director.CPUs,
 		SloppyTCP:  cfg.Director.SloppyTCP,
 		SyncEvents: cfg.Sync != nil,
+		Batch:      cfg.Director.BatchSize,
+		IdleSpins:  cfg.Director.IdleSpins,
+		UMEM:       xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
+		Socket: xsk.SocketConfig{
+			RxSize: cfg.Director.RingSize, TxSize: cfg.Director.RingSize,
+			FillSize: cfg.Director.RingSize, CompSize: cfg.Director.RingSize,
+			DisableNeedWakeup: cfg.Director.NoNeedWakeup,
+		},
 		Conntrack: conntrack.Config{
 			Capacity:   cfg.Director.Connections,
 			FullPolicy: fullPolicy(cfg.Director.WhenFull),

@@ -31,10 +31,17 @@ type Config struct {
 	// SyncEvents queues every new connection (and every one that becomes
 	// established) for DrainConnEvents: connection sync.
 	SyncEvents bool
-	Conntrack  conntrack.Config
-	UMEM       xsk.UMEMConfig
-	Socket     xsk.SocketConfig
-	Logger     *zap.Logger
+	// Batch is how many frames a worker receives at once (default
+	// DefaultBatch).
+	Batch int
+	// IdleSpins is how many empty polls of its rings a worker makes before
+	// it sleeps in poll(2) (default DefaultIdleSpins); negative: it never
+	// sleeps (busy poll, a core per worker).
+	IdleSpins int
+	Conntrack conntrack.Config
+	UMEM      xsk.UMEMConfig
+	Socket    xsk.SocketConfig
+	Logger    *zap.Logger
 }
 
 // Engine owns the director's data path: the XDP steering program on each
@@ -129,6 +136,14 @@ func New(cfg Config) (_ *Engine, err error) {
 		}
 		cfg.UMEM.NumFrames = max(xsk.DefaultNumFrames, 2*ring*len(e.ports))
 	}
+	batch := cfg.Batch
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	idleSpins := cfg.IdleSpins
+	if idleSpins == 0 {
+		idleSpins = DefaultIdleSpins
+	}
 	for q := 0; q < nworkers; q++ {
 		umem, err := xsk.NewUMEM(cfg.UMEM)
 		if err != nil {
@@ -142,8 +157,10 @@ func New(cfg Config) (_ *Engine, err error) {
 			fwd:   newForwarder(e.ports, ct, e.persist, stats),
 			table: e.table.Load,
 			clock: e.now,
-			rx:    make([]xsk.Desc, batchSize),
+			rx:    make([]xsk.Desc, batch),
 			tx:    make([][]xsk.Desc, len(e.ports)),
+
+			idleSpins: idleSpins,
 		}
 		if len(cfg.CPUs) > 0 {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
@@ -153,7 +170,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			w.fwd.events = newEventRing(syncRingSize)
 		}
 		for p := range e.ports {
-			w.tx[p] = make([]xsk.Desc, 0, batchSize*len(e.ports))
+			w.tx[p] = make([]xsk.Desc, 0, batch*len(e.ports))
 			if q >= queues[p] {
 				continue
 			}

@@ -26,15 +26,21 @@ type worker struct {
 
 	rx []xsk.Desc
 	tx [][]xsk.Desc // per port
+	// idleSpins is how many empty polls of the rings the worker makes
+	// before it sleeps in poll(2); negative: it never sleeps (busy poll).
+	idleSpins int
 }
 
 const (
-	batchSize = 64
-	// idleSpins is how many empty polls of the rings a worker makes before
-	// it sleeps in poll(2): enough to ride out gaps between packets under
-	// load, few enough that an idle director does not burn a core.
-	idleSpins = 256
-	pollWait  = 50 * time.Millisecond
+	// DefaultBatch is how many frames a worker takes from an RX ring at
+	// once: enough to spread the per-batch work (table load, TX kick,
+	// completions) thin, few enough to keep a batch's frames in cache.
+	DefaultBatch = 64
+	// DefaultIdleSpins is enough empty polls to ride out gaps between
+	// packets under load, few enough that an idle director does not burn
+	// a core.
+	DefaultIdleSpins = 256
+	pollWait         = 50 * time.Millisecond
 )
 
 func (w *worker) run(ctx context.Context) {
@@ -53,6 +59,12 @@ func (w *worker) run(ctx context.Context) {
 			socks = append(socks, s)
 		}
 	}
+	spins, wait := w.idleSpins, pollWait
+	if spins < 0 {
+		// Busy polling still needs the non-blocking poll now and then: it
+		// wakes a socket whose kernel side asked for a wakeup.
+		spins, wait = DefaultIdleSpins, 0
+	}
 	idle := 0
 	for ctx.Err() == nil {
 		n := w.poll()
@@ -60,9 +72,9 @@ func (w *worker) run(ctx context.Context) {
 			idle = 0
 			continue
 		}
-		if idle++; idle >= idleSpins {
+		if idle++; idle >= spins {
 			idle = 0
-			_, _ = xsk.Poll(socks, pollWait)
+			_, _ = xsk.Poll(socks, wait)
 		}
 	}
 }

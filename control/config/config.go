@@ -76,6 +76,18 @@ type Director struct {
 	// (never an established one that has not expired): what keeps a SYN
 	// flood from locking new clients out.
 	WhenFull string
+
+	// Data path tuning (make bench's BENCH_TUNE=1 measures each knob); a
+	// zero value leaves the data path's default.
+	BatchSize  int // frames a worker takes from an RX ring at once
+	RingSize   int // entries in each AF_XDP ring (RX, TX, fill, completion)
+	UMEMFrames int // frames in each worker's UMEM
+	// IdleSpins is how many empty polls of its rings a worker makes before
+	// it sleeps in poll(2); -1: it never sleeps (busy poll).
+	IdleSpins int
+	// NoNeedWakeup binds the sockets without XDP_USE_NEED_WAKEUP, so the
+	// kernel is kicked after every batch whether it asked or not.
+	NoNeedWakeup bool
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set tcp tcpfin udp.

@@ -143,6 +143,18 @@ func TestParseGood(t *testing.T) {
 			},
 		},
 		{
+			name: "data path tuning",
+			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false")...),
+			want: Config{
+				Director: func() Director {
+					d := defaultDirector()
+					d.BatchSize, d.RingSize, d.UMEMFrames, d.IdleSpins, d.NoNeedWakeup = 128, 4096, 16384, -1, true
+					return d
+				}(),
+				Timeouts: defaultTimeouts(),
+			},
+		},
+		{
 			name: "byte order mark and CRLF",
 			data: []byte("\xef\xbb\xbf[director]\r\ninterfaces = [\"eth0\"]\r\n\r\n[[service]]\r\nvip = \"198.18.0.1\"\r\nport = 80\r\nprotocol = \"udp\"\r\n"),
 			want: Config{
@@ -247,6 +259,13 @@ func TestParseBad(t *testing.T) {
 		{"log_level", doc(append(director, `log_level = "trace"`)...), []wantErr{{3, `director.log_level: "trace" is not one of debug, info, warn, error`}}},
 		{"negative cpu", doc(append(director, "cpus = [0, -1]")...), []wantErr{{3, "director.cpus: -1 is out of range 0..65535"}}},
 		{"duplicate cpu", doc(append(director, "cpus = [1, 1]")...), []wantErr{{3, "CPU 1 is listed twice"}}},
+		{"batch_size 0", doc(append(director, "batch_size = 0")...), []wantErr{{3, "director.batch_size: 0 is out of range 1..4096"}}},
+		{"ring_size not a power of two", doc(append(director, "ring_size = 1000")...), []wantErr{{3, "director.ring_size: 1000 is not a power of two"}}},
+		{"ring_size too small", doc(append(director, "ring_size = 8")...), []wantErr{{3, "director.ring_size: 8 is out of range 64.."}}},
+		{"umem smaller than its rings", doc(append(director, "ring_size = 4096", "umem_frames = 4096")...), []wantErr{{4, "director.umem_frames: 4096 frames cannot fill 1 ring(s) of 4096 and keep as many in flight: want at least 8192"}}},
+		{"idle_spins 0", doc(append(director, "idle_spins = 0")...), []wantErr{{3, "director.idle_spins: 0 is not a count"}}},
+		{"idle_spins below -1", doc(append(director, "idle_spins = -2")...), []wantErr{{3, "director.idle_spins: -2 is out of range -1.."}}},
+		{"need_wakeup string", doc(append(director, `need_wakeup = "no"`)...), []wantErr{{3, "director.need_wakeup: want a boolean, got a string"}}},
 
 		// Timeouts.
 		{"bad duration", doc(append(director, "[timeouts]", `tcp = "15 minutes"`)...), []wantErr{{4, `timeouts.tcp: "15 minutes" is not a duration`}}},

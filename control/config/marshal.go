@@ -31,6 +31,17 @@ func Marshal(cfg *Config) []byte {
 		w("sloppy_tcp = true\n")
 	}
 	w("connections = %d\nwhen_full = %q\n", cfg.Director.Connections, cfg.Director.WhenFull)
+	for _, k := range []struct {
+		key string
+		v   int
+	}{{"batch_size", cfg.Director.BatchSize}, {"ring_size", cfg.Director.RingSize}, {"umem_frames", cfg.Director.UMEMFrames}, {"idle_spins", cfg.Director.IdleSpins}} {
+		if k.v != 0 {
+			w("%s = %d\n", k.key, k.v)
+		}
+	}
+	if cfg.Director.NoNeedWakeup {
+		w("need_wakeup = false\n")
+	}
 	w("\n[timeouts]\ntcp = %q\ntcpfin = %q\nudp = %q\n", dur(cfg.Timeouts.TCP), dur(cfg.Timeouts.TCPFin), dur(cfg.Timeouts.UDP))
 	for _, s := range cfg.Services {
 		if s.IsGroup() {

@@ -285,7 +285,8 @@ func (t *table) list(key string, known ...string) ([]*table, bool) {
 func (d *decoder) config(doc map[string]any) *Config {
 	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
-	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full"); ok {
+	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
+		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -371,9 +372,57 @@ func (d *decoder) director(t *table) Director {
 	if s, ok := t.enum("when_full", WhenFullRefuse, WhenFullEvict); ok {
 		dir.WhenFull = s
 	}
+	d.tuning(t, &dir)
 	t.done()
 	return dir
 }
+
+// tuning reads [director]'s data path knobs.
+func (d *decoder) tuning(t *table, dir *Director) {
+	if n, ok := t.integer("batch_size", 1, maxBatch); ok {
+		dir.BatchSize = int(n)
+	}
+	if n, ok := t.integer("ring_size", minRing, maxRing); ok {
+		if n&(n-1) != 0 {
+			t.errorf("ring_size", "%d is not a power of two", n)
+		} else {
+			dir.RingSize = int(n)
+		}
+	}
+	if n, ok := t.integer("umem_frames", minRing, maxUMEMFrames); ok {
+		dir.UMEMFrames = int(n)
+		ring := dir.RingSize
+		if ring == 0 {
+			ring = defaultRing
+		}
+		// Each socket's fill ring is filled from the UMEM up front; a
+		// UMEM smaller than one ring leaves nothing for frames in flight.
+		if per := len(dir.Interfaces); int(n) < 2*ring*max(per, 1) {
+			t.errorf("umem_frames", "%d frames cannot fill %d ring(s) of %d and keep as many in flight: want at least %d", n, max(per, 1), ring, 2*ring*max(per, 1))
+		}
+	}
+	if n, ok := t.integer("idle_spins", -1, maxIdleSpins); ok {
+		if n == 0 {
+			t.errorf("idle_spins", "0 is not a count: 1 sleeps after one empty poll, -1 never sleeps")
+		} else {
+			dir.IdleSpins = int(n)
+		}
+	}
+	if b, ok := t.boolean("need_wakeup"); ok {
+		dir.NoNeedWakeup = !b
+	}
+}
+
+// Bounds of the data path knobs. defaultRing is dataplane/xsk's
+// DefaultRingSize (config imports nothing below control).
+const (
+	maxBatch      = 4096
+	minRing       = 64
+	maxRing       = 1 << 16
+	defaultRing   = 2048
+	maxUMEMFrames = 1 << 22
+	maxIdleSpins  = 1 << 24
+)
 
 // maxCPU bounds CPU numbers well above any kernel's NR_CPUS; whether a CPU
 // exists is the director's question, not the file's.
