@@ -36,8 +36,9 @@ test-short:
 
 # Throughput and latency of xvs against the machine's ceilings (XDP, AF_XDP)
 # and the kernel's own load balancer (nftables DNAT), in network namespaces,
-# as root. Writes bench/results/; BENCH_QUICK=1 for a short run, other BENCH_*
-# knobs in bench/main.go. (Micro-benchmarks: go test -bench . ./dataplane/...)
+# as root. Writes bench/results/; BENCH_QUICK=1 for a short run, BENCH_TUNE=1
+# to measure the data path's knobs instead, other BENCH_* knobs in
+# bench/main.go. (Micro-benchmarks: go test -bench . ./dataplane/...)
 BENCH_APT := nftables conntrack
 bench: deps
 	@command -v nft >/dev/null && command -v conntrack >/dev/null || { \
@@ -47,11 +48,12 @@ bench: deps
 	$(GO) run ./bench
 	@$(MAKE) --no-print-directory bench-micro
 
-# The per-frame path per mode and the connection table next to Go's map and
-# sync.Map, measured in the same run (ns/op, allocs/op).
+# The per-frame path per mode, the connection table next to Go's map and
+# sync.Map measured in the same run, and every scheduler (ns/op, allocs/op).
 bench-micro:
 	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
 	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
+	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem ./sched/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -192,7 +192,7 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 		spec := dataplane.ServiceSpec{
 			Name: s.Name, VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Mark: s.Mark,
 			Scheduler: s.Scheduler, Flags: s.Flags, Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
-			LocalAddrs: s.LocalAddrs, TOA: s.TOA,
+			LocalAddrs: s.LocalAddrs, TOA: s.TOA, LocalPortMin: s.LocalPortMin, LocalPortMax: s.LocalPortMax,
 		}
 		for _, m := range s.Matches {
 			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})

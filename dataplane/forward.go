@@ -42,8 +42,6 @@ type forwarder struct {
 	seq       uint32     // varies FullNAT's local port choice
 	sloppyTCP bool       // schedule mid-connection TCP too (IPVS's sloppy_tcp)
 	events    *eventRing // new and established connections, for sync; nil: off
-	// FullNAT's local port range (tests narrow it to exhaust it).
-	lportMin, lportMax uint32
 	ipid               uint16 // IPv4 ID of the tunnel headers this worker writes
 
 	// reply is an ICMP error forward left to send back out replyPort.
@@ -60,7 +58,6 @@ func (l ctLoads) Conns(id uint32) (active, inactive int64) { return l.t.DestConn
 func newForwarder(ports []Port, ct *conntrack.Table, persist *persistTable, stats *WorkerStats) *forwarder {
 	return &forwarder{
 		ports: ports, ct: ct, persist: persist, loads: ctLoads{ct}, stats: stats, parser: packet.NewParser(),
-		lportMin: localPortMin, lportMax: localPortMax,
 	}
 }
 
@@ -396,8 +393,9 @@ func (f *forwarder) insert(rev *conntrack.Key, dir conntrack.PacketDir, d *Dest,
 }
 
 // localPortTries bounds the search for a free local port per new FullNAT
-// connection; a pool so full that this many random tries all collide drops
-// the new flow (counted), never an existing one.
+// connection; a pool so full that this many ports in a row, from a random
+// one on, are taken drops the new flow (counted), never an existing one. A
+// pool no larger than this is searched whole.
 const localPortTries = 16
 
 // insertFullNAT picks (local address, local port) for a new FullNAT
@@ -411,12 +409,16 @@ func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
 		return nil
 	}
 	rport := destPort(d, m)
-	h := uint32(m.SrcPort)*0x9e3779b1 ^ uint32(f.key.SrcAddr[15])<<16 ^ uint32(f.key.SrcAddr[14])<<24 ^ f.seq
-	for try := uint32(0); try < localPortTries; try++ {
-		f.seq++
-		x := mix32(h + f.seq)
-		li := int(x>>24) % len(svc.lips)
-		lport := uint16(f.lportMin + mix32(x)%(f.lportMax-f.lportMin+1))
+	// The pool is (local address, port) slots; the search starts at a
+	// random one and walks on, so that a small pool is searched whole.
+	ports := svc.lportMax - svc.lportMin + 1
+	slots := uint64(len(svc.lips)) * uint64(ports)
+	f.seq++
+	start := uint64(mix32(uint32(m.SrcPort)*0x9e3779b1^uint32(f.key.SrcAddr[15])<<16^uint32(f.key.SrcAddr[14])<<24^f.seq)) % slots
+	for try := uint64(0); try < min(slots, localPortTries); try++ {
+		slot := (start + try) % slots
+		li := int(slot / uint64(ports))
+		lport := uint16(svc.lportMin + uint32(slot%uint64(ports)))
 		f.rkey = conntrack.MakeKey(m.Proto, d.Addr, rport, svc.lips[li], lport)
 		if f.ct.Lookup(&f.rkey, &f.scratch) {
 			continue
@@ -453,10 +455,10 @@ func mix32(x uint32) uint32 {
 	return x ^ x>>16
 }
 
-// FullNAT's local ports: out of the well-known range.
+// FullNAT's default local ports: out of the well-known range.
 const (
-	localPortMin = 1024
-	localPortMax = 65535
+	DefaultLocalPortMin = 1024
+	DefaultLocalPortMax = 65535
 )
 
 // pick chooses the real server for a new connection: the one a live

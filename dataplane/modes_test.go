@@ -112,7 +112,7 @@ func TestForwardFullNAT(t *testing.T) {
 		got := append([]byte(nil), buf[off:off+n]...)
 		_, ip, p := checkFrame(t, got)
 		tcp := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-		if ip.SrcIP.String() != lip.String() || ip.DstIP.String() != rip1.String() || tcp.DstPort != 8080 || tcp.SrcPort < localPortMin {
+		if ip.SrcIP.String() != lip.String() || ip.DstIP.String() != rip1.String() || tcp.DstPort != 8080 || tcp.SrcPort < DefaultLocalPortMin {
 			t.Fatalf("FullNAT forward %s:%d -> %s:%d, want %s:* -> %s:8080", ip.SrcIP, tcp.SrcPort, ip.DstIP, tcp.DstPort, lip, rip1)
 		}
 		client, ok := packet.ParseTOA(got[34:])
@@ -137,7 +137,8 @@ func TestForwardFullNAT(t *testing.T) {
 // and keeps carrying the ones it has.
 func TestFullNATPortsRunOut(t *testing.T) {
 	r := rigFor(t, MethodFullNAT, 8080, false)
-	r.fwd.lportMin, r.fwd.lportMax = 5000, 5001 // two ports per real server
+	svc := r.table.ordered[0]
+	svc.lportMin, svc.lportMax = 5000, 5001 // two ports per real server
 	syn := func(sport uint16) int {
 		return r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, sport, 80, protoTCP, packet.FlagSYN, nil), 0, 1)
 	}

@@ -109,7 +109,17 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 			return nil, nil, fmt.Errorf("service %s: more than 256 local addresses", name)
 		}
 		for _, a := range spec.LocalAddrs {
-			svc.lips = append(svc.lips, a.Unmap())
+			// A connection leaves from a local address of its own family.
+			if a = a.Unmap(); a.Is4() == svc.VIP.Is4() {
+				svc.lips = append(svc.lips, a)
+			}
+		}
+		svc.lportMin, svc.lportMax = DefaultLocalPortMin, DefaultLocalPortMax
+		if spec.LocalPortMin != 0 || spec.LocalPortMax != 0 {
+			if spec.LocalPortMin == 0 || spec.LocalPortMin > spec.LocalPortMax {
+				return nil, nil, fmt.Errorf("service %s: local ports %d-%d: want 1 <= first <= last", name, spec.LocalPortMin, spec.LocalPortMax)
+			}
+			svc.lportMin, svc.lportMax = uint32(spec.LocalPortMin), uint32(spec.LocalPortMax)
 		}
 		if len(spec.Matches) > 0 {
 			svc.Mark, svc.Matches, svc.Port = spec.Mark, ms, 0

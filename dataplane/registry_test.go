@@ -74,6 +74,11 @@ func TestRegistryErrorsChangeNothing(t *testing.T) {
 		{"DR port remap", spec("rr", RealSpec{Addr: netip.MustParseAddr("198.18.0.11"), Port: 8080, Weight: 1}), "port"},
 		{"too many", spec("rr", rs("198.18.0.11", 1), rs("198.18.0.12", 1), rs("198.18.0.13", 1)), "more than"},
 		{"weight", spec("rr", rs("198.18.0.11", -1)), "weight"},
+		{"local ports backwards", func() []ServiceSpec {
+			s := spec("rr", rs("198.18.0.11", 1))
+			s[0].LocalAddrs, s[0].LocalPortMin, s[0].LocalPortMax = []netip.Addr{lip}, 2000, 1000
+			return s
+		}(), "local ports"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := reg.build(tc.specs, nil, func(uint32) int64 { return 0 })
@@ -84,5 +89,32 @@ func TestRegistryErrorsChangeNothing(t *testing.T) {
 				t.Error("a failed build changed the registry")
 			}
 		})
+	}
+}
+
+// TestFullNATPool: a service keeps the local addresses of its own family
+// (a connection cannot leave from the other one) and its port range.
+func TestFullNATPool(t *testing.T) {
+	s := spec("rr", rs("198.18.0.11", 1))
+	s[0].LocalAddrs = []netip.Addr{netip.MustParseAddr("fd00:19::2"), lip, netip.MustParseAddr("::ffff:198.19.0.3")}
+	_, tbl, err := newRegistry(4).build(s, nil, func(uint32) int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := tbl.ordered[0]
+	want := []netip.Addr{lip, netip.MustParseAddr("198.19.0.3")}
+	if got := svc.LocalAddrs(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("local addresses %v, want %v", got, want)
+	}
+	if svc.lportMin != DefaultLocalPortMin || svc.lportMax != DefaultLocalPortMax {
+		t.Errorf("default local ports %d-%d", svc.lportMin, svc.lportMax)
+	}
+	s[0].LocalPortMin, s[0].LocalPortMax = 20000, 20003
+	_, tbl, err = newRegistry(4).build(s, nil, func(uint32) int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc := tbl.ordered[0]; svc.lportMin != 20000 || svc.lportMax != 20003 {
+		t.Errorf("local ports %d-%d, want 20000-20003", svc.lportMin, svc.lportMax)
 	}
 }

@@ -59,7 +59,11 @@ type ServiceSpec struct {
 	// real server in a TCP option on the SYN.
 	LocalAddrs []netip.Addr
 	TOA        bool
-	Reals      []RealSpec
+	// LocalPortMin..LocalPortMax is FullNAT's local port range (0, 0:
+	// DefaultLocalPortMin..DefaultLocalPortMax). Each local address offers
+	// every port of it to each real server.
+	LocalPortMin, LocalPortMax uint16
+	Reals                      []RealSpec
 }
 
 // Match is a (VIP, port range, protocol) a group catches.
@@ -121,8 +125,10 @@ type Service struct {
 	// persistPrefix the netmask's prefix length.
 	persist       int64
 	persistPrefix int
-	lips          []netip.Addr
+	lips          []netip.Addr // of the service's family
 	toa           bool
+	// FullNAT's local port range.
+	lportMin, lportMax uint32
 	sched         sched.Scheduler
 	// Dests are in the order given to the scheduler: Pick's index.
 	Dests []*Dest

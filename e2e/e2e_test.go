@@ -187,6 +187,19 @@ toa = true
   port = 8080
   method = "fullnat"
 
+# A pool of four local ports on one local address towards one real server:
+# room for four connections at a time.
+[[service]]
+vip = "198.18.0.100"
+port = 81
+protocol = "tcp"
+local_addresses = ["198.19.0.2"]
+local_ports = "20000-20003"
+  [[service.real]]
+  address = "198.19.0.11"
+  port = 8080
+  method = "fullnat"
+
 [[service]]
 vip = "198.18.0.100"
 port = 5353
@@ -377,6 +390,40 @@ func TestFullNAT(t *testing.T) {
 	if err != nil || r.OK != 5 {
 		t.Errorf("UDP through FullNAT: %+v %v", r, err)
 	}
+
+	t.Run("local port pool runs out", func(t *testing.T) {
+		vip := topo.VIP.String() + ":81"
+		const pool = 4
+		var extra topo.Report
+		var drops int
+		held := holdOn(t, lvs, vip, pool, 5*time.Second, func() {
+			// The pool is full: a fifth connection's SYNs are dropped
+			// and counted.
+			var err error
+			if extra, err = lvs.RunClient(bin, "-mode", "http", "-addr", vip, "-n", "2", "-timeout", "1s"); err != nil {
+				t.Error(err)
+			}
+			status, err := lvs.Xvsadm(bin, "", "status")
+			if err != nil {
+				t.Error(err)
+			}
+			if m := regexp.MustCompile(`no_local_port=(\d+)`).FindStringSubmatch(status); m != nil {
+				drops, _ = strconv.Atoi(m[1])
+			}
+		})
+		if extra.OK != 0 {
+			t.Errorf("%d new connections got through a full pool of %d local ports", extra.OK, pool)
+		}
+		if drops == 0 {
+			t.Errorf("no no_local_port drops counted for the refused connections")
+		}
+		t.Logf("pool of %d ports: %d held connections intact (%d requests), %d new ones refused, no_local_port=%d",
+			pool, held.OK, held.Requests, extra.Failed, drops)
+		if held.OK != pool || held.Failed != 0 || held.Requests < pool*8 {
+			t.Errorf("held connections: %d intact, %d failed, %d requests; want all %d intact throughout: %v",
+				held.OK, held.Failed, held.Requests, pool, held.Errors)
+		}
+	})
 }
 
 // runLVS starts real servers and a director on lvs and checks, from the

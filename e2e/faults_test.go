@@ -40,11 +40,17 @@ type holdReport struct {
 	Moved    int `json:"moved"`
 }
 
-// holdWhile holds n connections for d, running fault part way through,
-// and returns what happened to them.
+// holdWhile holds n connections to VIP:80 for d, running fault part way
+// through, and returns what happened to them.
 func holdWhile(t *testing.T, lvs *topo.LVS, n int, d time.Duration, fault func()) holdReport {
 	t.Helper()
-	p, err := lvs.Start(lvs.Client, bin.Echo, "client", "-mode", "hold", "-addr", topo.VIP.String()+":80",
+	return holdOn(t, lvs, topo.VIP.String()+":80", n, d, fault)
+}
+
+// holdOn is holdWhile for the service at addr.
+func holdOn(t *testing.T, lvs *topo.LVS, addr string, n int, d time.Duration, fault func()) holdReport {
+	t.Helper()
+	p, err := lvs.Start(lvs.Client, bin.Echo, "client", "-mode", "hold", "-addr", addr,
 		"-conns", fmt.Sprint(n), "-duration", d.String(), "-interval", "200ms", "-timeout", "10s")
 	if err != nil {
 		t.Fatal(err)

@@ -118,6 +118,10 @@ type Service struct {
 	// servers in a TCP option.
 	LocalAddrs []netip.Addr
 	TOA        bool
+	// LocalPortMin..LocalPortMax is FullNAT's local port range; 0, 0: the
+	// data path's default (1024-65535). A small range caps the connections
+	// to each real server at addresses x ports.
+	LocalPortMin, LocalPortMax uint16
 	// Mark and Matches are set for groups only.
 	Mark    uint32
 	Matches []Match

@@ -101,6 +101,9 @@ func writePolicy(b *strings.Builder, s *Service, table string) {
 	if s.TOA {
 		w("toa = true\n")
 	}
+	if s.LocalPortMin != 0 {
+		w("local_ports = \"%d-%d\"\n", s.LocalPortMin, s.LocalPortMax)
+	}
 	writeHealth(b, s, table)
 	for _, r := range s.Reals {
 		w("  [[%s.real]]\n  address = %q\n", table, r.Address.String())

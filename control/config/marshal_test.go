@@ -56,7 +56,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		"[timeouts]", "tcp = 60", `udp = "1500ms"`,
 		"[[service]]", `name = "web"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`,
 		`scheduler = "mh"`, `sched_flags = ["mh-port"]`, `persistence = "10m"`, `netmask = "255.255.0.0"`,
-		`local_addresses = ["198.19.0.2", "198.19.0.3"]`, "toa = true",
+		`local_addresses = ["198.19.0.2", "198.19.0.3"]`, "toa = true", `local_ports = "20000-20999"`,
 		"[[service.real]]", `address = "198.19.0.11"`, "port = 8080", `method = "fullnat"`, "weight = 3", "upper_threshold = 10", "lower_threshold = 5",
 		"[[service.real]]", `address = "198.19.0.12"`, `method = "tun"`, "port = 80",
 		"[service.health]", `check = "http"`, `path = "/healthz"`, `expect_body = "ok"`, `host = "h"`, `interval = "3s"`, "fall = 5", `on_failure = "reset"`,

@@ -295,11 +295,11 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real", "health"); ok {
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "real", "health"); ok {
 		cfg.Services = d.services(ts)
 		d.healthChecks(ts, cfg.Services)
 	}
-	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "real", "health"); ok {
+	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "real", "health"); ok {
 		groups := d.groups(ts, cfg.Services)
 		d.healthChecks(ts, groups)
 		cfg.Services = append(cfg.Services, groups...)
@@ -556,6 +556,20 @@ func (d *decoder) fullnat(t *table, s *Service) {
 	}
 	if b, ok := t.boolean("toa"); ok {
 		s.TOA = b
+	}
+	if v, ok := t.m["local_ports"]; ok {
+		str, isStr := v.(string)
+		lo, hi, err := parsePortRange(str)
+		switch {
+		case !isStr:
+			t.errorf("local_ports", "want a range of ports as a string (\"20000-29999\"), got %s", typeName(v))
+		case err != nil:
+			t.errorf("local_ports", "%q: %v", str, err)
+		case len(s.LocalAddrs) == 0:
+			t.errorf("local_ports", "FullNAT's local ports need local_addresses")
+		default:
+			s.LocalPortMin, s.LocalPortMax = lo, hi
+		}
 	}
 	for _, r := range s.Reals {
 		if r.Method != MethodFullNAT {
