@@ -42,7 +42,7 @@ type forwarder struct {
 	seq       uint32     // varies FullNAT's local port choice
 	sloppyTCP bool       // schedule mid-connection TCP too (IPVS's sloppy_tcp)
 	events    *eventRing // new and established connections, for sync; nil: off
-	ipid               uint16 // IPv4 ID of the tunnel headers this worker writes
+	ipid      uint16     // IPv4 ID of the tunnel headers this worker writes
 
 	// reply is an ICMP error forward left to send back out replyPort.
 	replyBuf  [1600]byte

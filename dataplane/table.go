@@ -129,7 +129,7 @@ type Service struct {
 	toa           bool
 	// FullNAT's local port range.
 	lportMin, lportMax uint32
-	sched         sched.Scheduler
+	sched              sched.Scheduler
 	// Dests are in the order given to the scheduler: Pick's index.
 	Dests []*Dest
 }
