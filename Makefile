@@ -53,7 +53,7 @@ bench: deps
 bench-micro:
 	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
 	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
-	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem ./sched/
+	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem -benchtime 200000x ./sched/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -237,12 +237,13 @@ func ratioSpecs() []RatioSpec {
 }
 
 // Tunings are the data path's knobs that BENCH_TUNE=1 turns, one at a time,
-// each a [director] line against xvsd's defaults (batch 64, rings of 2048,
+// each a [director] line against xvsd's defaults (batch 256, rings of 2048,
 // 256 idle spins before poll(), need_wakeup on, the worker pinned to its own
 // CPU). CPUGenerator stands for the generator's CPU.
 var Tunings = []string{
 	"batch_size = 16",
-	"batch_size = 256",
+	"batch_size = 64",
+	"batch_size = 1024",
 	"ring_size = 512",
 	"ring_size = 8192",
 	"idle_spins = 1",
