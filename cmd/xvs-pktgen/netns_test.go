@@ -160,9 +160,12 @@ func TestNetns(t *testing.T) {
 	t.Run("live into xdp sink", func(t *testing.T) {
 		p := newPair(t, bin)
 		sink := p.start(t, "sink", "-i", p.ifB, "-mode", "xdp", "-json")
-		s := p.send(t, "-count", "2000000", "-duration", "20s")
+		// Rate-limited: flat out, a sink on a machine busy with other
+		// tests drops a few percent on its full receive queue, which says
+		// nothing about its counting.
+		s := p.send(t, "-count", "1000000", "-rate", "500000", "-duration", "20s")
 		r := p.stop(t, sink)
-		if s.Cmd != "send" || s.Engine != "live" || s.Proto != "udp" || s.Size != 64 || s.Flows != 1 || s.Sent != 2000000 {
+		if s.Cmd != "send" || s.Engine != "live" || s.Proto != "udp" || s.Size != 64 || s.Flows != 1 || s.Sent != 1000000 {
 			t.Errorf("send summary %+v", s)
 		}
 		if r.Cmd != "sink" || r.Mode != "xdp" || r.Received < s.Sent*99/100 || r.Received > s.Sent {

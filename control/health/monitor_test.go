@@ -74,7 +74,9 @@ func (r *recorder) of(key string) []Event {
 func (r *recorder) wait(t *testing.T, key string, n int) Event {
 	t.Helper()
 	var ev Event
-	waitFor(t, 3*time.Second, fmt.Sprintf("event %d for %s", n, key), func() bool {
+	// Roomy, as waitChecks: tests that care how soon an event came compare
+	// its timestamp, not how long this waited.
+	waitFor(t, 12*time.Second, fmt.Sprintf("event %d for %s", n, key), func() bool {
 		evs := r.of(key)
 		if len(evs) < n {
 			return false
