@@ -133,15 +133,23 @@ func (r *runner) latencyCases() []LatencyResult {
 	}
 	var out []LatencyResult
 
-	xvs := LatencyResult{ID: "latency/xvs-nat", Title: XVSNAT.Title(),
-		Setup: fmt.Sprintf("xvsd NAT, worker on CPU %d; replies back through the director", r.set.WorkerCPU)}
 	if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
-		return append(out, fail(xvs.ID, xvs.Title, err)...)
+		return fail("latency/xvs-nat", XVSNAT.Title(), err)
 	}
-	d, err := r.startDirector(XVSNAT, 0, "")
-	if err != nil {
-		out = append(out, fail(xvs.ID, xvs.Title, err)...)
-	} else {
+	// xvsd as it comes (its worker sleeps in poll() when idle, so every
+	// request wakes it), and busy-polling, which trades a core for that
+	// wake-up.
+	for _, v := range []struct{ id, tune, how string }{
+		{"latency/xvs-nat", "", "sleeps in poll() when idle"},
+		{"latency/xvs-nat-busy", "idle_spins = -1", "busy-polls (idle_spins = -1)"},
+	} {
+		xvs := LatencyResult{ID: v.id, Title: Case{Target: XVSNAT, Tune: v.tune}.Title(),
+			Setup: fmt.Sprintf("xvsd NAT, worker on CPU %d %s; replies back through the director", r.set.WorkerCPU, v.how)}
+		d, err := r.startDirector(XVSNAT, 0, v.tune)
+		if err != nil {
+			out = append(out, fail(xvs.ID, xvs.Title, err)...)
+			continue
+		}
 		r.latencyRuns(&xvs)
 		if _, err := stopDirector(d); err != nil {
 			xvs.Runs = append(xvs.Runs, LatencyRun{Error: err.Error()})
