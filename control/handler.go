@@ -367,6 +367,8 @@ func (d *Director) status() *api.Status {
 	s := &api.Status{
 		Workers: st.Workers, Connections: st.Connections, Capacity: d.eng.Conntrack().Capacity(),
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Drops: st.Drops, Config: d.path,
+		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,
+			IdleSpins: st.Tuning.IdleSpins, NeedWakeup: st.Tuning.NeedWakeup},
 	}
 	for _, p := range st.Ports {
 		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel})

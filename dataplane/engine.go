@@ -56,6 +56,7 @@ type Engine struct {
 	umems   []*xsk.UMEM
 	ct      *conntrack.Table
 	persist *persistTable
+	tuning  Tuning // as New settled it; NeedWakeup is read from the sockets
 
 	table atomic.Pointer[Table]
 
@@ -126,15 +127,18 @@ func New(cfg Config) (_ *Engine, err error) {
 		}
 		e.progs = append(e.progs, prog)
 	}
-	// Every socket of a worker fills its fill ring from the worker's UMEM:
-	// give each port a full ring's worth and as much again for frames in
-	// flight, or one port's fill ring could starve another's.
-	if cfg.UMEM.NumFrames == 0 {
-		ring := cfg.Socket.FillSize
-		if ring == 0 {
-			ring = xsk.DefaultRingSize
-		}
-		cfg.UMEM.NumFrames = max(xsk.DefaultNumFrames, 2*ring*len(e.ports))
+	// Every socket of a worker fills its fill ring from the worker's UMEM.
+	fillRing := cfg.Socket.FillSize
+	if fillRing == 0 {
+		fillRing = xsk.DefaultRingSize
+	}
+	need := xsk.MinFrames(fillRing, len(e.ports))
+	switch {
+	case cfg.UMEM.NumFrames == 0:
+		cfg.UMEM.NumFrames = max(xsk.DefaultNumFrames, need)
+	case cfg.UMEM.NumFrames < need:
+		return nil, fmt.Errorf("dataplane: %d UMEM frames cannot fill %d ring(s) of %d and keep as many in flight: want at least %d",
+			cfg.UMEM.NumFrames, len(e.ports), fillRing, need)
 	}
 	batch := cfg.Batch
 	if batch <= 0 {
@@ -144,6 +148,7 @@ func New(cfg Config) (_ *Engine, err error) {
 	if idleSpins == 0 {
 		idleSpins = DefaultIdleSpins
 	}
+	e.tuning = Tuning{Batch: batch, RingSize: fillRing, UMEMFrames: cfg.UMEM.NumFrames, IdleSpins: idleSpins}
 	for q := 0; q < nworkers; q++ {
 		umem, err := xsk.NewUMEM(cfg.UMEM)
 		if err != nil {
@@ -379,12 +384,21 @@ func (e *Engine) ServiceCounters(s *Service) Counters {
 
 // Status is the data path's state for operators.
 type Status struct {
-	Ports []PortStatus
+	Ports  []PortStatus
+	Tuning Tuning
 	// Workers is the number of worker goroutines (queue indexes).
 	Workers            int
 	RxFrames, TxFrames uint64
 	Drops              map[string]uint64
 	Connections        int
+}
+
+// Tuning is the data path's knobs as in effect (Config's, defaults filled
+// in).
+type Tuning struct {
+	Batch, RingSize, UMEMFrames int
+	IdleSpins                   int  // negative: busy poll
+	NeedWakeup                  bool // every socket bound with XDP_USE_NEED_WAKEUP
 }
 
 // PortStatus describes one director interface.
@@ -399,7 +413,8 @@ type PortStatus struct {
 
 // Status returns counters summed over workers.
 func (e *Engine) Status() Status {
-	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len()}
+	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len(), Tuning: e.tuning}
+	st.Tuning.NeedWakeup = len(e.workers) > 0
 	for p, port := range e.ports {
 		ps := PortStatus{Name: port.Name}
 		if p < len(e.modes) {
@@ -410,6 +425,7 @@ func (e *Engine) Status() Status {
 			if s := w.socks[p]; s != nil {
 				ps.Queues++
 				ps.ZeroCopy = s.ZeroCopy()
+				st.Tuning.NeedWakeup = st.Tuning.NeedWakeup && s.NeedWakeup()
 				if st, err := s.Stats(); err == nil {
 					for name, v := range map[string]uint64{
 						"rx_dropped": st.RxDropped, "rx_invalid": st.RxInvalidDescs, "tx_invalid": st.TxInvalidDescs,

@@ -95,6 +95,12 @@ scheduler = "rr"
 const natConfig = `
 [director]
 interfaces = ["{{IF0}}", "{{IF1}}"]
+# Not the defaults (DR, TUN and FullNAT run those): every data path knob
+# turned, which the NAT run must not notice.
+batch_size = 16
+ring_size = 512
+idle_spins = 1
+need_wakeup = false
 
 [[service]]
 vip = "198.18.0.100"
@@ -314,6 +320,17 @@ func TestNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	runLVS(t, lvs, natConfig+natICMPService, 8080)
+	t.Run("data path knobs in effect", func(t *testing.T) {
+		status, err := lvs.Xvsadm(bin, "", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Rings of 512 on two interfaces need 2048 frames; the UMEM keeps
+		// its floor of 4096.
+		if want := "data path: batch 16, rings 512, 4096 UMEM frames per worker, idle spins 1, need_wakeup off"; !strings.Contains(status, want) {
+			t.Errorf("xvsadm status lacks %q:\n%s", want, status)
+		}
+	})
 	t.Run("ICMP errors reach the client", func(t *testing.T) {
 		// The real server's port unreachable quotes client -> rs1:5354;
 		// translated, the client's socket sees its own datagram to the

@@ -147,7 +147,18 @@ type Status struct {
 	TxFrames    uint64            `json:"tx_frames"`
 	Drops       map[string]uint64 `json:"drops"`
 	Interfaces  []Interface       `json:"interfaces"`
+	DataPath    DataPath          `json:"data_path"`
 	Config      string            `json:"config"` // the configuration file
+}
+
+// DataPath is the data path's tuning as in effect ([director]'s knobs with
+// the defaults filled in).
+type DataPath struct {
+	Batch      int  `json:"batch_size"`
+	RingSize   int  `json:"ring_size"`
+	UMEMFrames int  `json:"umem_frames"`
+	IdleSpins  int  `json:"idle_spins"` // negative: busy poll
+	NeedWakeup bool `json:"need_wakeup"`
 }
 
 // Interface is one director interface.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/xvs-lb/xvs/dataplane/xsk"
 	"github.com/xvs-lb/xvs/sched"
 )
 
@@ -393,12 +394,12 @@ func (d *decoder) tuning(t *table, dir *Director) {
 		dir.UMEMFrames = int(n)
 		ring := dir.RingSize
 		if ring == 0 {
-			ring = defaultRing
+			ring = xsk.DefaultRingSize
 		}
-		// Each socket's fill ring is filled from the UMEM up front; a
-		// UMEM smaller than one ring leaves nothing for frames in flight.
-		if per := len(dir.Interfaces); int(n) < 2*ring*max(per, 1) {
-			t.errorf("umem_frames", "%d frames cannot fill %d ring(s) of %d and keep as many in flight: want at least %d", n, max(per, 1), ring, 2*ring*max(per, 1))
+		// The data path's own rule, checked here too so that the error
+		// names the line.
+		if need := xsk.MinFrames(ring, len(dir.Interfaces)); int(n) < need {
+			t.errorf("umem_frames", "%d frames cannot fill %d ring(s) of %d and keep as many in flight: want at least %d", n, max(len(dir.Interfaces), 1), ring, need)
 		}
 	}
 	if n, ok := t.integer("idle_spins", -1, maxIdleSpins); ok {
@@ -413,13 +414,11 @@ func (d *decoder) tuning(t *table, dir *Director) {
 	}
 }
 
-// Bounds of the data path knobs. defaultRing is dataplane/xsk's
-// DefaultRingSize (config imports nothing below control).
+// Bounds of the data path knobs.
 const (
 	maxBatch      = 4096
 	minRing       = 64
 	maxRing       = 1 << 16
-	defaultRing   = 2048
 	maxUMEMFrames = 1 << 22
 	maxIdleSpins  = 1 << 24
 )

@@ -354,6 +354,18 @@ func WriteStatus(w io.Writer, st *api.Status) {
 		parts = []string{"none"}
 	}
 	fmt.Fprintf(w, "  drops: %s\n", strings.Join(parts, " "))
+	if dp := st.DataPath; dp.Batch > 0 {
+		spins := fmt.Sprintf("idle spins %d", dp.IdleSpins)
+		if dp.IdleSpins < 0 {
+			spins = "busy poll"
+		}
+		wake := "off"
+		if dp.NeedWakeup {
+			wake = "on"
+		}
+		fmt.Fprintf(w, "  data path: batch %d, rings %d, %d UMEM frames per worker, %s, need_wakeup %s\n",
+			dp.Batch, dp.RingSize, dp.UMEMFrames, spins, wake)
+	}
 	if st.Config != "" {
 		fmt.Fprintf(w, "  config: %s\n", st.Config)
 	}

@@ -241,12 +241,14 @@ func TestStatusAndHealth(t *testing.T) {
 		Workers: 2, Connections: 5, Capacity: 4096, RxFrames: 100, TxFrames: 90,
 		Drops:      map[string]uint64{"no_service": 3, "bad_checksum": 1},
 		Interfaces: []api.Interface{{Name: "eth0", XDPMode: "native", Queues: 2, ZeroCopy: true}, {Name: "eth1", XDPMode: "generic", Queues: 1}},
+		DataPath:   api.DataPath{Batch: 256, RingSize: 2048, UMEMFrames: 8192, IdleSpins: -1, NeedWakeup: true},
 		Config:     "/etc/xvs/xvs.toml",
 	})
 	want := "workers 2, connections 5 (capacity 4096), rx 100 frames, tx 90 frames\n" +
 		"  interface eth0             xdp native   queues 2  zero-copy\n" +
 		"  interface eth1             xdp generic  queues 1  copy\n" +
 		"  drops: bad_checksum=1 no_service=3\n" +
+		"  data path: batch 256, rings 2048, 8192 UMEM frames per worker, busy poll, need_wakeup on\n" +
 		"  config: /etc/xvs/xvs.toml\n"
 	if b.String() != want {
 		t.Errorf("status:\n%s\nwant\n%s", b.String(), want)

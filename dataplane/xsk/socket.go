@@ -108,6 +108,10 @@ func (s *Socket) FD() int { return s.fd }
 // ZeroCopy reports whether the socket ended up in zero-copy mode.
 func (s *Socket) ZeroCopy() bool { return s.zeroCopy }
 
+// NeedWakeup reports whether the socket was bound with XDP_USE_NEED_WAKEUP
+// (asked for, and accepted by the kernel).
+func (s *Socket) NeedWakeup() bool { return s.needWakeup }
+
 // Ifindex returns the interface index the socket is bound to.
 func (s *Socket) Ifindex() int { return s.ifindex }
 

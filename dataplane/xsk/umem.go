@@ -17,6 +17,14 @@ const (
 	DefaultRingSize  = 2048
 )
 
+// MinFrames is the smallest UMEM for sockets fill rings of fillRing entries
+// each: every fill ring is filled from the UMEM up front, and as many frames
+// again must stay free for those in flight between RX and TX completion, or
+// one socket's fill ring starves another's.
+func MinFrames(fillRing, sockets int) int {
+	return 2 * fillRing * max(sockets, 1)
+}
+
 const (
 	minFrameSize = 2048    // XDP_UMEM_MIN_CHUNK_SIZE
 	maxNumFrames = 1 << 24 // frame indexes are uint32; 32 GiB of 2 KiB frames is plenty
