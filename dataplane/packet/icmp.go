@@ -364,8 +364,10 @@ type ICMPRewrite struct {
 // is updated incrementally when the quote reaches it (always for UDP, for
 // TCP when 18 bytes of the header are quoted), so that the quoted packet
 // reads exactly as its sender sent it before the director translated it.
-// A zero UDP checksum stays zero. A quoted ICMPv6 echo's checksum, which
-// covers the addresses, is updated too.
+// A zero UDP checksum stays zero. A quoted partial checksum (the sender
+// left it to its NIC, and a router quoted the packet as it forwarded it)
+// stays partial: it takes the new addresses' pseudo-header sum. A quoted
+// ICMPv6 echo's checksum, which covers the addresses, is updated too.
 //
 // On success m's and emb's addresses and ports follow the rewrite. On
 // error nothing changes: ErrAddressFamily when an address is not of the
@@ -409,8 +411,11 @@ func TranslateICMPError(frame []byte, m *Meta, emb *Embedded, r ICMPRewrite) err
 	}
 
 	// The quoted packet: addresses, then ports, gathering what they add
-	// to the quoted L4 checksum.
+	// to the quoted L4 checksum. A quote of a packet its sender left to
+	// the NIC to checksum (a router quotes what it forwarded) holds only
+	// the pseudo-header sum: that follows the addresses alone, forwards.
 	q := frame[emb.L3Off:emb.End]
+	partial := quotedPartial(frame, emb)
 	var delta uint32
 	if a := r.EmbSrc.Addr(); a.IsValid() {
 		delta += setAddr(q, emb.IPv6, false, a, false)
@@ -424,6 +429,7 @@ func TranslateICMPError(frame []byte, m *Meta, emb *Embedded, r ICMPRewrite) err
 		IPv4(q).SetChecksum(IPv4(q).CalculateChecksum())
 	}
 	l4 := frame[emb.L4Off:emb.End]
+	addrDelta := delta
 	if ports {
 		if r.EmbSrc.IsValid() {
 			delta += setPort(l4[0:2], r.EmbSrc.Port())
@@ -434,7 +440,14 @@ func TranslateICMPError(frame []byte, m *Meta, emb *Embedded, r ICMPRewrite) err
 			emb.DstPort = r.EmbDst.Port()
 		}
 	}
-	if delta != 0 {
+	if partial {
+		off := tcpChecksumOff
+		if emb.Proto == ProtoUDP {
+			off = udpChecksumOff
+		}
+		ck := l4[off:]
+		binary.BigEndian.PutUint16(ck, Fold(uint32(binary.BigEndian.Uint16(ck))+uint32(Fold(addrDelta))))
+	} else if delta != 0 {
 		switch {
 		case emb.Proto == ProtoTCP && len(l4) >= tcpChecksumOff+2:
 			ck := l4[tcpChecksumOff:]
@@ -464,6 +477,38 @@ func TranslateICMPError(frame []byte, m *Meta, emb *Embedded, r ICMPRewrite) err
 	}
 	binary.BigEndian.PutUint16(icmp[2:4], ^Fold(Checksum(icmp, sum)))
 	return nil
+}
+
+// quotedPartial reports whether the TCP or UDP packet quoted in an ICMP
+// error carries a partial checksum (see IsPartialChecksum), judged against
+// the quoted header's own addresses and the length its IP header states.
+func quotedPartial(frame []byte, emb *Embedded) bool {
+	q, l4 := frame[emb.L3Off:emb.End], frame[emb.L4Off:emb.End]
+	var n, off int
+	if emb.IPv6 {
+		n = int(IPv6(q).PayloadLength())
+	} else {
+		n = int(IPv4(q).TotalLength()) - IPv4(q).HeaderLength()
+	}
+	switch emb.Proto {
+	case ProtoTCP:
+		off = tcpChecksumOff
+	case ProtoUDP:
+		off = udpChecksumOff
+		if len(l4) >= UDPHeaderLen {
+			n = int(UDP(l4).Length())
+		}
+	default:
+		return false
+	}
+	if len(l4) < off+2 || n <= 0 {
+		return false
+	}
+	csum := binary.BigEndian.Uint16(l4[off:])
+	if csum == 0 && emb.Proto == ProtoUDP {
+		return false
+	}
+	return samePartial(csum, pseudoSum(frame, emb.L3Off, emb.IPv6, emb.Proto, n))
 }
 
 // setAddr writes a into the IP header ip (the source, or the destination

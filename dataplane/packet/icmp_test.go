@@ -602,14 +602,15 @@ func TestTranslateICMPError(t *testing.T) {
 	for _, sc := range scenarios {
 		for _, v6 := range []bool{false, true} {
 			for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
-				for _, zeroUDP := range []bool{false, true} {
+				for _, variant := range []string{"", "zeroUDP", "partial"} {
+					zeroUDP, partial := variant == "zeroUDP", variant == "partial"
 					if zeroUDP && (proto != ProtoUDP || v6) {
 						continue
 					}
 					// How much of the packet the error quotes: 8 bytes of L4
 					// (RFC 792), the TCP checksum and a little payload, all.
 					for _, quoteL4 := range []int{8, 20, -1} {
-						name := fmt.Sprintf("%s/v6=%v/proto%d/zeroUDP=%v/quote%d", sc.name, v6, proto, zeroUDP, quoteL4)
+						name := fmt.Sprintf("%s/v6=%v/proto%d/%s/quote%d", sc.name, v6, proto, variant, quoteL4)
 						t.Run(name, func(t *testing.T) {
 							a := fam[v6]
 							src, dst := sc.sent(a)
@@ -620,14 +621,25 @@ func TestTranslateICMPError(t *testing.T) {
 							if err := p.Decode(sent, &m); err != nil {
 								t.Fatal(err)
 							}
+							complete := bytes.Clone(sent)
+							if partial {
+								// Its sender left the checksum to the NIC.
+								makePartial(t, sent, &m)
+							}
 							sentIP := append([]byte(nil), sent[m.L3Off:m.Length]...)
 							// The director forwards it translated.
+							sent = complete
 							fsrc, fdst := sc.fwd(a)
 							if err := DNAT(sent, &m, fdst.Addr(), fdst.Port()); err != nil {
 								t.Fatal(err)
 							}
 							if err := SNAT(sent, &m, fsrc.Addr(), fsrc.Port()); err != nil {
 								t.Fatal(err)
+							}
+							if partial {
+								// A router quotes it as it forwarded it: still
+								// partial, for the addresses it then had.
+								makePartial(t, sent, &m)
 							}
 							fwdIP := sent[m.L3Off:m.Length]
 							qlen := len(fwdIP)
