@@ -150,15 +150,16 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		zc = xsk.ZeroCopyOff
 	}
 	return dataplane.Config{
-		Interfaces: cfg.Director.Interfaces,
-		XDPMode:    mode,
-		ZeroCopy:   zc,
-		CPUs:       cfg.Director.CPUs,
-		SloppyTCP:  cfg.Director.SloppyTCP,
-		SyncEvents: cfg.Sync != nil,
-		Batch:      cfg.Director.BatchSize,
-		IdleSpins:  cfg.Director.IdleSpins,
-		UMEM:       xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
+		Interfaces:      cfg.Director.Interfaces,
+		XDPMode:         mode,
+		ZeroCopy:        zc,
+		CPUs:            cfg.Director.CPUs,
+		SloppyTCP:       cfg.Director.SloppyTCP,
+		SyncEvents:      cfg.Sync != nil,
+		Batch:           cfg.Director.BatchSize,
+		IdleSpins:       cfg.Director.IdleSpins,
+		VerifyChecksums: cfg.Director.VerifyChecksums,
+		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
 		Socket: xsk.SocketConfig{
 			RxSize: cfg.Director.RingSize, TxSize: cfg.Director.RingSize,
 			FillSize: cfg.Director.RingSize, CompSize: cfg.Director.RingSize,

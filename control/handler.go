@@ -366,7 +366,8 @@ func (d *Director) status() *api.Status {
 	st := d.eng.Status()
 	s := &api.Status{
 		Workers: st.Workers, Connections: st.Connections, Capacity: d.eng.Conntrack().Capacity(),
-		RxFrames: st.RxFrames, TxFrames: st.TxFrames, Drops: st.Drops, Config: d.path,
+		RxFrames: st.RxFrames, TxFrames: st.TxFrames, CsumCompleted: st.CsumCompleted, Drops: st.Drops, Config: d.path,
+		VerifyChecksums: st.VerifyChecksums, BadCsumIn: st.BadCsumIn, BadCsumOut: st.BadCsumOut, Warnings: st.Warnings,
 		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,
 			IdleSpins: st.Tuning.IdleSpins, NeedWakeup: st.Tuning.NeedWakeup},
 	}

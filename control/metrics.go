@@ -22,14 +22,15 @@ const DefaultMetrics = "127.0.0.1:9469"
 type metrics struct {
 	d *Director
 
-	conns, pkts, bytes    *prometheus.Desc
-	active, inactive      *prometheus.Desc
-	weight, healthy       *prometheus.Desc
-	rateConns, ratePkts   *prometheus.Desc
-	rx, tx, drops         *prometheus.Desc
-	ctEntries, ctCapacity *prometheus.Desc
-	ctInserts, ctExpired  *prometheus.Desc
-	ctFull                *prometheus.Desc
+	conns, pkts, bytes     *prometheus.Desc
+	active, inactive       *prometheus.Desc
+	weight, healthy        *prometheus.Desc
+	rateConns, ratePkts    *prometheus.Desc
+	rx, tx, drops          *prometheus.Desc
+	csumCompleted, badCsum *prometheus.Desc
+	ctEntries, ctCapacity  *prometheus.Desc
+	ctInserts, ctExpired   *prometheus.Desc
+	ctFull                 *prometheus.Desc
 }
 
 func newMetrics(d *Director) *metrics {
@@ -37,19 +38,24 @@ func newMetrics(d *Director) *metrics {
 	real := []string{"service", "real"}
 	dirLabel := []string{"service", "real", "direction"}
 	return &metrics{
-		d:          d,
-		conns:      prometheus.NewDesc("xvs_real_connections_total", "Connections scheduled to a real server.", real, nil),
-		pkts:       prometheus.NewDesc("xvs_real_packets_total", "Packets forwarded for a real server's connections, by direction (in: client to server).", dirLabel, nil),
-		bytes:      prometheus.NewDesc("xvs_real_bytes_total", "Bytes forwarded for a real server's connections, by direction.", dirLabel, nil),
-		active:     prometheus.NewDesc("xvs_real_active_connections", "ESTABLISHED connections of a real server (ipvsadm ActiveConn).", real, nil),
-		inactive:   prometheus.NewDesc("xvs_real_inactive_connections", "Other connections of a real server (ipvsadm InActConn).", real, nil),
-		weight:     prometheus.NewDesc("xvs_real_weight", "A real server's weight in effect (0 when quiescent or failing its checks).", real, nil),
-		healthy:    prometheus.NewDesc("xvs_real_healthy", "1 when a real server passes its health checks, 0 when not; absent when unchecked.", real, nil),
-		rateConns:  prometheus.NewDesc("xvs_service_connections_per_second", "Smoothed new-connection rate of a service (ipvsadm --rate CPS).", svc, nil),
-		ratePkts:   prometheus.NewDesc("xvs_service_packets_per_second", "Smoothed packet rate of a service, by direction.", []string{"service", "direction"}, nil),
-		rx:         prometheus.NewDesc("xvs_worker_rx_frames_total", "Frames a worker received from its AF_XDP sockets.", []string{"worker"}, nil),
-		tx:         prometheus.NewDesc("xvs_worker_tx_frames_total", "Frames a worker queued for transmission.", []string{"worker"}, nil),
-		drops:      prometheus.NewDesc("xvs_worker_drops_total", "Frames a worker dropped, by reason.", []string{"worker", "reason"}, nil),
+		d:         d,
+		conns:     prometheus.NewDesc("xvs_real_connections_total", "Connections scheduled to a real server.", real, nil),
+		pkts:      prometheus.NewDesc("xvs_real_packets_total", "Packets forwarded for a real server's connections, by direction (in: client to server).", dirLabel, nil),
+		bytes:     prometheus.NewDesc("xvs_real_bytes_total", "Bytes forwarded for a real server's connections, by direction.", dirLabel, nil),
+		active:    prometheus.NewDesc("xvs_real_active_connections", "ESTABLISHED connections of a real server (ipvsadm ActiveConn).", real, nil),
+		inactive:  prometheus.NewDesc("xvs_real_inactive_connections", "Other connections of a real server (ipvsadm InActConn).", real, nil),
+		weight:    prometheus.NewDesc("xvs_real_weight", "A real server's weight in effect (0 when quiescent or failing its checks).", real, nil),
+		healthy:   prometheus.NewDesc("xvs_real_healthy", "1 when a real server passes its health checks, 0 when not; absent when unchecked.", real, nil),
+		rateConns: prometheus.NewDesc("xvs_service_connections_per_second", "Smoothed new-connection rate of a service (ipvsadm --rate CPS).", svc, nil),
+		ratePkts:  prometheus.NewDesc("xvs_service_packets_per_second", "Smoothed packet rate of a service, by direction.", []string{"service", "direction"}, nil),
+		rx:        prometheus.NewDesc("xvs_worker_rx_frames_total", "Frames a worker received from its AF_XDP sockets.", []string{"worker"}, nil),
+		tx:        prometheus.NewDesc("xvs_worker_tx_frames_total", "Frames a worker queued for transmission.", []string{"worker"}, nil),
+		drops:     prometheus.NewDesc("xvs_worker_drops_total", "Frames a worker dropped, by reason.", []string{"worker", "reason"}, nil),
+		csumCompleted: prometheus.NewDesc("xvs_worker_csum_completed_total",
+			"TCP/UDP frames that arrived with a partial checksum (left to a NIC by their sender) and that a worker completed.", []string{"worker"}, nil),
+		badCsum: prometheus.NewDesc("xvs_worker_bad_checksum_total",
+			"With verify_checksums: frames with a checksum that does not verify, by direction (in: arrived so and forwarded as they came; out: sent so by xvs).",
+			[]string{"worker", "direction"}, nil),
 		ctEntries:  prometheus.NewDesc("xvs_conntrack_entries", "Connections in the connection table.", nil, nil),
 		ctCapacity: prometheus.NewDesc("xvs_conntrack_capacity", "Connections the table holds at most.", nil, nil),
 		ctInserts:  prometheus.NewDesc("xvs_conntrack_inserts_total", "Connections inserted.", nil, nil),
@@ -60,7 +66,7 @@ func newMetrics(d *Director) *metrics {
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.conns, m.pkts, m.bytes, m.active, m.inactive, m.weight, m.healthy,
-		m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.ctEntries, m.ctCapacity, m.ctInserts, m.ctExpired, m.ctFull} {
+		m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.ctEntries, m.ctCapacity, m.ctInserts, m.ctExpired, m.ctFull} {
 		ch <- d
 	}
 }
@@ -106,6 +112,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		id := strconv.Itoa(i)
 		counter(m.rx, w.RxFrames.Load(), id)
 		counter(m.tx, w.TxFrames.Load(), id)
+		counter(m.csumCompleted, w.CsumCompleted.Load(), id)
+		if eng.VerifiesChecksums() {
+			counter(m.badCsum, w.BadCsumIn.Load(), id, "in")
+			counter(m.badCsum, w.BadCsumOut.Load(), id, "out")
+		}
 		for reason, n := range w.Drops() {
 			counter(m.drops, n, id, reason)
 		}

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -38,10 +39,15 @@ type Config struct {
 	// it sleeps in poll(2) (default DefaultIdleSpins); negative: it never
 	// sleeps (busy poll, a core per worker).
 	IdleSpins int
-	Conntrack conntrack.Config
-	UMEM      xsk.UMEMConfig
-	Socket    xsk.SocketConfig
-	Logger    *zap.Logger
+	// VerifyChecksums checks every frame's checksums as it arrives and as
+	// it leaves, counting and logging (sampled) frames sent with a
+	// checksum their receiver will reject: a debugging aid that costs a
+	// pass over every frame.
+	VerifyChecksums bool
+	Conntrack       conntrack.Config
+	UMEM            xsk.UMEMConfig
+	Socket          xsk.SocketConfig
+	Logger          *zap.Logger
 }
 
 // Engine owns the director's data path: the XDP steering program on each
@@ -57,6 +63,10 @@ type Engine struct {
 	ct      *conntrack.Table
 	persist *persistTable
 	tuning  Tuning // as New settled it; NeedWakeup is read from the sockets
+	// warnings are settings of the interfaces known to break forwarding,
+	// found by New, for operators.
+	warnings []string
+	verify   bool
 
 	table atomic.Pointer[Table]
 
@@ -64,6 +74,9 @@ type Engine struct {
 	reg    *registry
 	specs  []ServiceSpec
 	routes map[netip.Addr]route // next-hop cache of the resolver, under mu
+	// resolveKick asks the resolver to look again soon: a new real
+	// server waits for its next hop.
+	resolveKick chan struct{}
 
 	runCancel context.CancelFunc
 	wg        sync.WaitGroup
@@ -98,6 +111,8 @@ func New(cfg Config) (_ *Engine, err error) {
 		ct:      ct,
 		persist: newPersistTable(persistSlots),
 		reg:     newRegistry(cfg.Conntrack.MaxDests),
+
+		resolveKick: make(chan struct{}, 1),
 	}
 	e.table.Store(&Table{services: map[serviceKey]*Service{}})
 	defer func() {
@@ -127,6 +142,17 @@ func New(cfg Config) (_ *Engine, err error) {
 		}
 		e.progs = append(e.progs, prog)
 	}
+	// A frame must fit the data room of one UMEM chunk (after the
+	// kernel's and the engine's headroom): an interface with a larger MTU
+	// gets the largest chunk aligned mode allows.
+	if cfg.UMEM.FrameSize == 0 {
+		for _, p := range e.ports {
+			if p.MTU+maxL2Header > cfg.UMEM.DataRoom() {
+				cfg.UMEM.FrameSize = xsk.MaxFrameSize
+			}
+		}
+	}
+	frameRoom := cfg.UMEM.DataRoom()
 	// Every socket of a worker fills its fill ring from the worker's UMEM.
 	fillRing := cfg.Socket.FillSize
 	if fillRing == 0 {
@@ -171,6 +197,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
 		w.fwd.sloppyTCP = cfg.SloppyTCP
+		w.fwd.verify = cfg.VerifyChecksums
 		if cfg.SyncEvents {
 			w.fwd.events = newEventRing(syncRingSize)
 		}
@@ -200,8 +227,37 @@ func New(cfg Config) (_ *Engine, err error) {
 		}
 		e.modes = append(e.modes, mode)
 		log.Info("steering program attached", zap.String("interface", e.ports[p].Name), zap.Stringer("mode", mode), zap.Int("queues", queues[p]))
+		e.checkPort(p, mode, prog.Fallback(), frameRoom)
+	}
+	e.verify = cfg.VerifyChecksums
+	for _, w := range e.warnings {
+		log.Warn(w)
 	}
 	return e, nil
+}
+
+// maxL2Header is the most link-layer header a frame carries here: Ethernet
+// and two VLAN tags.
+const maxL2Header = 14 + 2*4
+
+// checkPort notes for operators (xvsadm status, the log) what is known to
+// break forwarding on port p, running XDP in mode. (What generic mode
+// would otherwise suffer from, GRO and LRO merging frames before the
+// program sees them, the kernel turns off itself when it attaches a
+// generic program.)
+func (e *Engine) checkPort(p int, mode xdpprog.Mode, fallback error, frameRoom int) {
+	port := e.ports[p]
+	if fallback != nil {
+		e.warnings = append(e.warnings, fmt.Sprintf("%s: XDP runs in generic mode: driver mode was refused (%v)", port.Name, fallback))
+	}
+	if port.MTU+maxL2Header > frameRoom {
+		e.warnings = append(e.warnings, fmt.Sprintf("%s: MTU %d: frames above %d bytes do not fit an AF_XDP frame and are dropped by the kernel (rx_dropped)",
+			port.Name, port.MTU, frameRoom))
+	}
+	if mode == xdpprog.ModeGeneric && driverName(port.Name) == "veth" {
+		e.warnings = append(e.warnings, fmt.Sprintf("%s: generic XDP on veth: the peer's TSO/GSO super-frames (up to 64 KB) reach the program whole "+
+			"and do not fit an AF_XDP frame (rx_dropped, transfers crawl); in driver mode (MTU <= 3500) veth turns the peer's segmentation offload off", port.Name))
+	}
 }
 
 // interfaceAddrs returns an interface's first global IPv4 and IPv6
@@ -279,7 +335,12 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 	}
 	e.reg, e.specs = reg, specs
 	e.table.Store(t)
-	e.resolveAll(t)
+	if e.resolveAll(t) {
+		select {
+		case e.resolveKick <- struct{}{}:
+		default:
+		}
+	}
 	for _, prog := range e.progs {
 		if err := prog.SyncVIPs(vips); err != nil {
 			return fmt.Errorf("dataplane: steer VIPs: %w", err)
@@ -389,8 +450,18 @@ type Status struct {
 	// Workers is the number of worker goroutines (queue indexes).
 	Workers            int
 	RxFrames, TxFrames uint64
-	Drops              map[string]uint64
-	Connections        int
+	// CsumCompleted counts frames whose partial checksum a worker
+	// completed (see WorkerStats.CsumCompleted).
+	CsumCompleted uint64
+	// With VerifyChecksums: frames that arrived with a bad TCP/UDP
+	// checksum, and frames sent with one that the director did not
+	// receive that way.
+	VerifyChecksums       bool
+	BadCsumIn, BadCsumOut uint64
+	Drops                 map[string]uint64
+	// Warnings are settings known to break forwarding (see checkPort).
+	Warnings    []string
+	Connections int
 }
 
 // Tuning is the data path's knobs as in effect (Config's, defaults filled
@@ -413,7 +484,8 @@ type PortStatus struct {
 
 // Status returns counters summed over workers.
 func (e *Engine) Status() Status {
-	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len(), Tuning: e.tuning}
+	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len(), Tuning: e.tuning,
+		VerifyChecksums: e.verify, Warnings: e.warnings}
 	st.Tuning.NeedWakeup = len(e.workers) > 0
 	for p, port := range e.ports {
 		ps := PortStatus{Name: port.Name}
@@ -443,6 +515,9 @@ func (e *Engine) Status() Status {
 	for _, w := range e.workers {
 		st.RxFrames += w.stats.RxFrames.Load()
 		st.TxFrames += w.stats.TxFrames.Load()
+		st.CsumCompleted += w.stats.CsumCompleted.Load()
+		st.BadCsumIn += w.stats.BadCsumIn.Load()
+		st.BadCsumOut += w.stats.BadCsumOut.Load()
 		for r, n := range w.stats.Drops() {
 			st.Drops[r] += n
 		}
@@ -468,6 +543,21 @@ func (e *Engine) housekeeping(ctx context.Context) {
 			e.ct.Sweep(e.now(), max(4096, e.ct.Capacity()/100))
 		case <-drain.C:
 			e.reapDrained()
+			e.logBadChecksums()
+		}
+	}
+}
+
+// logBadChecksums logs, at most once a second per worker, a frame a worker
+// sent with a checksum its receiver will reject (VerifyChecksums).
+func (e *Engine) logBadChecksums() {
+	for i, w := range e.workers {
+		select {
+		case s := <-w.stats.badSent:
+			e.log.Error("frame sent with a checksum its receiver will reject",
+				zap.Int("worker", i), zap.Uint64("so_far", w.stats.BadCsumOut.Load()),
+				zap.Int("length", s.len), zap.String("head", hex.EncodeToString(s.head[:min(s.len, len(s.head))])))
+		default:
 		}
 	}
 }
@@ -529,6 +619,10 @@ func (e *Engine) FlushDest(id int64) int {
 	}
 	return n
 }
+
+// VerifiesChecksums reports whether the workers check every frame's
+// checksums (Config.VerifyChecksums).
+func (e *Engine) VerifiesChecksums() bool { return e.verify }
 
 // WorkerStats returns each worker's counters, for metrics.
 func (e *Engine) WorkerStats() []*WorkerStats {

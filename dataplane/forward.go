@@ -41,6 +41,8 @@ type forwarder struct {
 	val       conntrack.Value
 	seq       uint32     // varies FullNAT's local port choice
 	sloppyTCP bool       // schedule mid-connection TCP too (IPVS's sloppy_tcp)
+	verify    bool       // check checksums in and out (Config.VerifyChecksums)
+	badIn     bool       // with verify: the frame being forwarded arrived with a bad checksum
 	events    *eventRing // new and established connections, for sync; nil: off
 	ipid      uint16     // IPv4 ID of the tunnel headers this worker writes
 
@@ -79,7 +81,7 @@ func (f *forwarder) forwardFrame(t *Table, frame []byte, in int, now int64) int 
 // out = -1 when the frame is dropped (the reason is counted). An ICMP error
 // to send back (fragmentation needed) is left in f.reply.
 func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (out, newOff, newN int) {
-	f.replyLen = 0
+	f.replyLen, f.badIn = 0, false
 	frame := buf[off : off+n]
 	m := &f.meta
 	if err := f.parser.Decode(frame, m); err != nil {
@@ -92,6 +94,16 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	if m.Proto != protoTCP && m.Proto != protoUDP {
 		f.stats.drop(DropUnsupported)
 		return -1, 0, 0
+	}
+	// A sender that left its checksum to the NIC (veth, containers,
+	// virtual NICs) hands over a frame that no receiver accepts as it is:
+	// finish it, so that every rewrite below starts from a complete one.
+	if packet.CompletePartialChecksum(frame, m) {
+		f.stats.CsumCompleted.Add(1)
+	}
+	if f.verify && !packet.L4ChecksumValid(frame, m) {
+		f.badIn = true
+		f.stats.BadCsumIn.Add(1)
 	}
 	f.key = conntrack.MakeKey(m.Proto, m.Src, m.SrcPort, m.Dst, m.DstPort)
 	c := &f.conn
@@ -197,6 +209,17 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	packet.SetMACs(frame, port.MAC, mac)
 	f.stats.dest(d.ID).in(m.Length)
 	return out, off, len(frame)
+}
+
+// verifySent is the debug check of a frame about to be sent: one whose
+// checksums do not verify will be dropped by its receiver, so unless it
+// arrived that way it is counted and sampled for the log.
+func (f *forwarder) verifySent(frame []byte) {
+	if f.badIn || packet.VerifyChecksums(frame) {
+		return
+	}
+	f.stats.BadCsumOut.Add(1)
+	f.stats.sampleBadSent(frame)
 }
 
 // reply handles a packet from a real server back through the director (NAT,

@@ -18,27 +18,45 @@ import (
 
 const (
 	resolveEvery = 250 * time.Millisecond
-	routeTTL     = 5 * time.Second
+	// resolvePending is how soon the resolver looks again while a real
+	// server has no next hop: the kernel answers a solicitation within a
+	// round trip, and every frame for that server is dropped meanwhile.
+	resolvePending = 10 * time.Millisecond
+	routeTTL       = 5 * time.Second
 )
 
+// resolveLoop keeps real servers' next hops fresh: every resolveEvery, and
+// from resolvePending on, backing off, while one is unresolved (a new real
+// server, after Apply kicks it; or one that does not answer).
 func (e *Engine) resolveLoop(ctx context.Context) {
-	tick := time.NewTicker(resolveEvery)
-	defer tick.Stop()
+	wait := resolvePending
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-e.resolveKick:
+			wait = resolvePending
+			timer.Reset(wait)
+		case <-timer.C:
 			e.mu.Lock()
-			e.resolveAll(e.table.Load())
+			pending := e.resolveAll(e.table.Load())
 			e.mu.Unlock()
+			if pending {
+				timer.Reset(wait)
+				wait = min(2*wait, resolveEvery)
+			} else {
+				wait = resolvePending
+				timer.Reset(resolveEvery)
+			}
 		}
 	}
 }
 
-// resolveAll refreshes the next hop of every real server of t. Called with
-// e.mu held.
-func (e *Engine) resolveAll(t *Table) {
+// resolveAll refreshes the next hop of every real server of t, and reports
+// whether some are still unresolved. Called with e.mu held.
+func (e *Engine) resolveAll(t *Table) (pending bool) {
 	neighs := map[netip.Addr][6]byte{}
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 		list, err := netlink.NeighList(0, family)
@@ -82,7 +100,11 @@ func (e *Engine) resolveAll(t *Table) {
 		// Keep a MAC we had while the kernel re-resolves it; ask the
 		// kernel to resolve it either way.
 		e.solicit(r)
+		if _, _, ok := d.hop.load(); !ok {
+			pending = true
+		}
 	}
+	return pending
 }
 
 type route struct {

@@ -73,12 +73,40 @@ func (c *DestCounters) out(n int) {
 // (atomically, so readers need no lock); totals are summed on read.
 type WorkerStats struct {
 	RxFrames, TxFrames atomic.Uint64
-	drops              [numDropReasons]atomic.Uint64
-	dests              []DestCounters // by dest ID
+	// CsumCompleted counts TCP/UDP packets that arrived with a partial
+	// checksum (their sender left it to a NIC) and that the worker
+	// completed before forwarding them.
+	CsumCompleted atomic.Uint64
+	// With Config.VerifyChecksums: TCP/UDP frames that arrived with a
+	// checksum that does not verify (forwarded as they came, never
+	// laundered), and frames the worker sent whose checksums do not
+	// verify: a bug, since the receiver drops them.
+	BadCsumIn, BadCsumOut atomic.Uint64
+	badSent               chan checksumSample // the latest bad frame sent, for the log
+	drops                 [numDropReasons]atomic.Uint64
+	dests                 []DestCounters // by dest ID
 }
 
 func newWorkerStats(maxDests int) *WorkerStats {
-	return &WorkerStats{dests: make([]DestCounters, maxDests)}
+	return &WorkerStats{dests: make([]DestCounters, maxDests), badSent: make(chan checksumSample, 1)}
+}
+
+// checksumSample is the start of a frame sent with a bad checksum.
+type checksumSample struct {
+	len  int
+	head [128]byte
+}
+
+// sampleBadSent records frame for the log unless a sample is waiting: a
+// copy into the channel's buffer, no allocation.
+func (s *WorkerStats) sampleBadSent(frame []byte) {
+	var c checksumSample
+	c.len = len(frame)
+	copy(c.head[:], frame)
+	select {
+	case s.badSent <- c:
+	default:
+	}
 }
 
 func (s *WorkerStats) drop(r DropReason) { s.drops[r].Add(1) }

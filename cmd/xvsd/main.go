@@ -114,13 +114,11 @@ func run(path string, check bool, opts control.Options) error {
 				log.Error("reload refused; configuration unchanged", zap.Error(err))
 			}
 		case syscall.SIGUSR1:
-			control.WriteStats(os.Stdout, d.Engine())
-			control.WriteStatus(os.Stdout, d.Engine())
+			d.WriteReport(os.Stdout)
 		default:
 			log.Info("stopping", zap.Stringer("signal", sig))
 			cancel()
-			control.WriteStats(os.Stdout, d.Engine())
-			control.WriteStatus(os.Stdout, d.Engine())
+			d.WriteReport(os.Stdout)
 			return d.Close()
 		}
 	}

@@ -140,15 +140,28 @@ type Timeouts struct {
 
 // Status is the data path's state.
 type Status struct {
-	Workers     int               `json:"workers"`
-	Connections int               `json:"connections"`
-	Capacity    int               `json:"capacity"`
-	RxFrames    uint64            `json:"rx_frames"`
-	TxFrames    uint64            `json:"tx_frames"`
-	Drops       map[string]uint64 `json:"drops"`
-	Interfaces  []Interface       `json:"interfaces"`
-	DataPath    DataPath          `json:"data_path"`
-	Config      string            `json:"config"` // the configuration file
+	Workers     int    `json:"workers"`
+	Connections int    `json:"connections"`
+	Capacity    int    `json:"capacity"`
+	RxFrames    uint64 `json:"rx_frames"`
+	TxFrames    uint64 `json:"tx_frames"`
+	// CsumCompleted counts frames that arrived with a partial TCP/UDP
+	// checksum (left to a NIC by a sender in a VM, container or
+	// namespace) and that xvs completed before forwarding.
+	CsumCompleted uint64 `json:"csum_completed"`
+	// With verify_checksums: TCP/UDP frames that arrived with a bad
+	// checksum (forwarded as they came), and frames sent with a checksum
+	// their receiver will reject that did not arrive that way.
+	VerifyChecksums bool   `json:"verify_checksums,omitempty"`
+	BadCsumIn       uint64 `json:"bad_csum_in,omitempty"`
+	BadCsumOut      uint64 `json:"bad_csum_out,omitempty"`
+	// Warnings are the director's interfaces' settings known to break
+	// forwarding.
+	Warnings   []string          `json:"warnings,omitempty"`
+	Drops      map[string]uint64 `json:"drops"`
+	Interfaces []Interface       `json:"interfaces"`
+	DataPath   DataPath          `json:"data_path"`
+	Config     string            `json:"config"` // the configuration file
 }
 
 // DataPath is the data path's tuning as in effect ([director]'s knobs with

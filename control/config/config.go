@@ -88,6 +88,10 @@ type Director struct {
 	// NoNeedWakeup binds the sockets without XDP_USE_NEED_WAKEUP, so the
 	// kernel is kicked after every batch whether it asked or not.
 	NoNeedWakeup bool
+	// VerifyChecksums (debug) checks every frame's checksums on the way
+	// in and out and counts and logs frames sent with one their receiver
+	// will reject.
+	VerifyChecksums bool
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set tcp tcpfin udp.

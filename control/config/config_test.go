@@ -144,11 +144,12 @@ func TestParseGood(t *testing.T) {
 		},
 		{
 			name: "data path tuning",
-			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false")...),
+			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false", "verify_checksums = true")...),
 			want: Config{
 				Director: func() Director {
 					d := defaultDirector()
 					d.BatchSize, d.RingSize, d.UMEMFrames, d.IdleSpins, d.NoNeedWakeup = 128, 4096, 16384, -1, true
+					d.VerifyChecksums = true
 					return d
 				}(),
 				Timeouts: defaultTimeouts(),

@@ -42,6 +42,9 @@ func Marshal(cfg *Config) []byte {
 	if cfg.Director.NoNeedWakeup {
 		w("need_wakeup = false\n")
 	}
+	if cfg.Director.VerifyChecksums {
+		w("verify_checksums = true\n")
+	}
 	w("\n[timeouts]\ntcp = %q\ntcpfin = %q\nudp = %q\n", dur(cfg.Timeouts.TCP), dur(cfg.Timeouts.TCPFin), dur(cfg.Timeouts.UDP))
 	for _, s := range cfg.Services {
 		if s.IsGroup() {

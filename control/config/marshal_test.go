@@ -52,7 +52,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	inputs["everything"] = doc(
 		"[director]", `interfaces = ["a", "b"]`, "cpus = [1]", `xdp_mode = "generic"`,
-		"batch_size = 32", "ring_size = 1024", "umem_frames = 8192", "idle_spins = 1", "need_wakeup = false",
+		"batch_size = 32", "ring_size = 1024", "umem_frames = 8192", "idle_spins = 1", "need_wakeup = false", "verify_checksums = true",
 		"[timeouts]", "tcp = 60", `udp = "1500ms"`,
 		"[[service]]", `name = "web"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`,
 		`scheduler = "mh"`, `sched_flags = ["mh-port"]`, `persistence = "10m"`, `netmask = "255.255.0.0"`,

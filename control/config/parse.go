@@ -287,7 +287,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
-		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup"); ok {
+		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup", "verify_checksums"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -411,6 +411,9 @@ func (d *decoder) tuning(t *table, dir *Director) {
 	}
 	if b, ok := t.boolean("need_wakeup"); ok {
 		dir.NoNeedWakeup = !b
+	}
+	if b, ok := t.boolean("verify_checksums"); ok {
+		dir.VerifyChecksums = b
 	}
 }
 

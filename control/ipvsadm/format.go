@@ -354,6 +354,14 @@ func WriteStatus(w io.Writer, st *api.Status) {
 		parts = []string{"none"}
 	}
 	fmt.Fprintf(w, "  drops: %s\n", strings.Join(parts, " "))
+	fmt.Fprintf(w, "  csum_completed: %d (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n", st.CsumCompleted)
+	if st.VerifyChecksums {
+		fmt.Fprintf(w, "  verify_checksums: %d sent with a checksum their receiver rejects, %d arrived with one (forwarded as they came)\n",
+			st.BadCsumOut, st.BadCsumIn)
+	}
+	for _, warn := range st.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 	if dp := st.DataPath; dp.Batch > 0 {
 		spins := fmt.Sprintf("idle spins %d", dp.IdleSpins)
 		if dp.IdleSpins < 0 {

@@ -238,7 +238,8 @@ func TestJSON(t *testing.T) {
 func TestStatusAndHealth(t *testing.T) {
 	var b bytes.Buffer
 	WriteStatus(&b, &api.Status{
-		Workers: 2, Connections: 5, Capacity: 4096, RxFrames: 100, TxFrames: 90,
+		Workers: 2, Connections: 5, Capacity: 4096, RxFrames: 100, TxFrames: 90, CsumCompleted: 77,
+		VerifyChecksums: true, BadCsumIn: 4, BadCsumOut: 1, Warnings: []string{"eth1: XDP runs in generic mode: driver mode was refused (too big)"},
 		Drops:      map[string]uint64{"no_service": 3, "bad_checksum": 1},
 		Interfaces: []api.Interface{{Name: "eth0", XDPMode: "native", Queues: 2, ZeroCopy: true}, {Name: "eth1", XDPMode: "generic", Queues: 1}},
 		DataPath:   api.DataPath{Batch: 256, RingSize: 2048, UMEMFrames: 8192, IdleSpins: -1, NeedWakeup: true},
@@ -248,6 +249,9 @@ func TestStatusAndHealth(t *testing.T) {
 		"  interface eth0             xdp native   queues 2  zero-copy\n" +
 		"  interface eth1             xdp generic  queues 1  copy\n" +
 		"  drops: bad_checksum=1 no_service=3\n" +
+		"  csum_completed: 77 (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n" +
+		"  verify_checksums: 1 sent with a checksum their receiver rejects, 4 arrived with one (forwarded as they came)\n" +
+		"  warning: eth1: XDP runs in generic mode: driver mode was refused (too big)\n" +
 		"  data path: batch 256, rings 2048, 8192 UMEM frames per worker, busy poll, need_wakeup on\n" +
 		"  config: /etc/xvs/xvs.toml\n"
 	if b.String() != want {

@@ -23,6 +23,7 @@ type Program struct {
 	closed   bool
 	link     link.Link
 	ifname   string
+	fallback error // why driver mode was refused when ModeAuto fell back to generic
 	vipSet   map[mapKey]struct{}
 	realSet  map[mapKey]struct{}
 	addrRefs map[mapKey]int // VIPs per vipaddrs key
@@ -116,10 +117,19 @@ func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
 		if err := attach(ModeGeneric); err != nil {
 			return mode, errors.Join(errDriver, err)
 		}
+		p.fallback = errDriver
 		return ModeGeneric, nil
 	default:
 		return mode, fmt.Errorf("attach xdp to %s: invalid mode %v", name, mode)
 	}
+}
+
+// Fallback returns why the kernel refused driver mode when Attach in
+// ModeAuto fell back to generic mode, and nil otherwise.
+func (p *Program) Fallback() error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.fallback
 }
 
 // interfaceName names ifindex for error messages.

@@ -25,6 +25,9 @@ func MinFrames(fillRing, sockets int) int {
 	return 2 * fillRing * max(sockets, 1)
 }
 
+// MaxFrameSize is the largest chunk aligned mode takes with 4 KiB pages.
+const MaxFrameSize = 4096
+
 const (
 	minFrameSize = 2048    // XDP_UMEM_MIN_CHUNK_SIZE
 	maxNumFrames = 1 << 24 // frame indexes are uint32; 32 GiB of 2 KiB frames is plenty
@@ -48,6 +51,17 @@ type UMEMConfig struct {
 	// XDP_PACKET_HEADROOM), and the offset Alloc places data at. Room for
 	// encapsulation headers. Default 256; a negative value means none.
 	Headroom int
+}
+
+// DataRoom returns how many bytes of a received frame one chunk of c holds:
+// the chunk less the kernel's XDP_PACKET_HEADROOM and c's Headroom (the
+// defaults filled in). The kernel drops longer frames (rx_dropped).
+func (c UMEMConfig) DataRoom() int {
+	d, err := c.withDefaults()
+	if err != nil {
+		return 0
+	}
+	return d.FrameSize - unix.XDP_PACKET_HEADROOM - d.Headroom
 }
 
 func (c UMEMConfig) withDefaults() (UMEMConfig, error) {
