@@ -96,11 +96,13 @@ const natConfig = `
 [director]
 interfaces = ["{{IF0}}", "{{IF1}}"]
 # Not the defaults (DR, TUN and FullNAT run those): every data path knob
-# turned, which the NAT run must not notice.
+# turned, which the NAT run must not notice, and every frame's checksums
+# verified on the way in and out.
 batch_size = 16
 ring_size = 512
 idle_spins = 1
 need_wakeup = false
+verify_checksums = true
 
 [[service]]
 vip = "198.18.0.100"
@@ -341,6 +343,17 @@ func TestNAT(t *testing.T) {
 		}
 		if r.OK != 0 || len(r.Errors) != 1 || !strings.Contains(r.Errors[0], "refused") {
 			t.Errorf("UDP to a closed port behind NAT: %+v, want connection refused from the ICMP error", r)
+		}
+	})
+	t.Run("every frame sent verifies", func(t *testing.T) {
+		// Everything above (connections both ways, UDP, IPv6, the ICMP
+		// error), its checksums checked as the receivers check them.
+		status, err := lvs.Xvsadm(bin, "", "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "verify_checksums: 0 sent with a checksum their receiver rejects, 0 arrived with one"; !strings.Contains(status, want) {
+			t.Errorf("xvsadm status lacks %q:\n%s", want, status)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -55,7 +56,7 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   xvs-echo serve  -name NAME [-http ADDR] [-udp ADDR]
-  xvs-echo client -mode http|keepalive|udp -addr HOST:PORT [-n N] [-interval D] [-timeout D]`)
+  xvs-echo client -mode http|keepalive|udp|download|upload -addr HOST:PORT [-n N] [-size N] [-interval D] [-timeout D]`)
 	os.Exit(2)
 }
 
@@ -108,26 +109,26 @@ func serve(args []string) error {
 				return err
 			}
 		}
-		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("X-Real-Server", *name)
-				// A request body (the client's -size) is read whole and its
-				// length reported, so a client can tell it arrived.
-				n, _ := io.Copy(io.Discard, r.Body)
-				w.Header().Set("X-Body-Len", strconv.FormatInt(n, 10))
-				// Who the real server thinks the client is: the peer,
-				// and the TOA client when FullNAT hid it.
-				peer, _ := netip.ParseAddrPort(r.RemoteAddr)
-				w.Header().Set("X-Peer", peer.Addr().Unmap().String())
-				if toas != nil {
-					if c, ok := toas.client(netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())); ok {
-						w.Header().Set("X-TOA-Client", c.Addr().String())
-					}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/blob/{size}", func(w http.ResponseWriter, r *http.Request) { serveBlob(w, r, *name) })
+		mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Real-Server", *name)
+			// A request body (the client's -size) is read whole and its
+			// length reported, so a client can tell it arrived.
+			n, _ := io.Copy(io.Discard, r.Body)
+			w.Header().Set("X-Body-Len", strconv.FormatInt(n, 10))
+			// Who the real server thinks the client is: the peer,
+			// and the TOA client when FullNAT hid it.
+			peer, _ := netip.ParseAddrPort(r.RemoteAddr)
+			w.Header().Set("X-Peer", peer.Addr().Unmap().String())
+			if toas != nil {
+				if c, ok := toas.client(netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())); ok {
+					w.Header().Set("X-TOA-Client", c.Addr().String())
 				}
-				_, _ = w.Write(payload)
-			}),
-			ReadHeaderTimeout: 5 * time.Second,
-		}
+			}
+			_, _ = w.Write(payload)
+		})
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { errc <- srv.Serve(ln) }()
 		defer srv.Close()
 	}
@@ -239,6 +240,10 @@ type Report struct {
 	TOA      map[string]int `json:"toa,omitempty"`      // the client address TOA told them
 	Errors   []string       `json:"errors,omitempty"`
 	Duration string         `json:"duration"`
+	// download, upload: bytes that arrived intact over all requests, and
+	// the best rate of one transfer.
+	Bytes int64   `json:"bytes,omitempty"`
+	MBps  float64 `json:"mbps,omitempty"`
 }
 
 func (r *Report) fail(err error) {
@@ -250,14 +255,15 @@ func (r *Report) fail(err error) {
 
 func client(args []string) error {
 	fs := flag.NewFlagSet("client", flag.ExitOnError)
-	mode := fs.String("mode", "http", "http (new connection per request), keepalive (one connection), udp, hold (many long-lived connections)")
+	mode := fs.String("mode", "http", "http (new connection per request), keepalive (one connection), udp, hold (many long-lived connections), "+
+		"download or upload (-size bytes of a deterministic stream, checked byte for byte)")
 	conns := fs.Int("conns", 100, "hold: connections to keep open")
 	duration := fs.Duration("duration", 10*time.Second, "hold: how long")
 	addr := fs.String("addr", "", "HOST:PORT of the service (the VIP)")
 	n := fs.Int("n", 10, "requests")
 	interval := fs.Duration("interval", 0, "pause between requests")
 	timeout := fs.Duration("timeout", 3*time.Second, "per-request timeout")
-	size := fs.Int("size", 0, "http: POST a body of this many bytes (a large request tests path MTU)")
+	size := fs.Int("size", 0, "http: POST a body of this many bytes (a large request tests path MTU); download, upload: bytes to transfer")
 	_ = fs.Parse(args)
 	if *addr == "" {
 		return errors.New("client: -addr is required")
@@ -316,6 +322,27 @@ func client(args []string) error {
 				rep.TOA[v]++
 			}
 			return nameOf(p)
+		}
+	case "download", "upload":
+		if *size <= 0 || *size > maxBlob {
+			return fmt.Errorf("client: -size must be in 1..%d for %s", maxBlob, *mode)
+		}
+		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: *timeout}
+		do = func() (string, error) {
+			start := time.Now()
+			var name string
+			var err error
+			if *mode == "download" {
+				name, err = download(hc, *addr, int64(*size))
+			} else {
+				name, err = upload(hc, *addr, int64(*size))
+			}
+			if err != nil {
+				return "", err
+			}
+			rep.Bytes += int64(*size)
+			rep.MBps = max(rep.MBps, float64(*size)/1e6/time.Since(start).Seconds())
+			return name, nil
 		}
 	case "udp":
 		conn, err := net.Dial("udp", *addr)
@@ -467,3 +494,112 @@ func (l *toaLog) client(peer netip.AddrPort) (netip.AddrPort, bool) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// maxBlob bounds a download or upload: enough for any test, small enough
+// that a typo cannot fill a disk or run for hours.
+const maxBlob = 1 << 30
+
+// blobStream is the deterministic content of every blob: the same bytes on
+// every server and client, so that either side checks a transfer byte for
+// byte without keeping a copy.
+func blobStream() io.Reader {
+	return rand.NewChaCha8([32]byte{'x', 'v', 's'})
+}
+
+// serveBlob answers GET /blob/N with the first N bytes of blobStream, and
+// POST /blob/N by reading N bytes and comparing them with it: the real
+// server's half of download and upload.
+func serveBlob(w http.ResponseWriter, r *http.Request, name string) {
+	n, err := strconv.ParseInt(r.PathValue("size"), 10, 64)
+	if err != nil || n < 0 || n > maxBlob {
+		http.Error(w, "bad size", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("X-Real-Server", name)
+	switch r.Method {
+	case http.MethodGet:
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		_, _ = io.CopyN(w, blobStream(), n)
+	case http.MethodPost:
+		if err := sameAsBlob(r.Body, n); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		fmt.Fprintf(w, "%s\n", name)
+	default:
+		http.Error(w, "GET or POST", http.StatusMethodNotAllowed)
+	}
+}
+
+// sameAsBlob reads r to its end and reports how it differs from the first
+// n bytes of blobStream, if it does.
+func sameAsBlob(r io.Reader, n int64) error {
+	want := blobStream()
+	got, exp := make([]byte, 64<<10), make([]byte, 64<<10)
+	var off int64
+	for {
+		k, err := r.Read(got)
+		if k > 0 {
+			if off+int64(k) > n {
+				return fmt.Errorf("more than the %d bytes expected", n)
+			}
+			if _, err := io.ReadFull(want, exp[:k]); err != nil {
+				return err
+			}
+			if i := firstDiff(got[:k], exp[:k]); i >= 0 {
+				return fmt.Errorf("byte %d differs", off+int64(i))
+			}
+			off += int64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("after %d of %d bytes: %w", off, n, err)
+		}
+	}
+	if off != n {
+		return fmt.Errorf("%d of %d bytes", off, n)
+	}
+	return nil
+}
+
+func firstDiff(a, b []byte) int {
+	if bytes.Equal(a, b) {
+		return -1
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return len(a)
+}
+
+func download(hc *http.Client, addr string, n int64) (string, error) {
+	resp, err := hc.Get(fmt.Sprintf("http://%s/blob/%d", addr, n))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("download: %s", resp.Status)
+	}
+	if err := sameAsBlob(resp.Body, n); err != nil {
+		return "", fmt.Errorf("download: %w", err)
+	}
+	return resp.Header.Get("X-Real-Server"), nil
+}
+
+func upload(hc *http.Client, addr string, n int64) (string, error) {
+	resp, err := hc.Post(fmt.Sprintf("http://%s/blob/%d", addr, n), "application/octet-stream", io.LimitReader(blobStream(), n))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("upload: %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return resp.Header.Get("X-Real-Server"), nil
+}

@@ -130,9 +130,12 @@ func addVeth(t testing.TB, n byte, dirNS, dirIf, dirIP, peerNS, peerIf, peerIP s
 	ipCmd(t, "-n", dirNS, "link", "set", dirIf, "up")
 	ipCmd(t, "-n", peerNS, "link", "set", peerIf, "up")
 	ipCmd(t, "-n", peerNS, "neigh", "replace", dirIP, "lladdr", p.dirMAC.String(), "dev", peerIf, "nud", "permanent")
-	// veth offloads TX checksums: without this the peer's frames carry only
-	// the pseudo-header sum (CHECKSUM_PARTIAL), and reflected or forwarded
-	// copies fail the receiver's UDP checksum.
+	// The peer stands for a host behind a real NIC, whose frames arrive
+	// with complete checksums: these tests check the socket layer, which
+	// copies frames verbatim, and veth's default (checksums left partial
+	// for a NIC, CHECKSUM_PARTIAL) would fail the reflected copies at the
+	// receiver. The director's own completion of partial checksums is
+	// tested in dataplane and e2e.
 	ipCmd(t, "netns", "exec", peerNS, "ethtool", "-K", peerIf, "tx", "off")
 	inNetns(t, dirNS, func() { p.dirIndex = ifindex(t, dirIf) })
 	inNetns(t, peerNS, func() { p.peerIndex = ifindex(t, peerIf) })

@@ -62,9 +62,6 @@ func (e *ECMP) build(n int) error {
 	if err := e.Veth(e.Client, cIf, e.Router, rcIf); err != nil {
 		return err
 	}
-	if err := e.NoTxChecksum(e.Client, cIf); err != nil {
-		return err
-	}
 	if err := e.addAddr(e.Client, cIf, ECMPClient, 24); err != nil {
 		return err
 	}
@@ -104,9 +101,6 @@ func (e *ECMP) build(n int) error {
 	if err := attach(e.Router, rbIf, e.Name("brt"), ECMPRouter); err != nil {
 		return err
 	}
-	if err := e.NoTxChecksum(e.Router, rbIf); err != nil {
-		return err
-	}
 	for i := 0; i < n; i++ {
 		role := fmt.Sprintf("d%d", i+1)
 		ns, err := e.AddNS(role)
@@ -129,9 +123,6 @@ func (e *ECMP) build(n int) error {
 		}
 		ifname := e.Name(role + "0")
 		if err := attach(ns, ifname, e.Name("b"+role), rip); err != nil {
-			return err
-		}
-		if err := e.NoTxChecksum(ns, ifname); err != nil {
 			return err
 		}
 		if err := e.In(ns, "ip", "route", "add", "default", "via", ECMPRouter.String()); err != nil {

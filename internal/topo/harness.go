@@ -141,6 +141,8 @@ type Report struct {
 	TOA      map[string]int `json:"toa"`
 	Errors   []string       `json:"errors"`
 	Duration string         `json:"duration"`
+	Bytes    int64          `json:"bytes"` // download, upload: bytes that arrived intact
+	MBps     float64        `json:"mbps"`  // download, upload: the best transfer's rate
 }
 
 // RunClient runs `xvs-echo client` in the client's namespace and returns its

@@ -132,12 +132,13 @@ func (l *Lab) Sysctl(ns, key, value string) error {
 	return l.In(ns, "sysctl", "-q", "-w", key+"="+value)
 }
 
-// NoTxChecksum turns off transmit checksum offload on ifname. veth otherwise
-// hands frames to the peer with only a partial checksum, which the kernel
-// fixes up for itself but which AF_XDP copies verbatim: a real NIC finishes
-// the checksum in hardware before the wire, so turning offload off here makes
-// the veth behave like a wire.
-func (l *Lab) NoTxChecksum(ns, ifname string) error {
+// CompleteChecksums makes ifname send frames whose checksums are complete,
+// as frames arrive from a physical NIC on a wire: it turns veth's transmit
+// checksum offload off. The kernel's default, which every namespace,
+// container and same-host VM keeps, leaves TCP and UDP checksums partial
+// for a NIC to finish, and the director must complete them itself; only a
+// test that stands for hosts behind real NICs calls this.
+func (l *Lab) CompleteChecksums(ns, ifname string) error {
 	return l.In(ns, "ethtool", "-K", ifname, "tx", "off")
 }
 

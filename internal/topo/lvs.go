@@ -59,7 +59,9 @@ type LVS struct {
 	// ("dr", "tun", "nat", "fullnat"), and RealIfs their interfaces.
 	Mode    string
 	RealIfs []string
-	setUp   bool
+	// ClientIfs are the client's interfaces.
+	ClientIfs []string
+	setUp     bool
 }
 
 // NewDR builds LVS-DR (seed section 4.1): client, director, rs1 and rs2
@@ -121,9 +123,7 @@ func (t *LVS) buildDR() error {
 	if t.Client, ifname, err = attach("c", ClientIP, ClientIP6); err != nil {
 		return err
 	}
-	if err := t.NoTxChecksum(t.Client, ifname); err != nil {
-		return err
-	}
+	t.ClientIfs = []string{ifname}
 	if t.Director, ifname, err = attach("d", DirectorIP, DirectorIP6); err != nil {
 		return err
 	}
@@ -140,9 +140,6 @@ func (t *LVS) buildDR() error {
 			return err
 		}
 		t.Reals = append(t.Reals, ns)
-		if err := t.NoTxChecksum(ns, ifname); err != nil {
-			return err
-		}
 		t.RealIfs = append(t.RealIfs, ifname)
 	}
 	return nil
@@ -186,9 +183,7 @@ func (t *LVS) buildNAT(fullnat bool) error {
 	if err := t.Veth(t.Client, clientIf, t.Director, dirClientIf); err != nil {
 		return err
 	}
-	if err := t.NoTxChecksum(t.Client, clientIf); err != nil {
-		return err
-	}
+	t.ClientIfs = []string{clientIf}
 	for _, a := range []struct {
 		ns, ifname string
 		addr       netip.Addr
@@ -251,9 +246,6 @@ func (t *LVS) buildNAT(fullnat bool) error {
 		if err := t.In(br, "ip", "link", "set", port, "master", brDev); err != nil {
 			return err
 		}
-		if err := t.NoTxChecksum(ns, ifname); err != nil {
-			return err
-		}
 		if err := t.addAddr(ns, ifname, rip, 24); err != nil {
 			return err
 		}
@@ -303,4 +295,23 @@ func (t *LVS) bridgeIsWire(ns string) {
 	for _, k := range []string{"net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables", "net.bridge.bridge-nf-call-arptables"} {
 		_ = t.Sysctl(ns, k, "0") // absent without br_netfilter: nothing to turn off
 	}
+}
+
+// BehindRealNICs makes the client and the real servers send what hosts
+// behind physical NICs put on the wire: frames whose TCP and UDP checksums
+// are complete (CompleteChecksums). The kernel's defaults, kept everywhere
+// else, leave them partial, as every namespace and container does.
+func (t *LVS) BehindRealNICs() error {
+	for i, ns := range append([]string{t.Client}, t.Reals...) {
+		ifs := t.ClientIfs
+		if i > 0 {
+			ifs = t.RealIfs[i-1 : i]
+		}
+		for _, ifname := range ifs {
+			if err := t.CompleteChecksums(ns, ifname); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

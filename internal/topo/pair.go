@@ -76,9 +76,6 @@ func (p *Pair) build() error {
 	if err := attach(p.Client, p.Name("c0"), brc, brcDev, p.Name("pc"), ClientIP); err != nil {
 		return err
 	}
-	if err := p.NoTxChecksum(p.Client, p.Name("c0")); err != nil {
-		return err
-	}
 	for i := range p.Directors {
 		role := fmt.Sprintf("d%d", i+1)
 		ns, err := p.AddNS(role)
@@ -103,9 +100,6 @@ func (p *Pair) build() error {
 		}
 		ifname := p.Name(role + "0")
 		if err := attach(ns, ifname, brr, brrDev, p.Name("p"+role), rip); err != nil {
-			return err
-		}
-		if err := p.NoTxChecksum(ns, ifname); err != nil {
 			return err
 		}
 		p.Reals = append(p.Reals, ns)
