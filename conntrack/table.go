@@ -82,6 +82,13 @@ type Ref struct {
 // Valid reports whether r was filled in by the table (it may still be stale).
 func (r Ref) Valid() bool { return r.idx != 0 }
 
+// Uint64 packs r into a word, for a cache that keeps it next to a copy of
+// the entry (RefFromUint64 unpacks it).
+func (r Ref) Uint64() uint64 { return uint64(r.idx)<<32 | uint64(r.gen) }
+
+// RefFromUint64 is the inverse of Ref.Uint64.
+func RefFromUint64(v uint64) Ref { return Ref{idx: uint32(v >> 32), gen: uint32(v)} }
+
 // Conn is a snapshot of an entry, filled in by Lookup, Insert and Range without allocating.
 type Conn struct {
 	Ref   Ref // handle for Touch and Delete
@@ -89,6 +96,9 @@ type Conn struct {
 	Orig  Key // the forward key (client -> VIP) of the entry
 	Value Value
 	State State
+	// Cached reports the mark SetCached sets: a copy of the entry lives
+	// in a cache that the entry's owner must update when it changes.
+	Cached bool
 }
 
 // Layout of entry.st, the word that Touch updates with one compare-and-swap: state, flags, incarnation and
@@ -98,11 +108,12 @@ const (
 	stNoOutput  = 1 << 4 // IPVS's IP_VS_CONN_F_NOOUTPUT: no reply seen yet from a DR/TUN-created entry
 	stHasRev    = 1 << 5 // the reverse key is in the table
 	stLive      = 1 << 6
-	stGenShift  = 7
+	stCached    = 1 << 7 // a copy of the entry lives in a cache (SetCached); kept by Touch
+	stGenShift  = 8
 	stGenBits   = 17
 	stGenMask   = (1<<stGenBits - 1) << stGenShift
 	stExpShift  = stGenShift + stGenBits
-	stExpMax    = 1<<(64-stExpShift) - 1 // deadline in ms: 40 bits, 34 years of the caller's clock
+	stExpMax    = 1<<(64-stExpShift) - 1 // deadline in ms: 39 bits, 17 years of the caller's clock
 	stExpMask   = stExpMax << stExpShift
 )
 
@@ -436,6 +447,7 @@ func (t *Table) match(ni uint32, kw *keyWords, k *Key, c *Conn) bool {
 	}
 	unpackValue(&c.Value, v0, v1, v2)
 	c.State = State(w & stStateMask)
+	c.Cached = w&stCached != 0
 	return true
 }
 
@@ -447,7 +459,9 @@ func (t *Table) fillLocked(c *Conn, ni uint32) {
 	orig := loadKey(&e.key0)
 	orig.unpack(&c.Orig)
 	unpackValue(&c.Value, e.val0.Load(), e.val1.Load(), e.val2.Load())
-	c.State = State(e.st.Load() & stStateMask)
+	w := e.st.Load()
+	c.State = State(w & stStateMask)
+	c.Cached = w&stCached != 0
 }
 
 // allocRounds bounds how many times alloc looks again when entries were freed or taken while it looked.
@@ -715,6 +729,61 @@ func (t *Table) touch(ref Ref, tcpFlags uint8, dir PacketDir, now int64) State {
 	}
 }
 
+// SetCached sets or clears the entry's cached mark (Conn.Cached), which
+// Touch keeps: its owner's note that a copy of the entry lives elsewhere
+// (the data path's XDP fast path). It returns false if ref is stale.
+func (t *Table) SetCached(ref Ref, on bool) bool {
+	ok := t.update(ref, func(w uint64) uint64 {
+		if on {
+			return w | stCached
+		}
+		return w &^ stCached
+	})
+	runtime.KeepAlive(t)
+	return ok
+}
+
+// Refresh moves the entry's deadline to its state's timeout after now, as
+// Touch does for a packet seen at now, without a state transition; a
+// deadline already later stays. It is how activity seen elsewhere (the
+// XDP fast path's last-seen stamps) keeps an entry alive. It returns false
+// if ref is stale.
+func (t *Table) Refresh(ref Ref, now int64) bool {
+	ok := t.update(ref, func(w uint64) uint64 {
+		d := deadlineMs(now, t.timeouts[State(w&stStateMask)].Load())
+		if d <= w>>stExpShift {
+			return w
+		}
+		return w&^stExpMask | d<<stExpShift
+	})
+	runtime.KeepAlive(t)
+	return ok
+}
+
+// update applies fn to the live incarnation ref names, with a
+// compare-and-swap; fn must keep the state, liveness and generation.
+func (t *Table) update(ref Ref, fn func(w uint64) uint64) bool {
+	ei := ref.idx - 1
+	if ei >= uint32(len(t.entries)) {
+		return false
+	}
+	e := &t.entries[ei]
+	if uint32(e.seq.Load()) != ref.gen {
+		return false
+	}
+	gen := genField(uint64(ref.gen))
+	for {
+		w := e.st.Load()
+		if w&stLive == 0 || w&stGenMask != gen {
+			return false
+		}
+		nw := fn(w)
+		if nw == w || e.st.CompareAndSwap(w, nw) {
+			return true
+		}
+	}
+}
+
 // Delete removes the entry ref points to, both of its keys. It returns false if ref is stale.
 func (t *Table) Delete(ref Ref) bool {
 	ei := ref.idx - 1
@@ -938,7 +1007,7 @@ func (t *Table) rangeEntries(fn func(c *Conn, expiresIn time.Duration) bool) {
 			if e.seq.Load() != s {
 				continue
 			}
-			c = Conn{Ref: Ref{idx: uint32(ei) + 1, gen: uint32(s)}, Dir: DirOriginal, State: State(w & stStateMask)}
+			c = Conn{Ref: Ref{idx: uint32(ei) + 1, gen: uint32(s)}, Dir: DirOriginal, State: State(w & stStateMask), Cached: w&stCached != 0}
 			orig.unpack(&c.Orig)
 			unpackValue(&c.Value, v0, v1, v2)
 			if !fn(&c, time.Duration(int64(w>>stExpShift)*1_000_000-now)) {
