@@ -7,7 +7,7 @@ BIN      := bin
 export GOFLAGS ?= -buildvcs=false
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean
+.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check
 
 all: build
 
@@ -26,7 +26,7 @@ demo: deps
 
 # Unit tests under the race detector, then the end-to-end suite (DR and NAT
 # through a live director, in namespaces).
-test: deps
+test: deps generate-check
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -54,6 +54,25 @@ bench-micro:
 	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
 	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
 	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem -benchtime 200000x ./sched/
+
+# The BPF programs (dataplane/bpf/*.c) compiled by cilium/ebpf's bpf2go into
+# the committed *_bpfel.o and *_bpfel.go, so that `go build` needs no clang.
+# generate-check (part of make test) fails when a committed object is not
+# what its source compiles to.
+BPF_APT := clang llvm libbpf-dev
+export BPF2GO_CFLAGS ?= -O2 -g -Wall -Werror -idirafter /usr/include/$(shell uname -m)-linux-gnu
+generate:
+	@command -v clang >/dev/null && test -f /usr/include/bpf/bpf_helpers.h || { \
+		echo "installing: $(BPF_APT)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BPF_APT) >/dev/null; }
+	cd dataplane/bpf && $(GO) generate .
+
+generate-check: generate
+	@git diff --exit-code --stat -- dataplane/bpf || { \
+		echo "the committed BPF objects differ from what their sources compile to: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- dataplane/bpf)" || { \
+		git status --porcelain -- dataplane/bpf; echo "untracked generated BPF files: run make generate and commit"; exit 1; }
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

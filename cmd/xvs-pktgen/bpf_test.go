@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/dataplane/bpf"
+	"github.com/xvs-lb/xvs/dataplane/packet"
 )
 
 const loIndex = 1 // the loopback device's ifindex in every namespace
@@ -17,6 +23,18 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("loading BPF programs needs root")
+	}
+}
+
+// mustSpec returns a function that fails t on a spec's error, or returns
+// the spec.
+func mustSpec(t *testing.T) func(*ebpf.CollectionSpec, error) *ebpf.CollectionSpec {
+	return func(spec *ebpf.CollectionSpec, err error) *ebpf.CollectionSpec {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec
 	}
 }
 
@@ -55,13 +73,14 @@ func TestGeneratorProgram(t *testing.T) {
 	}{
 		{"udp one flow", protoUDP, 64, "198.18.0.1", 0},
 		{"syn 1000 flows", protoSYN, 64, "198.18.0.1", 1000},
+		{"udp 1000 flows", protoUDP, 64, "198.18.0.1", 1000},
 		{"ack over a range", protoACK, 128, "198.18.0.250-198.18.1.9", 40},
 		{"udp range 1518", protoUDP, 1518, "198.18.0.1-198.18.0.3", 10},
 		{"syn whole space", protoSYN, 64, "198.18.0.1-4", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := testTemplate(t, tc.p, tc.size, tc.src, tc.flows)
-			gen, err := loadProg(genSpec(tp, loIndex), genProgName)
+			gen, err := loadProg(mustSpec(t)(genSpec(tp, loIndex)), genProgName)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,12 +125,38 @@ func TestGeneratorProgram(t *testing.T) {
 	}
 }
 
+// TestGeneratorUDPZeroChecksum: a UDP checksum that computes to zero is sent
+// as 0xffff by the program too.
+func TestGeneratorUDPZeroChecksum(t *testing.T) {
+	needRoot(t)
+	tp := testTemplate(t, protoUDP, 64, "198.18.0.1", 100)
+	// Pick the partial sum that makes flow 1's sum all ones.
+	hi, lo := tp.baseAddr>>16, tp.baseAddr&0xffff
+	tp.l4Sum = ^packet.Fold(uint32(tp.basePort+1) + hi + lo)
+	gen, err := loadProg(mustSpec(t)(genSpec(tp, loIndex)), genProgName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	want := bytes.Clone(tp.frame)
+	for i := range uint32(2) {
+		ret, out := runXDP(t, gen.prog, tp.frame, loIndex, 1)
+		tp.writeFlow(want, 0, i)
+		if ret != xdpTX || !bytes.Equal(out, want) {
+			t.Fatalf("frame %d: action %d\n got %x\nwant %x", i, ret, out[:tp.hdrLen], want[:tp.hdrLen])
+		}
+	}
+	if c := binary.BigEndian.Uint16(want[udpCsumOff:]); c != 0xffff {
+		t.Errorf("flow 1's UDP checksum %#04x, want 0xffff", c)
+	}
+}
+
 // TestGeneratorLeavesOtherDevices: frames from any device but the sending
 // one (loopback traffic, where the program is attached too) pass untouched.
 func TestGeneratorLeavesOtherDevices(t *testing.T) {
 	needRoot(t)
 	tp := testTemplate(t, protoSYN, 64, "198.18.0.1", 100)
-	gen, err := loadProg(genSpec(tp, 1<<20), genProgName)
+	gen, err := loadProg(mustSpec(t)(genSpec(tp, 1<<20)), genProgName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,17 +205,16 @@ func TestCountProgram(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		spec    *ebpf.CollectionSpec
 		prog    string
 		action  uint32
 		wantOut []byte
 	}{
-		{"sink", countSpec(countProgName, false, xdpDrop), countProgName, xdpDrop, unicast},
-		{"reflect", countSpec(reflProgName, true, xdpTX), reflProgName, xdpTX, swapped},
+		{"sink", countProgName, xdpDrop, unicast},
+		{"reflect", reflProgName, xdpTX, swapped},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			onOneCPU(t)
-			p, err := loadProg(tc.spec, tc.prog)
+			p, err := loadProg(mustSpec(t)(bpf.LoadPktgen()), tc.prog)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +254,7 @@ func TestCountProgram(t *testing.T) {
 
 func TestSteerProgram(t *testing.T) {
 	needRoot(t)
-	p, err := loadProg(steerSpec(), steerProgName)
+	p, err := loadProg(mustSpec(t)(bpf.LoadPktgen()), steerProgName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,5 +263,99 @@ func TestSteerProgram(t *testing.T) {
 	// No socket in the map: the redirect falls back to the kernel.
 	if ret, _ := runXDP(t, p.prog, frame, loIndex, 1); ret != xdpPass {
 		t.Errorf("action %d without a socket, want XDP_PASS", ret)
+	}
+}
+
+// TestLayouts: the map values the Go side reads and the constants it
+// mirrors are what pktgen.c declares (bpf2go's types come from its BTF).
+func TestLayouts(t *testing.T) {
+	type field struct {
+		name      string
+		got, want uintptr
+	}
+	var gs genState
+	var bgs bpf.PktgenGenState
+	var cv countValue
+	var bcv bpf.PktgenCountValue
+	for _, f := range []field{
+		{"sizeof(struct gen_state)", unsafe.Sizeof(gs), unsafe.Sizeof(bgs)},
+		{"gen_state.sent", unsafe.Offsetof(gs.Sent), unsafe.Offsetof(bgs.Sent)},
+		{"gen_state.flow", unsafe.Offsetof(gs.Flow), unsafe.Offsetof(bgs.Flow)},
+		{"gen_state.addr", unsafe.Offsetof(gs.Addr), unsafe.Offsetof(bgs.Addr)},
+		{"gen_state.port", unsafe.Offsetof(gs.Port), unsafe.Offsetof(bgs.Port)},
+		{"binary.Size(genState)", uintptr(binary.Size(gs)), unsafe.Sizeof(bgs)},
+		{"sizeof(struct count_value)", unsafe.Sizeof(cv), unsafe.Sizeof(bcv)},
+		{"count_value.packets", unsafe.Offsetof(cv.Packets), unsafe.Offsetof(bcv.Packets)},
+		{"count_value.bytes", unsafe.Offsetof(cv.Bytes), unsafe.Offsetof(bcv.Bytes)},
+		{"count_value.first", unsafe.Offsetof(cv.First), unsafe.Offsetof(bcv.First)},
+		{"count_value.last", unsafe.Offsetof(cv.Last), unsafe.Offsetof(bcv.Last)},
+		{"count_value.stamped", unsafe.Offsetof(cv.Stamped), unsafe.Offsetof(bcv.Stamped)},
+		{"binary.Size(countValue)", uintptr(binary.Size(cv)), unsafe.Sizeof(bcv)},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s: Go %d, pktgen.c %d", f.name, f.got, f.want)
+		}
+	}
+
+	spec, err := bpf.LoadPktgen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct {
+		name              string
+		value, maxEntries uint32
+	}{
+		{genMapName, uint32(unsafe.Sizeof(gs)), 1},
+		{countMapName, uint32(unsafe.Sizeof(cv)), 1},
+		{xskMapName, 4, maxQueues},
+	} {
+		ms := spec.Maps[m.name]
+		if ms == nil {
+			t.Errorf("no map %s", m.name)
+			continue
+		}
+		if ms.ValueSize != m.value || ms.MaxEntries != m.maxEntries {
+			t.Errorf("map %s: value size %d, %d entries; want %d, %d", m.name, ms.ValueSize, ms.MaxEntries, m.value, m.maxEntries)
+		}
+	}
+	if n := len(bpf.PktgenGenConfig{}.Tmpl); n != tmplLen {
+		t.Errorf("template of %d bytes, want %d", n, tmplLen)
+	}
+	for _, name := range []string{genProgName, countProgName, reflProgName, steerProgName} {
+		if spec.Programs[name] == nil {
+			t.Errorf("no program %s", name)
+		}
+	}
+}
+
+// TestLoadOnlyWhatIsUsed: a counting program comes without the generator's
+// constants and the other programs' maps.
+func TestLoadOnlyWhatIsUsed(t *testing.T) {
+	needRoot(t)
+	tp := testTemplate(t, protoUDP, 64, "198.18.0.1", 0)
+	for _, tc := range []struct {
+		spec *ebpf.CollectionSpec
+		prog string
+		maps []string
+	}{
+		{mustSpec(t)(genSpec(tp, loIndex)), genProgName, []string{genMapName, ".rodata"}},
+		{mustSpec(t)(bpf.LoadPktgen()), countProgName, []string{countMapName}},
+		{mustSpec(t)(bpf.LoadPktgen()), reflProgName, []string{countMapName}},
+		{mustSpec(t)(bpf.LoadPktgen()), steerProgName, []string{xskMapName}},
+	} {
+		p, err := loadProg(tc.spec, tc.prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for name := range p.coll.Maps {
+			got = append(got, name)
+		}
+		slices.Sort(got)
+		slices.Sort(tc.maps)
+		if len(p.coll.Programs) != 1 || !slices.Equal(got, tc.maps) {
+			t.Errorf("%s: %d programs, maps %v; want 1, %v", tc.prog, len(p.coll.Programs), got, tc.maps)
+		}
+		p.Close()
 	}
 }

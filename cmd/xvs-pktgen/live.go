@@ -51,7 +51,11 @@ type liveSender struct {
 }
 
 func newLiveSender(t *template, ifindex int) (*liveSender, error) {
-	gen, err := loadProg(genSpec(t, ifindex), genProgName)
+	spec, err := genSpec(t, ifindex)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := loadProg(spec, genProgName)
 	if err != nil {
 		return nil, err
 	}

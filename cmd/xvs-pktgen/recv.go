@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/xvs-lb/xvs/dataplane/bpf"
 	"github.com/xvs-lb/xvs/dataplane/xsk"
 )
 
@@ -44,10 +45,13 @@ type xdpReceiver struct {
 }
 
 func newXDPReceiver(reflect bool, ifindex int) (*xdpReceiver, error) {
-	spec := countSpec(countProgName, false, xdpDrop)
+	spec, err := bpf.LoadPktgen()
+	if err != nil {
+		return nil, err
+	}
 	name := countProgName
 	if reflect {
-		spec, name = countSpec(reflProgName, true, xdpTX), reflProgName
+		name = reflProgName
 	}
 	prog, err := loadProg(spec, name)
 	if err != nil {
@@ -125,7 +129,11 @@ func newXSKReceiver(reflect bool, ifname string, ifindex int) (_ *xskReceiver, e
 			x.Close()
 		}
 	}()
-	if x.steer, err = loadProg(steerSpec(), steerProgName); err != nil {
+	spec, err := bpf.LoadPktgen()
+	if err != nil {
+		return nil, err
+	}
+	if x.steer, err = loadProg(spec, steerProgName); err != nil {
 		return nil, err
 	}
 	if x.umem, err = xsk.NewUMEM(xsk.UMEMConfig{NumFrames: min(nq*2*rxRing, maxRxFrames)}); err != nil {

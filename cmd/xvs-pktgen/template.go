@@ -169,7 +169,7 @@ func (t *template) checksums(addr uint32, port uint16) (ipCsum, l4Csum uint16) {
 // into the frame of the given flow indexes: it writes the flow's source
 // address and port and both checksums, as absolute values. It allocates
 // nothing. (The generator program does the same in the kernel, and rewrites
-// the rest of the header too: see genProgram.)
+// the rest of the header too: see pktgen_gen in dataplane/bpf/pktgen.c.)
 func (t *template) writeFlow(frame []byte, addrIdx, portIdx uint32) {
 	addr := t.baseAddr + addrIdx
 	port := t.basePort + uint16(portIdx)

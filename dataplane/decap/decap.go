@@ -56,7 +56,7 @@ type Stats struct {
 	Passed       uint64 // not tunnelled: passed untouched
 }
 
-// Load assembles the decapsulator, creates its maps and loads both into the
+// Load creates the decapsulator's maps and loads it and them into the
 // kernel. It starts with no VIP (nothing is decapsulated) and no local
 // address (any outer destination is accepted). It is not attached anywhere
 // until Attach.
@@ -65,7 +65,11 @@ func Load() (*Decap, error) {
 		vips:   make(map[netip.Addr]struct{}),
 		locals: make(map[netip.Addr]struct{}),
 	}
-	if err := mapCollectionSpec().LoadAndAssign(&d.objs, nil); err != nil {
+	spec, err := collectionSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load decapsulator: %w", err)
+	}
+	if err := spec.LoadAndAssign(&d.objs, nil); err != nil {
 		return nil, fmt.Errorf("load decapsulator: %w", err)
 	}
 	return d, nil

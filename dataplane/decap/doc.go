@@ -4,8 +4,9 @@
 // stack as if it had arrived directly. With the VIP on lo, the kernel then
 // delivers it to the local socket, exactly as it would after tunl0.
 //
-// The program is assembled in Go at run time with cilium/ebpf's asm package,
-// like dataplane/xdpprog's: no C source, no clang.
+// The program is dataplane/bpf/decap.c, compiled by cilium/ebpf's bpf2go
+// into an object embedded in the binary (dataplane/bpf), so that building
+// xvs needs no C compiler.
 //
 // # What is decapsulated
 //
@@ -45,14 +46,14 @@
 // dies. This suits a daemon.
 //
 // [AttachPersistent] is for one-shot commands such as xvsadm realserver: it
-// attaches with the legacy netlink call (IFLA_XDP), which leaves the program
-// attached after the process exits, and compiles the VIPs and local
-// addresses into the instructions as constants. Nothing needs pinning, so no
-// bpffs is required (this kernel has none mounted); the price is that the
-// address sets cannot be edited in place: changing them loads a new program
-// and atomically replaces the old one on the interface (its counters restart
-// from zero), and each frame is compared against the addresses one by one
-// (fine for the handful of VIPs a real server holds; at most
-// MaxVIPs). [Detach] removes it, and [Inspect] reports whether it is
-// attached and reads its counters through the program's map IDs.
+// loads the same program, fills its maps from a [Config], and attaches it
+// with the legacy netlink call (IFLA_XDP), which leaves the program attached
+// after the process exits; the program holds references to its maps, so
+// they stay with it. Nothing needs pinning, so no bpffs is required (this
+// kernel has none mounted); the price is that the address sets are not
+// edited in place: no process keeps the maps open, so changing them loads a
+// new program with new maps and atomically replaces the old one on the
+// interface (its counters restart from zero). [Detach] removes it, and
+// [Inspect] reports whether it is attached and reads its counters through
+// the program's map IDs.
 package decap

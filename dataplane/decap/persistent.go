@@ -22,7 +22,8 @@ const (
 	xdpAttachedMulti = 4
 )
 
-// Config holds the address sets compiled into a persistent decapsulator.
+// Config holds the address sets of a persistent decapsulator, loaded into
+// its maps before it is attached.
 type Config struct {
 	// VIPs are the inner destinations to decapsulate: the VIPs the real
 	// server holds on lo. At most MaxVIPs.
@@ -71,9 +72,10 @@ type Status struct {
 	Stats     Stats        // the decapsulator's counters, when Ours
 }
 
-// AttachPersistent loads a decapsulator with cfg's addresses compiled in and
-// attaches it to the interface with the legacy netlink call, so that it
-// stays attached after this process exits, until Detach. A decapsulator
+// AttachPersistent loads a decapsulator, fills its maps with cfg's addresses
+// and attaches it to the interface with the legacy netlink call, so that it
+// stays attached after this process exits, until Detach: the program holds
+// references to its maps, so they live as long as it does. A decapsulator
 // already attached there is replaced atomically when the mode allows (in
 // ModeAuto the mode it runs in is kept); any other XDP program is left alone
 // and an error returned. It returns the mode in use.
@@ -96,15 +98,14 @@ func AttachPersistent(ifindex int, mode xdpprog.Mode, cfg Config) (xdpprog.Mode,
 			name, cur.Name, cur.ProgramID)
 	}
 
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"xvs_decap"`
-	}
-	if err := constCollectionSpec(cfg.VIPs, cfg.LocalAddrs).LoadAndAssign(&objs, nil); err != nil {
-		return mode, fmt.Errorf("load decapsulator for %s: %w", name, err)
+	d, err := loadConfig(cfg)
+	if err != nil {
+		return mode, fmt.Errorf("attach decapsulator to %s: %w", name, err)
 	}
 	// The attachment holds its own reference to the program, and the
-	// program to its stats map.
-	defer objs.Prog.Close()
+	// program to its maps: closing this process's descriptors leaves
+	// them to the interface.
+	defer d.Close()
 
 	if cur.Attached {
 		switch {
@@ -121,11 +122,30 @@ func AttachPersistent(ifindex int, mode xdpprog.Mode, cfg Config) (xdpprog.Mode,
 		}
 	}
 	return attachModes(name, mode, func(m xdpprog.Mode) error {
-		if err := setXDP(l, objs.Prog.FD(), m); err != nil {
+		if err := setXDP(l, d.objs.Prog.FD(), m); err != nil {
 			return fmt.Errorf("attach decapsulator to %s in %s mode: %w", name, m, err)
 		}
 		return nil
 	})
+}
+
+// loadConfig loads a decapsulator whose maps hold cfg's addresses, not
+// attached anywhere. No local address leaves the filter off: any outer
+// destination is accepted.
+func loadConfig(cfg Config) (*Decap, error) {
+	d, err := Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.SyncVIPs(cfg.VIPs); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := d.SetLocalAddrs(cfg.LocalAddrs); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // setXDP attaches the program fd (or detaches, fd -1) in mode. Without

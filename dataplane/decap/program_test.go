@@ -12,6 +12,12 @@ import (
 	"github.com/gopacket/gopacket/layers"
 )
 
+// Kernel ABI values the tests use.
+const (
+	xdpPass   = 2 // XDP_PASS
+	ethHdrLen = 14
+)
+
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -35,28 +41,25 @@ func loadDecap(t *testing.T) *Decap {
 	return d
 }
 
-// constProgram is the persistent variant, loaded without attaching.
-type constProgram struct {
-	Prog  *ebpf.Program `ebpf:"xvs_decap"`
-	Stats *ebpf.Map     `ebpf:"xvs_dc_stats"`
-}
-
-func loadConst(t *testing.T, cfg Config) *constProgram {
+// loadPersistent loads the decapsulator as AttachPersistent does, with its
+// maps filled from cfg, without attaching it; it is closed afterwards.
+func loadPersistent(t *testing.T, cfg Config) variant {
 	t.Helper()
 	needRoot(t)
 	cfg, err := cfg.normalize()
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	var p constProgram
-	if err := constCollectionSpec(cfg.VIPs, cfg.LocalAddrs).LoadAndAssign(&p, nil); err != nil {
-		t.Fatalf("load constant decapsulator: %+v", err)
+	d, err := loadConfig(cfg)
+	if err != nil {
+		t.Fatalf("load persistent decapsulator: %+v", err)
 	}
 	t.Cleanup(func() {
-		p.Prog.Close()
-		p.Stats.Close()
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
 	})
-	return &p
+	return variant{"persistent", d.objs.Prog, d.objs.Stats}
 }
 
 // variant is one way of running the decapsulator over a frame.
@@ -96,8 +99,9 @@ func (v variant) run(t *testing.T, frame []byte) (uint32, []byte, Stats) {
 	return action, opts.DataOut, after.sub(before)
 }
 
-// variants returns both program variants, set up with the same VIPs and
-// local addresses (nil locals: any).
+// variants returns the decapsulator set up both ways, with the same VIPs and
+// local addresses (nil locals: any): through a Decap's methods, and from a
+// Config as AttachPersistent does.
 func variants(t *testing.T, vips, locals []netip.Addr) []variant {
 	d := loadDecap(t)
 	if err := d.SyncVIPs(vips); err != nil {
@@ -106,10 +110,9 @@ func variants(t *testing.T, vips, locals []netip.Addr) []variant {
 	if err := d.SetLocalAddrs(locals); err != nil {
 		t.Fatalf("SetLocalAddrs: %v", err)
 	}
-	c := loadConst(t, Config{VIPs: vips, LocalAddrs: locals})
 	return []variant{
 		{"maps", d.objs.Prog, d.objs.Stats},
-		{"constants", c.Prog, c.Stats},
+		loadPersistent(t, Config{VIPs: vips, LocalAddrs: locals}),
 	}
 }
 
@@ -275,8 +278,9 @@ func TestLocalAddrs(t *testing.T) {
 	}
 
 	// Only IPv4 local addresses: every IPv6 outer destination is foreign.
-	c := loadConst(t, Config{VIPs: []netip.Addr{vip4, vip6}, LocalAddrs: []netip.Addr{rs4}})
-	checkCase(t, variant{"constants, v4 locals", c.Prog, c.Stats}, frameCase{
+	v4only := loadPersistent(t, Config{VIPs: []netip.Addr{vip4, vip6}, LocalAddrs: []netip.Addr{rs4}})
+	v4only.name += ", v4 locals"
+	checkCase(t, v4only, frameCase{
 		name: "ip6ip6", frame: tunnelFrame(t, l2{}, rs6, vip6), want: notForUs,
 	})
 
@@ -411,14 +415,25 @@ func TestConfigLimits(t *testing.T) {
 	if err != nil || len(cfg.VIPs) != MaxVIPs {
 		t.Fatalf("normalize MaxVIPs: %d, %v", len(cfg.VIPs), err)
 	}
-	// The largest constant program must still pass the verifier.
+	// The maps hold MaxVIPs VIPs and MaxLocalAddrs local addresses, and
+	// the last of each still matches.
 	v6 := make([]netip.Addr, MaxVIPs)
 	for i := range v6 {
 		v6[i] = netip.AddrFrom16([16]byte{0: 0xfd, 14: byte(i >> 8), 15: byte(i)})
 	}
-	c := loadConst(t, Config{VIPs: v6})
+	locals := make([]netip.Addr, MaxLocalAddrs)
+	for i := range locals {
+		locals[i] = netip.AddrFrom16([16]byte{0: 0xfd, 1: 1, 14: byte(i >> 8), 15: byte(i)})
+	}
+	locals[len(locals)-1] = rs6
+	if _, err := (Config{LocalAddrs: append(locals, other6)}).normalize(); err == nil {
+		t.Error("normalize accepted more than MaxLocalAddrs")
+	}
+	full := loadPersistent(t, Config{VIPs: v6, LocalAddrs: locals})
+	full.name += ", full maps"
 	last := v6[len(v6)-1]
-	checkCase(t, variant{"constants, MaxVIPs", c.Prog, c.Stats}, frameCase{
+	checkCase(t, full, frameCase{
 		frame: tunnelFrame(t, l2{}, rs6, last), want: decapsulated, out: innerFrame(t, l2{}, last),
 	})
+	checkCase(t, full, frameCase{frame: tunnelFrame(t, l2{}, other6, last), want: notForUs})
 }
