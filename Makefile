@@ -24,11 +24,14 @@ build:
 demo: deps
 	$(GO) run ./internal/demo -config configs/demo.toml
 
-# Unit tests under the race detector, then the end-to-end suite (DR and NAT
-# through a live director, in namespaces).
+# Unit tests under the race detector with the end-to-end suite (every mode
+# through a live director, in namespaces), then the end-to-end suite again
+# with the XDP fast path forced on; first, that the committed BPF objects
+# are what their C sources compile to.
 test: deps generate-check
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	XVS_E2E_FAST_PATH=1 $(GO) test -race -count=1 -timeout 15m ./e2e/
 
 # Unit tests only (no root needed).
 test-short:

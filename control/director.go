@@ -159,6 +159,7 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		Batch:           cfg.Director.BatchSize,
 		IdleSpins:       cfg.Director.IdleSpins,
 		VerifyChecksums: cfg.Director.VerifyChecksums,
+		FastPath:        fastPathMode(cfg.Director.FastPath),
 		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
 		Socket: xsk.SocketConfig{
 			RxSize: cfg.Director.RingSize, TxSize: cfg.Director.RingSize,
@@ -171,6 +172,16 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 			Timeouts:   timeouts(cfg.Timeouts),
 		},
 	}, nil
+}
+
+func fastPathMode(s string) dataplane.FastPath {
+	switch s {
+	case config.FastPathXDP:
+		return dataplane.FastPathXDP
+	case config.FastPathOff:
+		return dataplane.FastPathOff
+	}
+	return dataplane.FastPathAuto
 }
 
 func fullPolicy(s string) conntrack.FullPolicy {
@@ -194,6 +205,7 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 			Name: s.Name, VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Mark: s.Mark,
 			Scheduler: s.Scheduler, Flags: s.Flags, Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
 			LocalAddrs: s.LocalAddrs, TOA: s.TOA, LocalPortMin: s.LocalPortMin, LocalPortMax: s.LocalPortMax,
+			NoFastPath: s.NoFastPath,
 		}
 		for _, m := range s.Matches {
 			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})
@@ -223,8 +235,18 @@ func (d *Director) Reload() error {
 	if err != nil {
 		return err
 	}
-	if fmt.Sprint(cfg.Director) != fmt.Sprint(d.cfg.Director) {
+	// fast_path may change on a reload; the rest of [director] needs a
+	// restart.
+	next, cur := cfg.Director, d.cfg.Director
+	next.FastPath, cur.FastPath = "", ""
+	if fmt.Sprint(next) != fmt.Sprint(cur) {
 		return fmt.Errorf("%s: [director] settings changed; they take effect on restart only", d.path)
+	}
+	if cfg.Director.FastPath != d.cfg.Director.FastPath {
+		if err := d.eng.SetFastPath(fastPathMode(cfg.Director.FastPath)); err != nil {
+			return fmt.Errorf("%s: fast_path: %w", d.path, err)
+		}
+		d.log.Info("fast path switched", zap.String("fast_path", cfg.Director.FastPath))
 	}
 	if string(config.Marshal(cfg)) == string(config.Marshal(d.cfg)) {
 		// A touch, or the same change seen twice (file watch and SIGHUP):

@@ -368,11 +368,13 @@ func (d *Director) status() *api.Status {
 		Workers: st.Workers, Connections: st.Connections, Capacity: d.eng.Conntrack().Capacity(),
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, CsumCompleted: st.CsumCompleted, Drops: st.Drops, Config: d.path,
 		VerifyChecksums: st.VerifyChecksums, BadCsumIn: st.BadCsumIn, BadCsumOut: st.BadCsumOut, Warnings: st.Warnings,
+		FastPath: api.FastPath(st.FastPath),
 		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,
 			IdleSpins: st.Tuning.IdleSpins, NeedWakeup: st.Tuning.NeedWakeup},
 	}
 	for _, p := range st.Ports {
-		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel})
+		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel,
+			FastPath: p.FastPath, Oversize: p.Oversize})
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -39,6 +40,11 @@ type Config struct {
 	// it sleeps in poll(2) (default DefaultIdleSpins); negative: it never
 	// sleeps (busy poll, a core per worker).
 	IdleSpins int
+	// FastPath says where established connections are forwarded by XDP
+	// itself (see FastPath); FastFlows bounds its flow table (flow
+	// directions; default xdpprog.DefaultFlows).
+	FastPath  FastPath
+	FastFlows int
 	// VerifyChecksums checks every frame's checksums as it arrives and as
 	// it leaves, counting and logging (sampled) frames sent with a
 	// checksum their receiver will reject: a debugging aid that costs a
@@ -67,6 +73,18 @@ type Engine struct {
 	// found by New, for operators.
 	warnings []string
 	verify   bool
+
+	// The XDP fast path: the flow table, and which ports forward with it
+	// (read by the workers when they offload; fastNote says why a port
+	// does not).
+	fast      *fastPath
+	fastMode  FastPath
+	fastPorts []atomic.Bool
+	fastNote  []string
+	fastErrs  []uint64 // per port: veth XDP transmit errors and successes at the last look
+	fastSent  []uint64
+	// fastTxDrops counts fast-path frames a veth peer did not take.
+	fastTxDrops atomic.Uint64
 
 	table atomic.Pointer[Table]
 
@@ -136,11 +154,6 @@ func New(cfg Config) (_ *Engine, err error) {
 			return nil, fmt.Errorf("dataplane: %w", err)
 		}
 		nworkers = max(nworkers, queues[i])
-		prog, err := xdpprog.Load(maxLookups)
-		if err != nil {
-			return nil, fmt.Errorf("dataplane: load steering program for %s: %w", name, err)
-		}
-		e.progs = append(e.progs, prog)
 	}
 	// A frame must fit the data room of one UMEM chunk (after the
 	// kernel's and the engine's headroom): an interface with a larger MTU
@@ -153,6 +166,25 @@ func New(cfg Config) (_ *Engine, err error) {
 		}
 	}
 	frameRoom := cfg.UMEM.DataRoom()
+	if e.fast, err = newFastPath(cmp.Or(cfg.FastFlows, xdpprog.DefaultFlows), cfg.Conntrack.MaxDests); err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
+	}
+	e.fastMode = cfg.FastPath
+	for _, p := range e.ports {
+		prog, err := xdpprog.Load(xdpprog.Config{MaxEntries: maxLookups, FrameRoom: frameRoom, Flows: e.fast.flows,
+			TxByRedirect: driverName(p.Name) == "veth"})
+		if err != nil {
+			return nil, fmt.Errorf("dataplane: load steering program for %s: %w", p.Name, err)
+		}
+		e.progs = append(e.progs, prog)
+		if err := e.fast.flows.AddPort(p.Ifindex); err != nil {
+			return nil, fmt.Errorf("dataplane: %w", err)
+		}
+	}
+	e.fastPorts = make([]atomic.Bool, len(e.ports))
+	e.fastNote = make([]string, len(e.ports))
+	e.fastErrs = make([]uint64, len(e.ports))
+	e.fastSent = make([]uint64, len(e.ports))
 	// Every socket of a worker fills its fill ring from the worker's UMEM.
 	fillRing := cfg.Socket.FillSize
 	if fillRing == 0 {
@@ -197,6 +229,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
 		w.fwd.sloppyTCP = cfg.SloppyTCP
+		w.fwd.offload, w.fwd.fastPorts = newOffloadRing(offloadRingSize), e.fastPorts
 		w.fwd.verify = cfg.VerifyChecksums
 		if cfg.SyncEvents {
 			w.fwd.events = newEventRing(syncRingSize)
@@ -228,6 +261,9 @@ func New(cfg Config) (_ *Engine, err error) {
 		e.modes = append(e.modes, mode)
 		log.Info("steering program attached", zap.String("interface", e.ports[p].Name), zap.Stringer("mode", mode), zap.Int("queues", queues[p]))
 		e.checkPort(p, mode, prog.Fallback(), frameRoom)
+	}
+	if err := e.setFastPath(cfg.FastPath); err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	e.verify = cfg.VerifyChecksums
 	for _, w := range e.warnings {
@@ -295,9 +331,10 @@ func (e *Engine) Run(ctx context.Context) {
 		e.wg.Add(1)
 		go func() { defer e.wg.Done(); w.run(ctx) }()
 	}
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go func() { defer e.wg.Done(); e.resolveLoop(ctx) }()
 	go func() { defer e.wg.Done(); e.housekeeping(ctx) }()
+	go func() { defer e.wg.Done(); e.fastLoop(ctx) }()
 }
 
 // Apply validates specs and publishes them as the new service table. On error
@@ -335,6 +372,10 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 	}
 	e.reg, e.specs = reg, specs
 	e.table.Store(t)
+	// Offloaded connections of real servers that are gone, drained,
+	// quiesced or changed go back to the workers, which apply the rules
+	// for them (and may offload them again).
+	e.dropDestFlows(changedDests(prev, t))
 	if e.resolveAll(t) {
 		select {
 		case e.resolveKick <- struct{}{}:
@@ -347,6 +388,28 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 		}
 	}
 	return nil
+}
+
+// changedDests returns the ids of prev's real servers whose connections
+// must leave the fast path under t: removed, draining, at weight 0, moved
+// to another address, port or method, or of a service that no longer
+// offloads.
+func changedDests(prev, t *Table) map[uint32]bool {
+	ids := map[uint32]bool{}
+	for _, old := range prev.dests {
+		if old == nil {
+			continue
+		}
+		d := t.dest(old.ID)
+		if d == nil || d.Draining || d.Weight == 0 || d.Addr != old.Addr || d.Port != old.Port || d.Method != old.Method {
+			ids[old.ID] = true
+			continue
+		}
+		if s := t.serviceByID(d.Service); s == nil || s.noFastPath {
+			ids[old.ID] = true
+		}
+	}
+	return ids
 }
 
 // steering lists what the XDP programs must send to the workers: every
@@ -413,6 +476,9 @@ func (e *Engine) DestCounters(d *Dest) Counters {
 	for _, w := range e.workers {
 		c.add(w.stats.dest(d.ID))
 	}
+	if e.fast != nil {
+		c.add(e.fast.stats.dest(d.ID))
+	}
 	return c
 }
 
@@ -420,9 +486,16 @@ func (e *Engine) DestCounters(d *Dest) Counters {
 // (ipvsadm -Z). Workers keep adding while it runs; a packet counted in
 // between may survive the reset, as with IPVS.
 func (e *Engine) ZeroCounters() {
+	stats := make([]*WorkerStats, 0, len(e.workers)+1)
 	for _, w := range e.workers {
-		for i := range w.stats.dests {
-			c := &w.stats.dests[i]
+		stats = append(stats, w.stats)
+	}
+	if e.fast != nil {
+		stats = append(stats, e.fast.stats)
+	}
+	for _, s := range stats {
+		for i := range s.dests {
+			c := &s.dests[i]
 			c.conns.Store(0)
 			c.inPkts.Store(0)
 			c.outPkts.Store(0)
@@ -436,9 +509,12 @@ func (e *Engine) ZeroCounters() {
 func (e *Engine) ServiceCounters(s *Service) Counters {
 	var c Counters
 	for _, d := range s.Dests {
-		for _, w := range e.workers {
-			c.add(w.stats.dest(d.ID))
-		}
+		dc := e.DestCounters(d)
+		c.Conns += dc.Conns
+		c.InPkts += dc.InPkts
+		c.OutPkts += dc.OutPkts
+		c.InBytes += dc.InBytes
+		c.OutBytes += dc.OutBytes
 	}
 	return c
 }
@@ -461,6 +537,7 @@ type Status struct {
 	Drops                 map[string]uint64
 	// Warnings are settings known to break forwarding (see checkPort).
 	Warnings    []string
+	FastPath    FastPathStatus
 	Connections int
 }
 
@@ -472,25 +549,71 @@ type Tuning struct {
 	NeedWakeup                  bool // every socket bound with XDP_USE_NEED_WAKEUP
 }
 
+// FastPathStatus is the XDP fast path's state.
+type FastPathStatus struct {
+	Mode            string // auto, xdp or off
+	Flows, Capacity int    // flow directions in the table now, and at most
+	// Offloaded counts flow directions inserted; Full those that found the
+	// table full (their connections stay in userspace); Stale those the
+	// fold removed because their connection had ended or changed.
+	Offloaded, Full, Stale uint64
+	// The steering programs' counters, summed over interfaces: frames the
+	// fast path forwarded, and frames of offloaded connections it left to
+	// the workers (checksum to complete, too big to tunnel) or dropped
+	// (egress not in the port map).
+	Frames, Partial, TooBig, NoPort uint64
+	// TxDrops counts fast-path frames a veth's peer did not take (its
+	// receive ring full; or no NAPI, which turns the port's fast path off).
+	TxDrops uint64
+}
+
 // PortStatus describes one director interface.
 type PortStatus struct {
 	Name     string
 	XDPMode  string
 	Queues   int
 	ZeroCopy bool
+	// FastPath is "xdp" when the interface forwards on the fast path, else
+	// "off" and why.
+	FastPath string
+	// Oversize counts frames longer than an AF_XDP frame, dropped by the
+	// steering program.
+	Oversize uint64
 	// Kernel sums the AF_XDP sockets' XDP_STATISTICS (non-zero ones).
 	Kernel map[string]uint64
 }
 
 // Status returns counters summed over workers.
 func (e *Engine) Status() Status {
+	e.mu.Lock()
 	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len(), Tuning: e.tuning,
-		VerifyChecksums: e.verify, Warnings: e.warnings}
+		VerifyChecksums: e.verify, Warnings: append([]string(nil), e.warnings...)}
+	notes := append([]string(nil), e.fastNote...)
+	st.FastPath.Mode = e.fastMode.String()
+	e.mu.Unlock()
+	if fp := e.fast; fp != nil {
+		st.FastPath.Capacity = fp.flows.Capacity()
+		st.FastPath.Flows = fp.flows.Count()
+		st.FastPath.Offloaded, st.FastPath.Full, st.FastPath.Stale = fp.offloaded.Load(), fp.full.Load(), fp.stale.Load()
+		st.FastPath.TxDrops = e.fastTxDrops.Load()
+	}
 	st.Tuning.NeedWakeup = len(e.workers) > 0
 	for p, port := range e.ports {
 		ps := PortStatus{Name: port.Name}
 		if p < len(e.modes) {
 			ps.XDPMode = e.modes[p].String()
+		}
+		if p < len(notes) {
+			ps.FastPath = notes[p]
+		}
+		if p < len(e.progs) {
+			if xs, err := e.progs[p].Stats(); err == nil {
+				ps.Oversize = xs.Oversize
+				st.FastPath.Frames += xs.Fast
+				st.FastPath.Partial += xs.FastPartial
+				st.FastPath.TooBig += xs.FastTooBig
+				st.FastPath.NoPort += xs.FastNoPort
+			}
 		}
 		ps.Kernel = map[string]uint64{}
 		for _, w := range e.workers {
@@ -592,6 +715,9 @@ func (e *Engine) Close() error {
 		for _, u := range e.umems {
 			errs = append(errs, u.Close())
 		}
+		if e.fast != nil {
+			errs = append(errs, e.fast.flows.Close())
+		}
 		e.closeErr = errors.Join(errs...)
 	})
 	return e.closeErr
@@ -617,6 +743,7 @@ func (e *Engine) FlushDest(id int64) int {
 			n++
 		}
 	}
+	e.dropDestFlows(map[uint32]bool{uint32(id): true})
 	return n
 }
 

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/xvs-lb/xvs/conntrack"
@@ -44,7 +45,12 @@ type forwarder struct {
 	verify    bool       // check checksums in and out (Config.VerifyChecksums)
 	badIn     bool       // with verify: the frame being forwarded arrived with a bad checksum
 	events    *eventRing // new and established connections, for sync; nil: off
-	ipid      uint16     // IPv4 ID of the tunnel headers this worker writes
+	// offload queues connections for the XDP fast path (nil: off), for
+	// egress and ingress on the ports fastPorts marks.
+	offload   *offloadRing
+	fastPorts []atomic.Bool
+	cand      offloadCandidate // the frame just forwarded, for considerOffload
+	ipid      uint16           // IPv4 ID of the tunnel headers this worker writes
 
 	// reply is an ICMP error forward left to send back out replyPort.
 	replyBuf  [1600]byte
@@ -82,6 +88,7 @@ func (f *forwarder) forwardFrame(t *Table, frame []byte, in int, now int64) int 
 // to send back (fragmentation needed) is left in f.reply.
 func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (out, newOff, newN int) {
 	f.replyLen, f.badIn = 0, false
+	f.cand = offloadCandidate{}
 	frame := buf[off : off+n]
 	m := &f.meta
 	if err := f.parser.Decode(frame, m); err != nil {
@@ -98,8 +105,12 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	// A sender that left its checksum to the NIC (veth, containers,
 	// virtual NICs) hands over a frame that no receiver accepts as it is:
 	// finish it, so that every rewrite below starts from a complete one.
+	// A frame the fast path could carry (complete checksum, no IPv4
+	// options) says its sender's frames can be offloaded.
+	clean := !m.IPv6 && m.L4Off-m.L3Off == packet.IPv4MinHeaderLen || m.IPv6
 	if packet.CompletePartialChecksum(frame, m) {
 		f.stats.CsumCompleted.Add(1)
+		clean = false
 	}
 	if f.verify && !packet.L4ChecksumValid(frame, m) {
 		f.badIn = true
@@ -122,9 +133,11 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 			return -1, 0, 0
 		}
 	} else {
-		if st := f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now); st != c.State && f.events != nil && st == conntrack.Established {
+		st := f.ct.Touch(c.Ref, m.TCPFlags, packetDir(c), now)
+		if st != c.State && f.events != nil && st == conntrack.Established {
 			f.events.push(c, st)
 		}
+		c.State = st
 		if svc = t.serviceByID(c.Value.Service); svc != nil && svc.persist > 0 {
 			f.keepTemplate(svc, c, now)
 		}
@@ -133,6 +146,11 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	if d == nil {
 		f.stats.drop(DropNoDest)
 		return -1, 0, 0
+	}
+	f.cand = offloadCandidate{ok: true, state: c.State, svc: svc, dest: d, clean: clean}
+	if c.Cached && m.Proto == protoTCP && m.TCPFlags&(packet.FlagFIN|packet.FlagRST) != 0 {
+		// Closing: its frames must come here, where the state machine is.
+		f.unoffload()
 	}
 	if c.Dir == conntrack.DirReply {
 		return f.reply(d, c, buf, off, frame)

@@ -79,6 +79,8 @@ func (e *Engine) resolveAll(t *Table) (pending bool) {
 		e.routes = map[netip.Addr]route{}
 	}
 	now := time.Now()
+	moved := map[uint32]bool{}
+	defer func() { e.dropDestFlows(moved) }() // offloaded flows carry the old next hop
 	for _, d := range t.dests {
 		if d == nil {
 			continue
@@ -89,12 +91,19 @@ func (e *Engine) resolveAll(t *Table) (pending bool) {
 			r.at = now
 			e.routes[d.Addr] = r
 		}
+		oldMAC, oldPort, had := d.hop.load()
 		if r.port < 0 {
 			d.hop.clear()
+			if had {
+				moved[d.ID] = true
+			}
 			continue
 		}
 		if mac, ok := neighs[r.via]; ok {
 			d.hop.store(mac, r.port)
+			if had && (mac != oldMAC || r.port != oldPort) {
+				moved[d.ID] = true
+			}
 			continue
 		}
 		// Keep a MAC we had while the kernel re-resolves it; ask the

@@ -103,7 +103,7 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 		svc := &Service{
 			ID: id, Name: spec.Name, VIP: ms[0].VIP.Unmap(), Port: ms[0].FromPort, Proto: ms[0].Proto,
 			Flags: spec.Flags, persist: int64(spec.Persistence), persistPrefix: spec.PersistPrefix,
-			toa: spec.TOA,
+			toa: spec.TOA, noFastPath: spec.NoFastPath,
 		}
 		if len(spec.LocalAddrs) > 256 {
 			return nil, nil, fmt.Errorf("service %s: more than 256 local addresses", name)

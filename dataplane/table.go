@@ -63,7 +63,9 @@ type ServiceSpec struct {
 	// DefaultLocalPortMin..DefaultLocalPortMax). Each local address offers
 	// every port of it to each real server.
 	LocalPortMin, LocalPortMax uint16
-	Reals                      []RealSpec
+	// NoFastPath keeps the service's connections off the XDP fast path.
+	NoFastPath bool
+	Reals      []RealSpec
 }
 
 // Match is a (VIP, port range, protocol) a group catches.
@@ -127,6 +129,7 @@ type Service struct {
 	persistPrefix int
 	lips          []netip.Addr // of the service's family
 	toa           bool
+	noFastPath    bool // its connections are never offloaded
 	// FullNAT's local port range.
 	lportMin, lportMax uint32
 	sched              sched.Scheduler

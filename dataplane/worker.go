@@ -101,8 +101,11 @@ func (w *worker) poll() int {
 			start := d.Addr - uint64(hr)
 			buf := w.umem.Frame(xsk.Desc{Addr: start, Len: d.Len + uint32(hr)})
 			out, off, length := w.fwd.forward(t, buf, hr, int(d.Len), p, now)
-			if w.fwd.verify && out >= 0 {
-				w.fwd.verifySent(buf[off : off+length])
+			if out >= 0 {
+				if w.fwd.verify {
+					w.fwd.verifySent(buf[off : off+length])
+				}
+				w.fwd.considerOffload()
 			}
 			if w.fwd.replyLen > 0 {
 				w.queueReply()

@@ -165,6 +165,8 @@ func TestSeedSetups(t *testing.T) {
 			}
 			completed := counterIn(t, status, `csum_completed: (\d+)`)
 			switch {
+			case topo.FastPathRun():
+				// Every host stands for one behind a physical NIC.
 			case tc.realNICs && completed != 0:
 				t.Errorf("behind real NICs the director completed %d checksums, want 0:\n%s", completed, status)
 			case !tc.realNICs && completed == 0:

@@ -158,6 +158,7 @@ type Status struct {
 	// Warnings are the director's interfaces' settings known to break
 	// forwarding.
 	Warnings   []string          `json:"warnings,omitempty"`
+	FastPath   FastPath          `json:"fast_path"`
 	Drops      map[string]uint64 `json:"drops"`
 	Interfaces []Interface       `json:"interfaces"`
 	DataPath   DataPath          `json:"data_path"`
@@ -174,12 +175,40 @@ type DataPath struct {
 	NeedWakeup bool `json:"need_wakeup"`
 }
 
+// FastPath is the XDP fast path's state: established connections whose
+// frames the steering programs forward themselves.
+type FastPath struct {
+	Mode     string `json:"mode"`     // auto, xdp or off
+	Flows    int    `json:"flows"`    // flow directions offloaded now
+	Capacity int    `json:"capacity"` // at most
+	// Offloaded, Full, Stale: flow directions inserted, refused by a full
+	// table (their connections stay in userspace), removed by the fold
+	// when their connection had ended.
+	Offloaded uint64 `json:"offloaded"`
+	Full      uint64 `json:"full"`
+	Stale     uint64 `json:"stale"`
+	// Frames the fast path forwarded; frames of offloaded connections it
+	// left to userspace (Partial: a checksum to complete; TooBig: too big
+	// to tunnel) or dropped (NoPort).
+	Frames  uint64 `json:"frames"`
+	Partial uint64 `json:"partial"`
+	TooBig  uint64 `json:"too_big"`
+	NoPort  uint64 `json:"no_port"`
+	// TxDrops: fast-path frames a veth's peer did not take.
+	TxDrops uint64 `json:"tx_drops"`
+}
+
 // Interface is one director interface.
 type Interface struct {
 	Name     string `json:"name"`
 	XDPMode  string `json:"xdp_mode"`
 	Queues   int    `json:"queues"`
 	ZeroCopy bool   `json:"zerocopy"`
+	// FastPath is "xdp" when the interface forwards on the fast path,
+	// else "off" and why.
+	FastPath string `json:"fast_path"`
+	// Oversize counts frames longer than an AF_XDP frame, dropped.
+	Oversize uint64 `json:"oversize,omitempty"`
 	// Kernel holds the AF_XDP sockets' own counters (XDP_STATISTICS),
 	// summed over queues, where any is non-zero: frames the kernel could
 	// not hand to xvs (rx_dropped, rx_ring_full, fill_ring_empty, ...).

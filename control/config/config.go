@@ -29,6 +29,11 @@ const (
 	DefaultConnections = 1 << 20
 	WhenFullRefuse     = "refuse"
 	WhenFullEvict      = "evict"
+
+	// Director.FastPath's values.
+	FastPathAuto = "auto"
+	FastPathXDP  = "xdp"
+	FastPathOff  = "off"
 )
 
 // Values of Director.XDPMode.
@@ -88,6 +93,11 @@ type Director struct {
 	// NoNeedWakeup binds the sockets without XDP_USE_NEED_WAKEUP, so the
 	// kernel is kicked after every batch whether it asked or not.
 	NoNeedWakeup bool
+	// FastPath is where established connections are forwarded by XDP
+	// itself: FastPathAuto (driver-mode interfaces other than veth),
+	// FastPathXDP (every driver-mode interface) or FastPathOff. It may
+	// change on reload.
+	FastPath string
 	// VerifyChecksums (debug) checks every frame's checksums on the way
 	// in and out and counts and logs frames sent with one their receiver
 	// will reject.
@@ -122,6 +132,9 @@ type Service struct {
 	// servers in a TCP option.
 	LocalAddrs []netip.Addr
 	TOA        bool
+	// NoFastPath keeps the service's connections off the XDP fast path
+	// (fast_path = "off").
+	NoFastPath bool
 	// LocalPortMin..LocalPortMax is FullNAT's local port range; 0, 0: the
 	// data path's default (1024-65535). A small range caps the connections
 	// to each real server at addresses x ports.

@@ -25,7 +25,7 @@ func defaultTimeouts() Timeouts {
 }
 
 func defaultDirector() Director {
-	return Director{Interfaces: []string{"eth0"}, XDPMode: "auto", ZeroCopy: "auto", LogLevel: "info", Connections: DefaultConnections, WhenFull: WhenFullRefuse}
+	return Director{Interfaces: []string{"eth0"}, XDPMode: "auto", ZeroCopy: "auto", LogLevel: "info", Connections: DefaultConnections, WhenFull: WhenFullRefuse, FastPath: FastPathAuto}
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -96,7 +96,7 @@ func TestParseGood(t *testing.T) {
 				`scheduler = "rr"`,
 			),
 			want: Config{
-				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: "generic", ZeroCopy: "off", CPUs: []int{3, 1}, LogLevel: "debug", Connections: DefaultConnections, WhenFull: WhenFullRefuse},
+				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: "generic", ZeroCopy: "off", CPUs: []int{3, 1}, LogLevel: "debug", Connections: DefaultConnections, WhenFull: WhenFullRefuse, FastPath: FastPathAuto},
 				Timeouts: Timeouts{TCP: 15 * time.Minute, TCPFin: 60 * time.Second, UDP: 90 * time.Second},
 				Services: []Service{
 					{
@@ -144,12 +144,13 @@ func TestParseGood(t *testing.T) {
 		},
 		{
 			name: "data path tuning",
-			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false", "verify_checksums = true")...),
+			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false", "verify_checksums = true", `fast_path = "xdp"`)...),
 			want: Config{
 				Director: func() Director {
 					d := defaultDirector()
 					d.BatchSize, d.RingSize, d.UMEMFrames, d.IdleSpins, d.NoNeedWakeup = 128, 4096, 16384, -1, true
 					d.VerifyChecksums = true
+					d.FastPath = FastPathXDP
 					return d
 				}(),
 				Timeouts: defaultTimeouts(),
@@ -270,6 +271,7 @@ func TestParseBad(t *testing.T) {
 		{"idle_spins 0", doc(append(director, "idle_spins = 0")...), []wantErr{{3, "director.idle_spins: 0 is not a count"}}},
 		{"idle_spins below -1", doc(append(director, "idle_spins = -2")...), []wantErr{{3, "director.idle_spins: -2 is out of range -1.."}}},
 		{"need_wakeup string", doc(append(director, `need_wakeup = "no"`)...), []wantErr{{3, "director.need_wakeup: want a boolean, got a string"}}},
+		{"fast_path unknown", doc(append(director, `fast_path = "dpdk"`)...), []wantErr{{3, "director.fast_path"}}},
 
 		// Timeouts.
 		{"bad duration", doc(append(director, "[timeouts]", `tcp = "15 minutes"`)...), []wantErr{{4, `timeouts.tcp: "15 minutes" is not a duration`}}},

@@ -31,6 +31,9 @@ func Marshal(cfg *Config) []byte {
 		w("sloppy_tcp = true\n")
 	}
 	w("connections = %d\nwhen_full = %q\n", cfg.Director.Connections, cfg.Director.WhenFull)
+	if cfg.Director.FastPath != "" && cfg.Director.FastPath != FastPathAuto {
+		w("fast_path = %q\n", cfg.Director.FastPath)
+	}
 	for _, k := range []struct {
 		key string
 		v   int
@@ -103,6 +106,9 @@ func writePolicy(b *strings.Builder, s *Service, table string) {
 	}
 	if s.TOA {
 		w("toa = true\n")
+	}
+	if s.NoFastPath {
+		w("fast_path = \"off\"\n")
 	}
 	if s.LocalPortMin != 0 {
 		w("local_ports = \"%d-%d\"\n", s.LocalPortMin, s.LocalPortMax)

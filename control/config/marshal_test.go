@@ -52,11 +52,11 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	inputs["everything"] = doc(
 		"[director]", `interfaces = ["a", "b"]`, "cpus = [1]", `xdp_mode = "generic"`,
-		"batch_size = 32", "ring_size = 1024", "umem_frames = 8192", "idle_spins = 1", "need_wakeup = false", "verify_checksums = true",
+		"batch_size = 32", "ring_size = 1024", "umem_frames = 8192", "idle_spins = 1", "need_wakeup = false", "verify_checksums = true", `fast_path = "off"`,
 		"[timeouts]", "tcp = 60", `udp = "1500ms"`,
 		"[[service]]", `name = "web"`, `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`,
 		`scheduler = "mh"`, `sched_flags = ["mh-port"]`, `persistence = "10m"`, `netmask = "255.255.0.0"`,
-		`local_addresses = ["198.19.0.2", "198.19.0.3"]`, "toa = true", `local_ports = "20000-20999"`,
+		`local_addresses = ["198.19.0.2", "198.19.0.3"]`, "toa = true", `local_ports = "20000-20999"`, `fast_path = "off"`,
 		"[[service.real]]", `address = "198.19.0.11"`, "port = 8080", `method = "fullnat"`, "weight = 3", "upper_threshold = 10", "lower_threshold = 5",
 		"[[service.real]]", `address = "198.19.0.12"`, `method = "tun"`, "port = 80",
 		"[service.health]", `check = "http"`, `path = "/healthz"`, `expect_body = "ok"`, `host = "h"`, `interval = "3s"`, "fall = 5", `on_failure = "reset"`,

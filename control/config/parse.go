@@ -287,7 +287,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
-		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup", "verify_checksums"); ok {
+		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup", "verify_checksums", "fast_path"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -296,11 +296,11 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "real", "health"); ok {
+	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "fast_path", "real", "health"); ok {
 		cfg.Services = d.services(ts)
 		d.healthChecks(ts, cfg.Services)
 	}
-	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "real", "health"); ok {
+	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "fast_path", "real", "health"); ok {
 		groups := d.groups(ts, cfg.Services)
 		d.healthChecks(ts, groups)
 		cfg.Services = append(cfg.Services, groups...)
@@ -368,6 +368,10 @@ func (d *decoder) director(t *table) Director {
 	dir.Connections = DefaultConnections
 	if n, ok := t.integer("connections", 1024, 1<<27); ok {
 		dir.Connections = int(n)
+	}
+	dir.FastPath = FastPathAuto
+	if s, ok := t.enum("fast_path", FastPathAuto, FastPathXDP, FastPathOff); ok {
+		dir.FastPath = s
 	}
 	dir.WhenFull = WhenFullRefuse
 	if s, ok := t.enum("when_full", WhenFullRefuse, WhenFullEvict); ok {
@@ -558,6 +562,9 @@ func (d *decoder) fullnat(t *table, s *Service) {
 	}
 	if b, ok := t.boolean("toa"); ok {
 		s.TOA = b
+	}
+	if v, ok := t.enum("fast_path", FastPathXDP, FastPathOff); ok {
+		s.NoFastPath = v == FastPathOff
 	}
 	if v, ok := t.m["local_ports"]; ok {
 		str, isStr := v.(string)

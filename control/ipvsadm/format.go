@@ -328,6 +328,12 @@ func WriteStatus(w io.Writer, st *api.Status) {
 			mode = "zero-copy"
 		}
 		fmt.Fprintf(w, "  interface %-16s xdp %-8s queues %d  %s\n", i.Name, i.XDPMode, i.Queues, mode)
+		if i.FastPath != "" {
+			fmt.Fprintf(w, "    fast path: %s\n", i.FastPath)
+		}
+		if i.Oversize > 0 {
+			fmt.Fprintf(w, "    oversize: %d frames longer than an AF_XDP frame dropped\n", i.Oversize)
+		}
 		if k := i.Kernel; len(k) > 0 {
 			names := make([]string, 0, len(k))
 			for n := range k {
@@ -355,6 +361,10 @@ func WriteStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "  drops: %s\n", strings.Join(parts, " "))
 	fmt.Fprintf(w, "  csum_completed: %d (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n", st.CsumCompleted)
+	if fp := st.FastPath; fp.Mode != "" {
+		fmt.Fprintf(w, "  fast path %s: %d of %d flows offloaded, %d frames forwarded by XDP; to userspace: %d partial checksum, %d too big; offloads %d, table full %d, stale %d, no port %d, peer drops %d\n",
+			fp.Mode, fp.Flows, fp.Capacity, fp.Frames, fp.Partial, fp.TooBig, fp.Offloaded, fp.Full, fp.Stale, fp.NoPort, fp.TxDrops)
+	}
 	if st.VerifyChecksums {
 		fmt.Fprintf(w, "  verify_checksums: %d sent with a checksum their receiver rejects, %d arrived with one (forwarded as they came)\n",
 			st.BadCsumOut, st.BadCsumIn)

@@ -668,7 +668,7 @@ func TestRefusals(t *testing.T) {
 	})
 
 	t.Run("another XDP program", func(t *testing.T) {
-		steer, err := xdpprog.Load(16)
+		steer, err := xdpprog.Load(xdpprog.Config{MaxEntries: 16})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -446,7 +446,7 @@ func TestPersistentReplace(t *testing.T) {
 	}
 
 	// Another program is left alone.
-	steer, err := xdpprog.Load(16)
+	steer, err := xdpprog.Load(xdpprog.Config{MaxEntries: 16})
 	if err != nil {
 		t.Fatalf("load xdpprog: %v", err)
 	}

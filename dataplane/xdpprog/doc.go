@@ -2,9 +2,10 @@
 // director interface's traffic into xvs's AF_XDP sockets, and manages the BPF
 // maps that tell it which traffic is xvs's.
 //
-// The program is assembled in Go at run time with cilium/ebpf's asm package:
-// there is no C source, no clang and no generated object file, so the
-// program that runs is always the one this package's source describes.
+// The program is written in C (dataplane/bpf/steer.c) and compiled by
+// cilium/ebpf's bpf2go into an object committed with the source; this
+// package loads it, sets its per-interface constants and keeps its maps in
+// step with the configuration.
 //
 // # What is steered
 //
@@ -98,5 +99,24 @@
 // sums it over CPUs.
 //
 // Each director interface gets its own [Program]: its own program instance
-// and its own maps.
+// and its own maps, except the fast path's flow table and port map
+// ([Flows]), which all of them share.
+//
+// # The fast path
+//
+// With [Program.SetFastPath] on, a TCP or UDP frame that is not a fragment,
+// has no IPv4 options and carries neither SYN, FIN nor RST is first looked
+// up in the flow table, by (source, destination, ports, protocol) as it
+// arrives. A hit is a connection the userspace workers have offloaded: the
+// program rewrites the frame as the flow says (MACs; DNAT and SNAT with
+// incremental checksums; IPIP or IPv6-in-IP encapsulation) and sends it
+// itself, with XDP_TX when it leaves on the interface it came in on (a
+// redirect on veth, see Config.TxByRedirect) and with a redirect through
+// the port map otherwise, counting packets, bytes and a last-seen stamp in
+// the flow. What the userspace decoder would refuse (a lying length, a bad
+// IPv4 header checksum, a bad TCP data offset or UDP length), a checksum
+// left to complete, and a tunnel packet too big for the egress MTU go to
+// the socket as without the fast path, so userspace counts, completes or
+// answers them. The flow table is userspace's: it inserts when it offloads
+// and deletes when a connection ends or moves.
 package xdpprog

@@ -2,6 +2,7 @@ package xdpprog
 
 import (
 	"encoding/binary"
+	"github.com/xvs-lb/xvs/dataplane/bpf"
 	"os"
 	"testing"
 	"unsafe"
@@ -17,7 +18,7 @@ func loadProgram(t *testing.T) *Program {
 	if os.Geteuid() != 0 {
 		t.Skip("loading BPF programs needs root")
 	}
-	p, err := Load(64)
+	p, err := Load(Config{MaxEntries: 64})
 	if err != nil {
 		t.Fatalf("Load: %+v", err)
 	}
@@ -326,7 +327,7 @@ func TestSetSocketErrors(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	for _, n := range []int{0, -1} {
-		if p, err := Load(n); err == nil {
+		if p, err := Load(Config{MaxEntries: n}); err == nil {
 			p.Close()
 			t.Errorf("Load(%d) succeeded", n)
 		}
@@ -355,25 +356,31 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestKeyLayout pins the key's memory image to the program's stack layout.
+// TestKeyLayout pins the Go key's memory image to steer.c's struct key,
+// as bpf2go read it from the object's BTF.
 func TestKeyLayout(t *testing.T) {
-	if got := unsafe.Sizeof(mapKey{}); got != keySize {
-		t.Fatalf("sizeof(mapKey) = %d, want %d", got, keySize)
+	spec, err := collectionSpec(64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := binary.Size(mapKey{}); got != keySize {
-		t.Fatalf("binary.Size(mapKey) = %d, want %d", got, keySize)
+	for _, name := range []string{bpf.SteerMapXvsVips, bpf.SteerMapXvsReals, bpf.SteerMapXvsVipaddrs} {
+		if got := spec.Maps[name].KeySize; got != uint32(unsafe.Sizeof(mapKey{})) {
+			t.Errorf("%s: key size %d, sizeof(mapKey) %d", name, got, unsafe.Sizeof(mapKey{}))
+		}
+	}
+	if got := binary.Size(mapKey{}); got != int(unsafe.Sizeof(bpf.SteerKey{})) {
+		t.Fatalf("binary.Size(mapKey) = %d, struct key is %d", got, unsafe.Sizeof(bpf.SteerKey{}))
 	}
 	for _, c := range []struct {
-		name string
-		off  uintptr
-		want int
+		name      string
+		off, want uintptr
 	}{
-		{"Port", unsafe.Offsetof(mapKey{}.Port), keyPortOff},
-		{"Proto", unsafe.Offsetof(mapKey{}.Proto), keyProtoOff},
-		{"Family", unsafe.Offsetof(mapKey{}.Family), keyFamilyOff},
+		{"Port", unsafe.Offsetof(mapKey{}.Port), unsafe.Offsetof(bpf.SteerKey{}.Port)},
+		{"Proto", unsafe.Offsetof(mapKey{}.Proto), unsafe.Offsetof(bpf.SteerKey{}.Proto)},
+		{"Family", unsafe.Offsetof(mapKey{}.Family), unsafe.Offsetof(bpf.SteerKey{}.Family)},
 	} {
-		if int(c.off) != c.want {
-			t.Errorf("offset of %s = %d, want %d", c.name, c.off, c.want)
+		if c.off != c.want {
+			t.Errorf("offset of %s = %d, struct key has it at %d", c.name, c.off, c.want)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/xvs-lb/xvs/dataplane/bpf"
 )
 
 var errClosed = errors.New("xdpprog: program closed")
@@ -27,21 +29,24 @@ type Program struct {
 	vipSet   map[mapKey]struct{}
 	realSet  map[mapKey]struct{}
 	addrRefs map[mapKey]int // VIPs per vipaddrs key
+	ownFlows *Flows         // the flow table Load made when Config had none
 }
 
 // objects receives the loaded collection; the tags name the spec's entries.
 type objects struct {
-	Prog     *ebpf.Program `ebpf:"xvs_steer"`
-	VIPs     *ebpf.Map     `ebpf:"xvs_vips"`
-	Reals    *ebpf.Map     `ebpf:"xvs_reals"`
-	VIPAddrs *ebpf.Map     `ebpf:"xvs_vipaddrs"`
-	XSKs     *ebpf.Map     `ebpf:"xvs_xsks"`
-	Stats    *ebpf.Map     `ebpf:"xvs_stats"`
+	Prog     *ebpf.Program  `ebpf:"xvs_steer"`
+	VIPs     *ebpf.Map      `ebpf:"xvs_vips"`
+	Reals    *ebpf.Map      `ebpf:"xvs_reals"`
+	VIPAddrs *ebpf.Map      `ebpf:"xvs_vipaddrs"`
+	XSKs     *ebpf.Map      `ebpf:"xvs_xsks"`
+	Stats    *ebpf.Map      `ebpf:"xvs_stats"`
+	IPID     *ebpf.Map      `ebpf:"xvs_ipid"`
+	FastPath *ebpf.Variable `ebpf:"fast_path"`
 }
 
 func (o *objects) close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{o.Prog, o.VIPs, o.Reals, o.VIPAddrs, o.XSKs, o.Stats} {
+	for _, c := range []interface{ Close() error }{o.Prog, o.VIPs, o.Reals, o.VIPAddrs, o.XSKs, o.Stats, o.IPID} {
 		if err := c.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -61,24 +66,124 @@ type Stats struct {
 	NoSocket    uint64 // steered, but no socket on the RX queue: handed to the kernel
 	Fragments   uint64 // IPv4 fragments to a VIP address (also in Redirected or NoSocket)
 	ICMPSteered uint64 // ICMP errors quoting a packet from a VIP or to a NAT real server (also in Redirected or NoSocket)
+	// Oversize counts steered frames longer than an AF_XDP frame holds
+	// (Config.FrameRoom), dropped: GSO super-frames in generic mode, an
+	// MTU above what the UMEM's frames take.
+	Oversize uint64
+	// The fast path: frames of offloaded connections forwarded by the
+	// program itself (XDP_TX or redirect to another director interface);
+	// frames of offloaded connections sent to userspace instead because
+	// their checksum was left to complete (Partial) or they are too big to
+	// tunnel (TooBig, userspace answers with ICMP); frames dropped because
+	// their egress interface is not in the port map (NoPort).
+	Fast, FastPartial, FastTooBig, FastNoPort uint64
 }
 
-// Load assembles the program, creates its maps and loads both into the
-// kernel. maxEntries bounds each of the vips, reals and vipaddrs maps.
-// The program is not attached anywhere until Attach.
-func Load(maxEntries int) (*Program, error) {
-	if maxEntries <= 0 || maxEntries > math.MaxUint32 {
-		return nil, fmt.Errorf("load xdp program: max entries %d out of range", maxEntries)
+// Config says how to load a steering program.
+type Config struct {
+	// MaxEntries bounds each of the vips, reals and vipaddrs maps.
+	MaxEntries int
+	// FrameRoom is the most bytes an AF_XDP frame of the interface's
+	// sockets holds: longer frames are counted (Stats.Oversize) and
+	// dropped. 0: unchecked.
+	FrameRoom int
+	// TxByRedirect sends fast-path frames that leave on the interface they
+	// arrived on by a redirect to it instead of XDP_TX: what veth needs,
+	// since it does not wake a peer without an XDP program of its own for
+	// XDP_TX frames.
+	TxByRedirect bool
+	// Flows is the fast path's flow table, shared by the programs of all
+	// director interfaces. Nil: the program gets a small one of its own.
+	Flows *Flows
+}
+
+// ownFlows sizes the flow table of a program loaded without one.
+const ownFlows = 1024
+
+// Load creates the program's maps and loads them and the program into the
+// kernel. The program is not attached anywhere until Attach, and its fast
+// path is off until SetFastPath.
+func Load(cfg Config) (*Program, error) {
+	if cfg.MaxEntries <= 0 || cfg.MaxEntries > math.MaxUint32 {
+		return nil, fmt.Errorf("load xdp program: max entries %d out of range", cfg.MaxEntries)
+	}
+	if cfg.FrameRoom < 0 || cfg.FrameRoom > math.MaxUint32 {
+		return nil, fmt.Errorf("load xdp program: frame room %d out of range", cfg.FrameRoom)
 	}
 	p := &Program{
 		vipSet:   make(map[mapKey]struct{}),
 		realSet:  make(map[mapKey]struct{}),
 		addrRefs: make(map[mapKey]int),
 	}
-	if err := collectionSpec(uint32(maxEntries)).LoadAndAssign(&p.objs, nil); err != nil {
+	spec, err := collectionSpec(uint32(cfg.MaxEntries))
+	if err != nil {
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	if err := spec.Variables[bpf.SteerVarFrameRoom].Set(uint32(cfg.FrameRoom)); err != nil {
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	if cfg.TxByRedirect {
+		if err := spec.Variables[bpf.SteerVarTxByRedirect].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("load xdp program: %w", err)
+		}
+	}
+	flows := cfg.Flows
+	if flows == nil {
+		if flows, err = NewFlows(ownFlows); err != nil {
+			return nil, fmt.Errorf("load xdp program: %w", err)
+		}
+		p.ownFlows = flows
+	}
+	spec.Maps[bpf.SteerMapXvsFlows].MaxEntries = uint32(flows.capacity)
+	opts := &ebpf.CollectionOptions{MapReplacements: map[string]*ebpf.Map{
+		bpf.SteerMapXvsFlows: flows.flows,
+		bpf.SteerMapXvsPorts: flows.ports,
+	}}
+	if err := spec.LoadAndAssign(&p.objs, opts); err != nil {
+		if p.ownFlows != nil {
+			p.ownFlows.Close()
+		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
 	return p, nil
+}
+
+// SetFastPath switches the program's fast path on or off: whether it
+// looks frames up in the flow table and forwards those of offloaded
+// connections itself. Off, every frame is steered as without one.
+func (p *Program) SetFastPath(on bool) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return fmt.Errorf("set fast path: %w", errClosed)
+	}
+	var v uint8
+	if on {
+		v = 1
+	}
+	if err := p.objs.FastPath.Set(v); err != nil {
+		return fmt.Errorf("set fast path: %w", err)
+	}
+	return nil
+}
+
+// Run runs the program once on frame with BPF_PROG_RUN, without attaching
+// it anywhere: what it would do with that frame arriving on an interface.
+// It returns the XDP action and the frame as the program left it, written
+// to out (which needs room for the headers the program may add).
+// Redirects are not carried out.
+func (p *Program) Run(frame, out []byte) (action uint32, n int, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, 0, fmt.Errorf("run xdp program: %w", errClosed)
+	}
+	opts := &ebpf.RunOptions{Data: frame, DataOut: out, Repeat: 1}
+	ret, err := p.objs.Prog.Run(opts)
+	if err != nil {
+		return 0, 0, fmt.Errorf("run xdp program: %w", err)
+	}
+	return ret, len(opts.DataOut), nil
 }
 
 // Attach attaches the program to the interface through a BPF link, so the
@@ -386,6 +491,11 @@ func (p *Program) Stats() (Stats, error) {
 		NoSocket:    sums[statNoSocket],
 		Fragments:   sums[statFragments],
 		ICMPSteered: sums[statICMPSteered],
+		Oversize:    sums[statOversize],
+		Fast:        sums[statFast],
+		FastPartial: sums[statFastPartial],
+		FastTooBig:  sums[statFastTooBig],
+		FastNoPort:  sums[statFastNoPort],
 	}, nil
 }
 
@@ -407,6 +517,9 @@ func (p *Program) Close() error {
 	}
 	if err := p.objs.close(); err != nil {
 		errs = append(errs, fmt.Errorf("close xdp program: %w", err))
+	}
+	if p.ownFlows != nil {
+		errs = append(errs, p.ownFlows.Close())
 	}
 	return errors.Join(errs...)
 }

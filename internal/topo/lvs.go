@@ -59,9 +59,13 @@ type LVS struct {
 	// ("dr", "tun", "nat", "fullnat"), and RealIfs their interfaces.
 	Mode    string
 	RealIfs []string
+	nics    bool // BehindRealNICs and PeersWithNAPI done for FastPathRun
 	// ClientIfs are the client's interfaces.
 	ClientIfs []string
-	setUp     bool
+	// DirectorPeers are the far ends of the director's veths: namespace
+	// and interface.
+	DirectorPeers [][2]string
+	setUp         bool
 }
 
 // NewDR builds LVS-DR (seed section 4.1): client, director, rs1 and rs2
@@ -128,6 +132,7 @@ func (t *LVS) buildDR() error {
 		return err
 	}
 	t.DirectorIfs = []string{ifname}
+	t.DirectorPeers = [][2]string{{br, t.Name("bd")}}
 	if err := t.addAddr(t.Director, ifname, VIP, 32); err != nil {
 		return err
 	}
@@ -232,6 +237,7 @@ func (t *LVS) buildNAT(fullnat bool) error {
 		}
 	}
 	t.DirectorIfs = []string{dirClientIf, dirRealIf}
+	t.DirectorPeers = [][2]string{{t.Client, clientIf}, {br, t.Name("bd")}}
 	for i, rip := range NATReals {
 		role := fmt.Sprintf("r%d", i+1)
 		ns, err := t.AddNS(role)
@@ -311,6 +317,19 @@ func (t *LVS) BehindRealNICs() error {
 			if err := t.CompleteChecksums(ns, ifname); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// PeersWithNAPI gives the far ends of the director's veths the NAPI that
+// frames sent by XDP (XDP_TX, redirects: the fast path) need to arrive: a
+// veth without it drops them. GRO turns it on. This stands for a physical
+// NIC, whose receive side always runs NAPI.
+func (t *LVS) PeersWithNAPI() error {
+	for _, p := range t.DirectorPeers {
+		if err := t.In(p[0], "ethtool", "-K", p[1], "gro", "on"); err != nil {
+			return err
 		}
 	}
 	return nil
