@@ -376,7 +376,7 @@ func TestSettingsFromEnv(t *testing.T) {
 func TestXVSConfigAndRules(t *testing.T) {
 	// Only the names and addresses matter here; no namespaces are made.
 	b := benchTopoForText()
-	cfg := xvsConfig(b, "nat", 1, 0, "")
+	cfg := xvsConfig(b, "nat", false, 1, 0, "")
 	for _, want := range []string{`interfaces = ["xvsXdg", "xvsXdr"]`, "cpus = [1]", `address = "198.19.0.12"`, `method = "nat"`, "port = 5353", `protocol = "tcp"`} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
@@ -388,7 +388,13 @@ func TestXVSConfigAndRules(t *testing.T) {
 	if strings.Contains(cfg, "connections") {
 		t.Errorf("config sets the table size though asked for the default:\n%s", cfg)
 	}
-	fnat := xvsConfig(b, "fullnat", 1, 5_000_000, "")
+	if strings.Contains(cfg, "fast_path") {
+		t.Errorf("config sets fast_path though asked for the default:\n%s", cfg)
+	}
+	if fast := xvsConfig(b, "nat", true, 1, 0, ""); !strings.Contains(fast, "fast_path = \"xdp\"\n") {
+		t.Errorf("fast path config:\n%s", fast)
+	}
+	fnat := xvsConfig(b, "fullnat", false, 1, 5_000_000, "")
 	if !strings.Contains(fnat, `local_addresses = ["198.19.0.2", "198.19.0.3"]`) || !strings.Contains(fnat, `method = "fullnat"`) ||
 		!strings.Contains(fnat, "connections = 5000000\n") {
 		t.Errorf("FullNAT config:\n%s", fnat)
@@ -421,7 +427,7 @@ func TestTuneConfigs(t *testing.T) {
 	b := benchTopoForText()
 	for _, tune := range Tunings {
 		tune = strings.ReplaceAll(tune, CPUGenerator, "0")
-		cfg := xvsConfig(b, "dr", 1, 0, tune)
+		cfg := xvsConfig(b, "dr", false, 1, 0, tune)
 		if !strings.Contains(cfg, "\n"+tune+"\n") {
 			t.Errorf("%s: not in the config:\n%s", tune, cfg)
 		}

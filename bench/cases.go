@@ -20,25 +20,44 @@ const (
 	XVSNAT     Target = "xvs-nat"
 	XVSTUN     Target = "xvs-tun"
 	XVSFNAT    Target = "xvs-fullnat"
+	// The same with the XDP fast path forced on: established connections
+	// forwarded by the steering program itself.
+	XVSDRFast   Target = "xvs-dr-fast"
+	XVSNATFast  Target = "xvs-nat-fast"
+	XVSTUNFast  Target = "xvs-tun-fast"
+	XVSFNATFast Target = "xvs-fullnat-fast"
 )
 
-// xvsModes are xvs's forwarding modes, each a target, in report order.
-var xvsModes = []Target{XVSDR, XVSNAT, XVSTUN, XVSFNAT}
+// xvsModes are xvs's forwarding modes, each a target, in report order;
+// fastModes the same with the fast path.
+var (
+	xvsModes  = []Target{XVSDR, XVSNAT, XVSTUN, XVSFNAT}
+	fastModes = []Target{XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast}
+)
 
 // Method is the configuration's method of an xvs target ("" for others).
 func (t Target) Method() string {
 	switch t {
-	case XVSDR:
+	case XVSDR, XVSDRFast:
 		return "dr"
-	case XVSNAT:
+	case XVSNAT, XVSNATFast:
 		return "nat"
-	case XVSTUN:
+	case XVSTUN, XVSTUNFast:
 		return "tun"
-	case XVSFNAT:
+	case XVSFNAT, XVSFNATFast:
 		return "fullnat"
 	}
 	return ""
 }
+
+// FastPath reports whether the target runs xvs with the fast path forced on.
+func (t Target) FastPath() bool { return strings.HasSuffix(string(t), "-fast") }
+
+// Userspace is the target's userspace-only twin (itself when it has none).
+func (t Target) Userspace() Target { return Target(strings.TrimSuffix(string(t), "-fast")) }
+
+// IsXVS reports whether the target runs xvsd.
+func (t Target) IsXVS() bool { return t.Method() != "" }
 
 // Group is a target's family, which the plot colours and the report orders by.
 func (t Target) Group() string {
@@ -47,6 +66,9 @@ func (t Target) Group() string {
 		return "ceiling"
 	case NFT:
 		return "kernel"
+	}
+	if t.FastPath() {
+		return "xvs-fast"
 	}
 	return "xvs"
 }
@@ -73,6 +95,9 @@ func (t Target) Title() string {
 	case XVSFNAT:
 		return "xvs FullNAT"
 	}
+	if t.FastPath() {
+		return t.Userspace().Title() + ", fast path"
+	}
 	return string(t)
 }
 
@@ -80,7 +105,14 @@ func (t Target) Title() string {
 const (
 	UDP = "udp" // established: the first datagram of a flow makes its connection, the rest hit it
 	SYN = "syn" // new connections: every frame a TCP SYN of a flow not seen before
+	// Mixed: every UDP flow sends two datagrams, one pass over the flows
+	// after the other: half the frames open a connection, half belong to
+	// one opened a pass before.
+	Mixed = "mixed"
 )
+
+// MixedFlows is the flow space of the mixed case.
+const MixedFlows = 100_000
 
 // Frame sizes as xvs-pktgen counts them, with the 4-byte FCS.
 const (
@@ -185,6 +217,20 @@ func Matrix(quick bool) []Case {
 		// SYNs are small in real life; a 1500-byte SYN says nothing more.
 		cs = append(cs, Case{t, SYN, Small, SYNFlows, ""})
 	}
+	for _, t := range fastModes {
+		flows := []sf{{Small, OneFlow}, {Small, ManyFlows}, {Large, ManyFlows}}
+		if quick && t != XVSDRFast && t != XVSNATFast {
+			flows = []sf{{Small, ManyFlows}}
+		}
+		for _, x := range flows {
+			cs = append(cs, Case{t, UDP, x.size, x.flows, ""})
+		}
+		if t == XVSDRFast || t == XVSNATFast {
+			// The fast path must not slow new connections down.
+			cs = append(cs, Case{t, SYN, Small, SYNFlows, ""})
+		}
+	}
+	cs = append(cs, Case{XVSNAT, Mixed, Small, MixedFlows, ""}, Case{XVSNATFast, Mixed, Small, MixedFlows, ""})
 	return cs
 }
 
@@ -226,6 +272,43 @@ func ratioSpecs() []RatioSpec {
 			})
 		}
 	}
+	xdptx64 := id(XDPTX, UDP, Small, OneFlow)
+	for _, t := range fastModes {
+		specs = append(specs,
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ XDP_TX reflect ceiling (64 B, 10k flows)", t.Title()),
+				Num:  id(t, UDP, Small, ManyFlows), Den: xdptx64,
+				Why: "the fast path against the most an XDP program forwards here; 1.0: the lookup and rewrite cost nothing",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ nftables DNAT (64 B, 10k flows)", t.Title()),
+				Num:  id(t, UDP, Small, ManyFlows), Den: id(NFT, UDP, Small, ManyFlows),
+				Why: "the fast path against the kernel's load balancer",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ userspace (64 B, 10k flows)", t.Title()),
+				Num:  id(t, UDP, Small, ManyFlows), Den: id(t.Userspace(), UDP, Small, ManyFlows),
+				Why: "what the fast path gains over forwarding in userspace (copy-mode AF_XDP here)",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ userspace (1518 B, 10k flows)", t.Title()),
+				Num:  id(t, UDP, Large, ManyFlows), Den: id(t.Userspace(), UDP, Large, ManyFlows),
+				Why: "the same with full-sized frames",
+			},
+		)
+		if t == XVSDRFast || t == XVSNATFast {
+			specs = append(specs, RatioSpec{
+				Name: fmt.Sprintf("%s SYN ÷ userspace SYN (64 B)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(t.Userspace(), SYN, Small, SYNFlows),
+				Why: "new connections with the fast path on against off: 1.0 means offloading costs them nothing",
+			})
+		}
+	}
+	specs = append(specs, RatioSpec{
+		Name: "xvs NAT, fast path ÷ userspace, mixed (50 % new UDP flows)",
+		Num:  id(XVSNATFast, Mixed, Small, MixedFlows), Den: id(XVSNAT, Mixed, Small, MixedFlows),
+		Why: "half the frames open a connection (userspace), half are offloaded by then",
+	})
 	for _, t := range xvsModes {
 		specs = append(specs, RatioSpec{
 			Name: fmt.Sprintf("%s SYN ÷ established (64 B)", t.Title()),

@@ -142,6 +142,7 @@ func (r *runner) latencyCases() []LatencyResult {
 	for _, v := range []struct{ id, tune, how string }{
 		{"latency/xvs-nat", "", "sleeps in poll() when idle"},
 		{"latency/xvs-nat-busy", "idle_spins = -1", "busy-polls (idle_spins = -1)"},
+		{"latency/xvs-nat-fast", `fast_path = "xdp"`, "sleeps in poll() when idle; the XDP fast path forwards the flow after its first datagram"},
 	} {
 		xvs := LatencyResult{ID: v.id, Title: Case{Target: XVSNAT, Tune: v.tune}.Title(),
 			Setup: fmt.Sprintf("xvsd NAT, worker on CPU %d %s; replies back through the director", r.set.WorkerCPU, v.how)}

@@ -15,17 +15,19 @@ import (
 // groupColors tells the families apart: grey for the machine's ceilings,
 // orange for the kernel, blue for xvs.
 var groupColors = map[string]color.RGBA{
-	"ceiling": {R: 0x9e, G: 0x9e, B: 0x9e, A: 0xff},
-	"kernel":  {R: 0xe6, G: 0x7e, B: 0x22, A: 0xff},
-	"xvs":     {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"ceiling":  {R: 0x9e, G: 0x9e, B: 0x9e, A: 0xff},
+	"kernel":   {R: 0xe6, G: 0x7e, B: 0x22, A: 0xff},
+	"xvs":      {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"xvs-fast": {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
 }
 
 var errNoCases = errors.New("no throughput cases to plot")
 
 var legendNames = map[string]string{
-	"ceiling": "machine ceilings (XDP, AF_XDP)",
-	"kernel":  "kernel (nftables DNAT)",
-	"xvs":     "xvs",
+	"ceiling":  "machine ceilings (XDP, AF_XDP)",
+	"kernel":   "kernel (nftables DNAT)",
+	"xvs":      "xvs (userspace)",
+	"xvs-fast": "xvs, XDP fast path",
 }
 
 // WritePNG draws the median delivered rate of every case as a horizontal bar,

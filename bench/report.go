@@ -200,8 +200,11 @@ func fmtFlows(n int) string {
 }
 
 func trafficTitle(t string) string {
-	if t == SYN {
+	switch t {
+	case SYN:
 		return "TCP SYN (new)"
+	case Mixed:
+		return "UDP (50 % new)"
 	}
 	return "UDP (established)"
 }
@@ -285,7 +288,7 @@ func notes(c CaseResult) string {
 			}
 			continue
 		}
-		if c.Group == "xvs" && r.Director != nil {
+		if (c.Group == "xvs" || c.Group == "xvs-fast") && r.Director != nil {
 			withStats++
 			if r.Send != nil {
 				rxRates = append(rxRates, rate(r.Director.RxFrames, r.Send.DurationS))

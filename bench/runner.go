@@ -181,7 +181,7 @@ func (r *runner) once(c Case) (Run, error) {
 			run.Director = &DirectorStats{Connections: n}
 		}
 		return run, errors.Join(err, undo())
-	case XVSDR, XVSNAT, XVSTUN, XVSFNAT:
+	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast:
 		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
 			return Run{}, err
 		}
@@ -254,12 +254,17 @@ func (r *runner) sendArgs(c Case, returns bool) []string {
 	if c.Traffic == SYN {
 		src, dport, proto = synSources, tcpPort, "syn"
 	}
+	var count []string
+	if c.Traffic == Mixed {
+		count = []string{"-count", strconv.Itoa(2 * c.Flows)}
+	}
 	args := []string{r.bin.Pktgen, "send", "-i", t.GenIf, "-engine", "live",
 		"-src-mac", t.GenMAC.String(), "-dst-mac", t.DirGenMAC.String(),
 		"-src-ip", src, "-dst-ip", topo.VIP.String(),
 		"-sport", "1024", "-dport", strconv.Itoa(dport), "-proto", proto,
 		"-size", strconv.Itoa(c.Size), "-flows", strconv.Itoa(c.Flows),
 		"-duration", r.duration.String(), "-cpu", strconv.Itoa(r.set.GenCPU), "-json", "-quiet"}
+	args = append(args, count...)
 	if returns {
 		args = append(args, "-count-returns")
 	}
@@ -383,7 +388,7 @@ func (r *runner) conntrackCount() (uint64, error) {
 // service and a TCP service on the VIP, both real servers, round robin;
 // FullNAT connections leave from the director's local addresses. tune, a
 // [director] line, replaces the setting of the same key or is added.
-func xvsConfig(t *topo.Bench, method string, workerCPU, connections int, tune string) string {
+func xvsConfig(t *topo.Bench, method string, fast bool, workerCPU, connections int, tune string) string {
 	var lips []string
 	for _, a := range t.LocalIPs {
 		lips = append(lips, strconv.Quote(a.String()))
@@ -399,6 +404,9 @@ log_level = "warn"
 `, t.DirGenIf, t.DirRealIf, workerCPU)
 	if connections > 0 {
 		fmt.Fprintf(&b, "connections = %d\n", connections)
+	}
+	if fast {
+		b.WriteString("fast_path = \"xdp\"\n")
 	}
 	if tune != "" {
 		key, _, _ := strings.Cut(tune, "=")
@@ -440,7 +448,7 @@ func (r *runner) startDirector(target Target, connections int, tune string) (*to
 	method := target.Method()
 	path := filepath.Join(r.dir, "xvs-"+method+".toml")
 	tune = strings.ReplaceAll(tune, CPUGenerator, strconv.Itoa(r.set.GenCPU))
-	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, r.set.WorkerCPU, connections, tune)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, target.FastPath(), r.set.WorkerCPU, connections, tune)), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := r.start(r.t.Director, r.bin.Xvsd, "-config", path)
