@@ -312,19 +312,20 @@ func TestNotes(t *testing.T) {
 func TestParseDirectorStats(t *testing.T) {
 	out := `xvsd: ready
 IP Virtual Server version 1.2.1 (size=65536) [xvs]
-workers 1, connections 10000, rx 3500000 frames, tx 3400000 frames
+workers 1, connections 10000 (capacity 1048576), rx 3500000 frames, tx 3400000 frames
   interface xvs1g              xdp driver   queues 1  copy
   drops: no_next_hop=3 tx_full=99
+  fast path xdp: 20000 of 262144 flows offloaded, 7000000 frames forwarded by XDP; to userspace: 0 partial checksum
 `
 	got, err := parseDirectorStats(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &DirectorStats{RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}}
+	want := &DirectorStats{RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	none, err := parseDirectorStats("workers 1, connections 0, rx 0 frames, tx 0 frames\n  drops: none\n")
+	none, err := parseDirectorStats("workers 1, connections 0 (capacity 4096), rx 0 frames, tx 0 frames\n  drops: none\n")
 	if err != nil || none.Drops != nil {
 		t.Errorf("drops: none = %+v, %v", none, err)
 	}

@@ -117,6 +117,8 @@ type DirectorStats struct {
 	TxFrames    uint64            `json:"tx_frames"`
 	Connections uint64            `json:"connections"`
 	Drops       map[string]uint64 `json:"drops,omitempty"`
+	// FastFrames counts the frames the XDP fast path forwarded itself.
+	FastFrames uint64 `json:"fast_frames,omitempty"`
 }
 
 // LatencyResult is a latency case: sequential UDP request/response through

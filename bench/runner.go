@@ -470,21 +470,29 @@ func stopDirector(p *topo.Proc) (*DirectorStats, error) {
 	return parseDirectorStats(p.Output.String())
 }
 
-// parseDirectorStats reads control.WriteStatus's lines:
+// parseDirectorStats reads the status xvsd prints when it stops (xvsadm
+// status's layout):
 //
-//	workers 1, connections 10000, rx 123 frames, tx 120 frames
+//	workers 1, connections 10000 (capacity 1048576), rx 123 frames, tx 120 frames
 //	  drops: no_next_hop=3 tx_full=0
+//	  fast path xdp: 2 of 262144 flows offloaded, 98 frames forwarded by XDP; ...
 func parseDirectorStats(out string) (*DirectorStats, error) {
 	var s DirectorStats
 	found := false
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		var workers int
-		if n, _ := fmt.Sscanf(line, "workers %d, connections %d, rx %d frames, tx %d frames",
-			&workers, &s.Connections, &s.RxFrames, &s.TxFrames); n == 4 {
+		var workers, capacity int
+		if n, _ := fmt.Sscanf(line, "workers %d, connections %d (capacity %d), rx %d frames, tx %d frames",
+			&workers, &s.Connections, &capacity, &s.RxFrames, &s.TxFrames); n == 5 {
 			found = true
 			s.Drops = nil
+			continue
+		}
+		var mode string
+		var flows, fcap int
+		if n, _ := fmt.Sscanf(line, "fast path %s %d of %d flows offloaded, %d frames forwarded by XDP;",
+			&mode, &flows, &fcap, &s.FastFrames); n == 4 && found {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "drops: "); ok && found {

@@ -140,8 +140,9 @@ func flowAddr(dst *[16]byte, a netip.Addr) {
 // offloadCandidate is what forward leaves for considerOffload about the
 // frame it just forwarded in userspace.
 type offloadCandidate struct {
-	ok    bool // a TCP/UDP frame of a connection, forwarded
-	state conntrack.State
+	ok      bool // a TCP/UDP frame of a connection, forwarded
+	created bool // the frame opened the connection
+	state   conntrack.State
 	svc   *Service
 	dest  *Dest
 	// clean: the frame is one the fast path could have forwarded itself
@@ -159,7 +160,10 @@ func (f *forwarder) considerOffload() {
 		return
 	}
 	c := &f.conn
-	if c.Orig.Proto == protoTCP && cand.state != conntrack.Established {
+	// TCP once established; UDP from its second frame on: a datagram
+	// that opens a flow may be its only one (DNS), and offloading what
+	// never sends again would only cost.
+	if c.Orig.Proto == protoTCP && cand.state != conntrack.Established || c.Orig.Proto == protoUDP && cand.created {
 		return
 	}
 	svc, d := cand.svc, cand.dest

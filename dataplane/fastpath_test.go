@@ -127,9 +127,18 @@ func TestFastPathMatchesUserspace(t *testing.T) {
 						open := func(flags uint8) []byte {
 							return famFrame(t, clientMAC, portMAC0, a.client, a.vip, 40000, dport, proto, flags, payload)
 						}
-						if proto == protoTCP {
-							// Handshake through userspace: SYN, (SYN-ACK for
-							// NAT and FullNAT), ACK: now established.
+					if proto == protoUDP {
+						// A flow's first datagram is not offloaded: it may
+						// be its only one.
+						r.fwd.forwardFrame(r.table, open(0), 0, 1)
+						r.fwd.considerOffload()
+						if n := r.offloaded(t); n != 0 {
+							t.Fatalf("a UDP flow's first datagram offloaded %d directions", n)
+						}
+					}
+					if proto == protoTCP {
+						// Handshake through userspace: SYN, (SYN-ACK for
+						// NAT and FullNAT), ACK: now established.
 							r.fwd.forwardFrame(r.table, open(packet.FlagSYN), 0, 1)
 							r.fwd.considerOffload()
 							if md.method == MethodNAT || md.method == MethodFullNAT {
@@ -202,8 +211,10 @@ func (r *fastRig) replyTo(t *testing.T, a famAddrs, method Method, proto, flags 
 func TestFastPathLeavesToUserspace(t *testing.T) {
 	r := newFastRig(t, fam4, MethodTUN)
 	f := famFrame(t, clientMAC, portMAC0, fam4.client, fam4.vip, 40000, 53, protoUDP, 0, []byte("hello"))
-	r.fwd.forwardFrame(r.table, append([]byte(nil), f...), 0, 1)
-	r.fwd.considerOffload()
+	for range 2 { // offloaded at its second datagram
+		r.fwd.forwardFrame(r.table, append([]byte(nil), f...), 0, 1)
+		r.fwd.considerOffload()
+	}
 	if r.offloaded(t) != 1 {
 		t.Fatal("UDP flow not offloaded")
 	}
@@ -270,8 +281,10 @@ func TestFastPathPartialNotOffloaded(t *testing.T) {
 	r := newFastRig(t, fam4, MethodNAT)
 	f := famFrame(t, clientMAC, portMAC0, fam4.client, fam4.vip, 40000, 53, protoUDP, 0, []byte("hello"))
 	partialize(t, f)
-	r.fwd.forwardFrame(r.table, f, 0, 1)
-	r.fwd.considerOffload()
+	for range 3 {
+		r.fwd.forwardFrame(r.table, append([]byte(nil), f...), 0, 1)
+		r.fwd.considerOffload()
+	}
 	if n := r.offloaded(t); n != 0 {
 		t.Errorf("a partial-checksum flow was offloaded (%d directions)", n)
 	}

@@ -147,7 +147,7 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 		f.stats.drop(DropNoDest)
 		return -1, 0, 0
 	}
-	f.cand = offloadCandidate{ok: true, state: c.State, svc: svc, dest: d, clean: clean}
+	f.cand = offloadCandidate{ok: true, created: !hit, state: c.State, svc: svc, dest: d, clean: clean}
 	if c.Cached && m.Proto == protoTCP && m.TCPFlags&(packet.FlagFIN|packet.FlagRST) != 0 {
 		// Closing: its frames must come here, where the state machine is.
 		f.unoffload()
