@@ -104,3 +104,35 @@ func checksumsValid(frame []byte, m *Meta) bool {
 	pseudo += uint64(m.Proto) + uint64(len(l4))
 	return naiveFold(naiveSum(l4, pseudo)) == 0xffff
 }
+
+// FuzzDecodeFastPath: Decode's fast path for TCP and UDP and gopacket's
+// layers (DecodeLayers) agree on every input: the same Meta, or the same
+// error.
+func FuzzDecodeFastPath(f *testing.F) {
+	for _, s := range frameKinds() {
+		for _, n := range []int{0, 1, 11, 300} {
+			s.payload = payloadOf(n)
+			fr := buildFrame(f, s)
+			f.Add(fr)
+			f.Add(fr[:len(fr)-1])
+			s.tcpOpts = nil
+		}
+	}
+	f.Add(buildFrame(f, frameSpec{proto: ProtoUDP, zeroUDP: true}))
+	f.Add(buildFrame(f, frameSpec{proto: ProtoICMP}))
+	f.Add(buildFrame(f, frameSpec{v6: true, proto: ProtoICMPv6, tags: 1}))
+	f.Add(buildV6Fragment(f, true))
+	f.Add(buildV4Fragment(f))
+	f.Add([]byte{})
+	fast, slow := NewParser(), NewParser()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a, b Meta
+		errA, errB := fast.Decode(data, &a), slow.DecodeLayers(data, &b)
+		if errA != errB {
+			t.Fatalf("Decode: %v, DecodeLayers: %v", errA, errB)
+		}
+		if errA == nil && a != b {
+			t.Fatalf("Decode %+v\nDecodeLayers %+v", a, b)
+		}
+	})
+}
