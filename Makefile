@@ -53,10 +53,18 @@ bench: deps
 
 # The per-frame path per mode, the connection table next to Go's map and
 # sync.Map measured in the same run, and every scheduler (ns/op, allocs/op).
+# BASE=<commit> instead runs BenchmarkForward at that commit and at the
+# working tree, interleaved in one run, and compares them with benchstat
+# (bench/micro/compare.sh; COUNT rounds, default 6).
+COUNT ?= 6
 bench-micro:
+ifdef BASE
+	bash bench/micro/compare.sh $(BASE) $(COUNT)
+else
 	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
 	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
 	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem -benchtime 200000x ./sched/
+endif
 
 # The BPF programs (dataplane/bpf/*.c) compiled by cilium/ebpf's bpf2go into
 # the committed *_bpfel.o and *_bpfel.go, so that `go build` needs no clang.

@@ -64,3 +64,38 @@ func TestCachedAndRefresh(t *testing.T) {
 		t.Error("Ref does not survive Uint64 and back")
 	}
 }
+
+// TestProbe: a probe built from a packet's address bytes is the key's,
+// and finds the same entry Lookup finds.
+func TestProbe(t *testing.T) {
+	tab := newTestTable(t, Config{Capacity: 64, Timeouts: DefaultTimeouts()})
+	for _, tc := range []struct{ src, dst string }{{"198.18.0.1", "198.19.0.1"}, {"fd00::1", "fd00::100"}} {
+		src, dst := netip.MustParseAddr(tc.src), netip.MustParseAddr(tc.dst)
+		k := MakeKey(protoUDP, src, 40000, dst, 53)
+		var c Conn
+		if err := tab.Insert(&k, nil, &Value{Dest: 2}, protoUDP, 0, Input, 0, &c); err != nil {
+			t.Fatal(err)
+		}
+		var p Probe
+		if src.Is4() {
+			s4, d4 := src.As4(), dst.As4()
+			p = tab.Probe4(protoUDP, s4[:], d4[:], 40000, 53)
+		} else {
+			s16, d16 := src.As16(), dst.As16()
+			p = tab.Probe16(protoUDP, s16[:], d16[:], 40000, 53)
+		}
+		if p.Key() != k || p != tab.ProbeKey(&k) {
+			t.Errorf("%v: probe key %v, want %v", tc, p.Key(), k)
+		}
+		tab.PrefetchBucket(&p)
+		tab.PrefetchEntry(&p)
+		var got Conn
+		if !tab.LookupProbe(&p, &got) || got.Ref != c.Ref || got.Orig != k || got.Value.Dest != 2 {
+			t.Errorf("%v: LookupProbe %+v, want the entry %+v", tc, got, c)
+		}
+		miss := tab.Probe4(protoUDP, []byte{1, 2, 3, 4}, []byte{5, 6, 7, 8}, 1, 2)
+		if tab.LookupProbe(&miss, &got) {
+			t.Errorf("a missing key was found")
+		}
+	}
+}

@@ -104,3 +104,82 @@ func (w *keyWords) hash(seed uint64) uint64 {
 	h = mix(h^w[2]^hashP2, w[3]^hashP3)
 	return mix(h^w[4]^hashP1, hashP0)
 }
+
+// Probe is a key made ready for lookups: packed into the words an entry
+// stores and hashed, once. A data path builds it straight from a frame's
+// address bytes (Probe4, Probe16), which skips building a Key, and can
+// Prefetch the buckets of a whole batch before looking any up.
+type Probe struct {
+	kw keyWords
+	h  uint64
+}
+
+// Probe4 prepares the key (proto, src:sport -> dst:dport) of an IPv4
+// packet; src and dst are the 4 address bytes as the packet carries them.
+func (t *Table) Probe4(proto uint8, src, dst []byte, sport, dport uint16) Probe {
+	// The IPv4-mapped form: 10 zero bytes, 0xffff, the address; packed
+	// little-endian as packKey does.
+	const mapped = 0xffff << 16
+	p := Probe{kw: keyWords{
+		0, mapped | uint64(binary.LittleEndian.Uint32(src))<<32,
+		0, mapped | uint64(binary.LittleEndian.Uint32(dst))<<32,
+		uint64(proto)<<32 | uint64(sport)<<16 | uint64(dport),
+	}}
+	p.h = p.kw.hash(t.seed)
+	return p
+}
+
+// Probe16 prepares the key of an IPv6 packet; src and dst are the 16
+// address bytes as the packet carries them.
+func (t *Table) Probe16(proto uint8, src, dst []byte, sport, dport uint16) Probe {
+	p := Probe{kw: keyWords{
+		binary.LittleEndian.Uint64(src[0:8]), binary.LittleEndian.Uint64(src[8:16]),
+		binary.LittleEndian.Uint64(dst[0:8]), binary.LittleEndian.Uint64(dst[8:16]),
+		uint64(proto)<<32 | uint64(sport)<<16 | uint64(dport),
+	}}
+	p.h = p.kw.hash(t.seed)
+	return p
+}
+
+// ProbeKey prepares k.
+func (t *Table) ProbeKey(k *Key) Probe {
+	p := Probe{kw: packKey(k)}
+	p.h = p.kw.hash(t.seed)
+	return p
+}
+
+// Key returns the key p was prepared from.
+func (p *Probe) Key() Key {
+	var k Key
+	p.kw.unpack(&k)
+	return k
+}
+
+// PrefetchBucket and PrefetchEntry bring a lookup's memory into the cache
+// ahead of the lookup, so that the misses of a batch of lookups overlap
+// instead of following one another, as DPDK's bulk lookups do: call
+// PrefetchBucket for every probe of the batch, then PrefetchEntry for
+// every probe (its bucket is in the cache by then), then look them up. Go
+// has no prefetch instruction; these are loads whose values the caller
+// sums and drops, so that nothing waits on them but the sum.
+func (t *Table) PrefetchBucket(p *Probe) uint64 {
+	_, b := t.home(p.h)
+	return t.buckets[b][0].Load()
+}
+
+// PrefetchEntry loads the cache lines of the entry p's home bucket points
+// to with p's tag, if any (see PrefetchBucket).
+func (t *Table) PrefetchEntry(p *Probe) uint64 {
+	_, b := t.home(p.h)
+	bk := &t.buckets[b]
+	tag := slotTag(p.h)
+	for i := range bucketSlots {
+		if w := bk[i].Load(); w&slotTagMask == tag {
+			// The entry's two cache lines: the key, sequence and state
+			// words, and the rest of the value.
+			e := &t.entries[(uint32(w)-1)>>1]
+			return e.seq.Load() + e.val1.Load()
+		}
+	}
+	return 0
+}

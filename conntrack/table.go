@@ -392,6 +392,13 @@ func (t *Table) Lookup(k *Key, c *Conn) bool {
 	return ok
 }
 
+// LookupProbe is Lookup for a prepared key.
+func (t *Table) LookupProbe(p *Probe, c *Conn) bool {
+	ok := t.lookup(&p.kw, p.h, nil, c)
+	runtime.KeepAlive(t)
+	return ok
+}
+
 // lookup is Lookup once the key is hashed. A key that is in the table for the whole lookup is found: its
 // slot word does not change, and every bucket its probe passed counts it in its overflow count. A slot
 // read here may be stale, and its entry removed or reused since; the entry's words are only used when its
@@ -440,10 +447,13 @@ func (t *Table) match(ni uint32, kw *keyWords, k *Key, c *Conn) bool {
 	}
 	c.Ref = Ref{idx: ni>>1 + 1, gen: uint32(s)}
 	c.Dir = Dir(which)
-	if which == 1 {
+	switch {
+	case which == 1:
 		orig.unpack(&c.Orig)
-	} else {
+	case k != nil:
 		c.Orig = *k
+	default:
+		kw.unpack(&c.Orig)
 	}
 	unpackValue(&c.Value, v0, v1, v2)
 	c.State = State(w & stStateMask)

@@ -74,6 +74,11 @@ type Engine struct {
 	warnings []string
 	verify   bool
 
+	// zeroBase is what ipvsadm -Z last zeroed, per real server: the
+	// counters' owners only ever add, so a reset is a baseline.
+	zeroMu   sync.Mutex
+	zeroBase []Counters
+
 	// The XDP fast path: the flow table, and which ports forward with it
 	// (read by the workers when they offload; fastNote says why a port
 	// does not).
@@ -129,6 +134,8 @@ func New(cfg Config) (_ *Engine, err error) {
 		ct:      ct,
 		persist: newPersistTable(persistSlots),
 		reg:     newRegistry(cfg.Conntrack.MaxDests),
+
+		zeroBase: make([]Counters, cfg.Conntrack.MaxDests),
 
 		resolveKick: make(chan struct{}, 1),
 	}
@@ -221,6 +228,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			table: e.table.Load,
 			clock: e.now,
 			rx:    make([]xsk.Desc, batch),
+			prep:  make([]prepared, batch),
 			tx:    make([][]xsk.Desc, len(e.ports)),
 
 			idleSpins: idleSpins,
@@ -360,6 +368,10 @@ func (e *Engine) applyLocked(specs []ServiceSpec) error {
 		}
 		if old := prev.dest(d.ID); old == nil || old.Addr != d.Addr {
 			d.hop.clear()
+			// Nor its counters: they start from here.
+			e.zeroMu.Lock()
+			e.zeroBase[d.ID] = e.rawDestCounters(d.ID)
+			e.zeroMu.Unlock()
 		}
 	}
 	vips, reals := steering(t, prev)
@@ -472,12 +484,21 @@ func (e *Engine) DestConns(d *Dest) (active, inactive int64) { return e.ct.DestC
 
 // DestCounters sums a real server's counters over all workers.
 func (e *Engine) DestCounters(d *Dest) Counters {
+	c := e.rawDestCounters(d.ID)
+	e.zeroMu.Lock()
+	c.sub(e.zeroBase[d.ID])
+	e.zeroMu.Unlock()
+	return c
+}
+
+// rawDestCounters sums real server id's counters as counted since start.
+func (e *Engine) rawDestCounters(id uint32) Counters {
 	var c Counters
 	for _, w := range e.workers {
-		c.add(w.stats.dest(d.ID))
+		c.add(w.stats.dest(id))
 	}
 	if e.fast != nil {
-		c.add(e.fast.stats.dest(d.ID))
+		c.add(e.fast.stats.dest(id))
 	}
 	return c
 }
@@ -486,22 +507,10 @@ func (e *Engine) DestCounters(d *Dest) Counters {
 // (ipvsadm -Z). Workers keep adding while it runs; a packet counted in
 // between may survive the reset, as with IPVS.
 func (e *Engine) ZeroCounters() {
-	stats := make([]*WorkerStats, 0, len(e.workers)+1)
-	for _, w := range e.workers {
-		stats = append(stats, w.stats)
-	}
-	if e.fast != nil {
-		stats = append(stats, e.fast.stats)
-	}
-	for _, s := range stats {
-		for i := range s.dests {
-			c := &s.dests[i]
-			c.conns.Store(0)
-			c.inPkts.Store(0)
-			c.outPkts.Store(0)
-			c.inBytes.Store(0)
-			c.outBytes.Store(0)
-		}
+	e.zeroMu.Lock()
+	defer e.zeroMu.Unlock()
+	for id := range e.zeroBase {
+		e.zeroBase[id] = e.rawDestCounters(uint32(id))
 	}
 }
 

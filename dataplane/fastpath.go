@@ -143,8 +143,8 @@ type offloadCandidate struct {
 	ok      bool // a TCP/UDP frame of a connection, forwarded
 	created bool // the frame opened the connection
 	state   conntrack.State
-	svc   *Service
-	dest  *Dest
+	svc     *Service
+	dest    *Dest
 	// clean: the frame is one the fast path could have forwarded itself
 	// (complete checksum, no IP options): its sender's frames will be too.
 	clean bool
@@ -417,11 +417,11 @@ func (e *Engine) fold() {
 			db := v.Bytes - s.bytes
 			dc := fp.stats.dest(v.Dest)
 			if v.Flags&xdpprog.FlowReply != 0 {
-				dc.outPkts.Add(dp)
-				dc.outBytes.Add(db)
+				bump(&dc.outPkts, dp)
+				bump(&dc.outBytes, db)
 			} else {
-				dc.inPkts.Add(dp)
-				dc.inBytes.Add(db)
+				bump(&dc.inPkts, dp)
+				bump(&dc.inBytes, db)
 			}
 			seen := now
 			if kNow > v.LastNs {

@@ -33,7 +33,8 @@ type forwarder struct {
 	stats   *WorkerStats
 	parser  *packet.Parser
 
-	meta      packet.Meta
+	m         *packet.Meta // the frame being forwarded (its prepared decoding)
+	one       prepared     // forward's, for one frame at a time
 	key       conntrack.Key
 	rkey      conntrack.Key
 	conn      conntrack.Conn
@@ -50,7 +51,10 @@ type forwarder struct {
 	offload   *offloadRing
 	fastPorts []atomic.Bool
 	cand      offloadCandidate // the frame just forwarded, for considerOffload
-	ipid      uint16           // IPv4 ID of the tunnel headers this worker writes
+	// prefetched sums what Prefetch loaded, so that the loads are not
+	// optimised away; it means nothing.
+	prefetched uint64
+	ipid       uint16 // IPv4 ID of the tunnel headers this worker writes
 
 	// reply is an ICMP error forward left to send back out replyPort.
 	replyBuf  [1600]byte
@@ -87,14 +91,66 @@ func (f *forwarder) forwardFrame(t *Table, frame []byte, in int, now int64) int 
 // out = -1 when the frame is dropped (the reason is counted). An ICMP error
 // to send back (fragmentation needed) is left in f.reply.
 func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (out, newOff, newN int) {
+	p := &f.one
+	f.prepare(buf[off:off+n], p)
+	return f.forwardPrepared(t, buf, off, n, in, now, p)
+}
+
+// prepared is a frame decoded and its connection key hashed, ahead of the
+// rest of its forwarding: a worker prepares a whole batch first, so that
+// the connection table's cache misses for its frames overlap.
+type prepared struct {
+	meta  packet.Meta
+	probe conntrack.Probe
+	keyed bool // probe is set: a TCP or UDP frame
+	err   error
+}
+
+// prepare decodes frame into p and, for TCP and UDP, prepares its
+// connection key. A worker prepares a whole batch, then touches every
+// frame's bucket (prefetchBucket), then every frame's entry
+// (prefetchEntry), each in a loop of its own: tight loops of independent
+// loads are what keeps many cache misses in flight at once.
+func (f *forwarder) prepare(frame []byte, p *prepared) {
+	m := &p.meta
+	p.keyed = false
+	if p.err = f.parser.Decode(frame, m); p.err != nil || (m.Proto != protoTCP && m.Proto != protoUDP) {
+		return
+	}
+	l3 := m.L3Off
+	if m.IPv6 {
+		p.probe = f.ct.Probe16(m.Proto, frame[l3+8:l3+24], frame[l3+24:l3+40], m.SrcPort, m.DstPort)
+	} else {
+		p.probe = f.ct.Probe4(m.Proto, frame[l3+12:l3+16], frame[l3+16:l3+20], m.SrcPort, m.DstPort)
+	}
+	p.keyed = true
+}
+
+// prefetchBucket and prefetchEntry touch the connection table's memory for
+// a prepared TCP or UDP frame (see prepare).
+func (f *forwarder) prefetchBucket(p *prepared) {
+	if p.keyed {
+		f.prefetched += f.ct.PrefetchBucket(&p.probe)
+	}
+}
+
+func (f *forwarder) prefetchEntry(p *prepared) {
+	if p.keyed {
+		f.prefetched += f.ct.PrefetchEntry(&p.probe)
+	}
+}
+
+// forwardPrepared is forward for a frame prepare has decoded into p.
+func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now int64, p *prepared) (out, newOff, newN int) {
 	f.replyLen, f.badIn = 0, false
 	f.cand = offloadCandidate{}
 	frame := buf[off : off+n]
-	m := &f.meta
-	if err := f.parser.Decode(frame, m); err != nil {
-		f.stats.drop(dropReasonOf(err))
+	if p.err != nil {
+		f.stats.drop(dropReasonOf(p.err))
 		return -1, 0, 0
 	}
+	f.m = &p.meta
+	m := f.m
 	if m.Proto == packet.ProtoICMP || m.Proto == packet.ProtoICMPv6 {
 		return f.icmpError(t, buf, off, frame)
 	}
@@ -109,16 +165,15 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	// options) says its sender's frames can be offloaded.
 	clean := !m.IPv6 && m.L4Off-m.L3Off == packet.IPv4MinHeaderLen || m.IPv6
 	if packet.CompletePartialChecksum(frame, m) {
-		f.stats.CsumCompleted.Add(1)
+		bump(&f.stats.CsumCompleted, 1)
 		clean = false
 	}
 	if f.verify && !packet.L4ChecksumValid(frame, m) {
 		f.badIn = true
-		f.stats.BadCsumIn.Add(1)
+		bump(&f.stats.BadCsumIn, 1)
 	}
-	f.key = conntrack.MakeKey(m.Proto, m.Src, m.SrcPort, m.Dst, m.DstPort)
 	c := &f.conn
-	hit := f.ct.Lookup(&f.key, c)
+	hit := f.ct.LookupProbe(&p.probe, c)
 	if hit && m.Proto == protoTCP && isSYN(m.TCPFlags) && c.Dir == conntrack.DirOriginal && reusable(t, c) {
 		// The client opens a new connection from the port of one that is
 		// closing, or whose real server no longer takes connections:
@@ -129,6 +184,7 @@ func (f *forwarder) forward(t *Table, buf []byte, off, n, in int, now int64) (ou
 	}
 	var svc *Service
 	if !hit {
+		f.key = p.probe.Key()
 		if svc = f.schedule(t, frame, in, now); svc == nil {
 			return -1, 0, 0
 		}
@@ -236,7 +292,7 @@ func (f *forwarder) verifySent(frame []byte) {
 	if f.badIn || packet.VerifyChecksums(frame) {
 		return
 	}
-	f.stats.BadCsumOut.Add(1)
+	bump(&f.stats.BadCsumOut, 1)
 	f.stats.sampleBadSent(frame)
 }
 
@@ -244,7 +300,7 @@ func (f *forwarder) verifySent(frame []byte) {
 // FullNAT): back to the VIP, and to the client's next hop, which is where the
 // connection's first frame came from.
 func (f *forwarder) reply(d *Dest, c *conntrack.Conn, buf []byte, off int, frame []byte) (int, int, int) {
-	m := &f.meta
+	m := f.m
 	vip := netip.AddrFrom16(c.Orig.DstAddr).Unmap()
 	if err := packet.SNAT(frame, m, vip, c.Orig.DstPort); err != nil {
 		f.stats.drop(dropReasonOf(err))
@@ -273,7 +329,7 @@ func (f *forwarder) reply(d *Dest, c *conntrack.Conn, buf []byte, off int, frame
 // the client's side about a reply goes to the real server; one from the
 // real server's side about a forwarded packet goes to the client.
 func (f *forwarder) icmpError(t *Table, buf []byte, off int, frame []byte) (int, int, int) {
-	m := &f.meta
+	m := f.m
 	emb, err := packet.ParseICMPError(frame, m)
 	if err != nil || (emb.Proto != protoTCP && emb.Proto != protoUDP) {
 		f.stats.drop(DropUnsupported)
@@ -375,7 +431,7 @@ func destPort(d *Dest, m *packet.Meta) uint16 {
 // schedule creates the connection for a frame that has none, filling f.conn,
 // and returns its service (nil when the frame is dropped).
 func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service {
-	m := &f.meta
+	m := f.m
 	svc := t.service(m.Dst, m.DstPort, m.Proto)
 	if svc == nil {
 		f.stats.drop(DropNoService)
@@ -414,10 +470,10 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service
 // insert adds f.key (and rev) with f.val; on a race with another worker
 // creating the same connection, f.conn is that worker's entry.
 func (f *forwarder) insert(rev *conntrack.Key, dir conntrack.PacketDir, d *Dest, now int64) bool {
-	m := &f.meta
+	m := f.m
 	switch err := f.ct.Insert(&f.key, rev, &f.val, m.Proto, m.TCPFlags, dir, now, &f.conn); err {
 	case nil:
-		f.stats.dest(d.ID).conns.Add(1)
+		bump(&f.stats.dest(d.ID).conns, 1)
 		if f.events != nil {
 			f.events.push(&f.conn, f.conn.State)
 		}
@@ -444,7 +500,7 @@ const localPortTries = 16
 // connection table is the allocator: a port is free when no entry holds the
 // reverse key it would make.
 func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
-	m := &f.meta
+	m := f.m
 	if len(svc.lips) == 0 {
 		f.stats.drop(DropNoLocalPort)
 		return nil
@@ -468,7 +524,7 @@ func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
 		err := f.ct.Insert(&f.key, &f.rkey, &f.val, m.Proto, m.TCPFlags, conntrack.Input, now, &f.conn)
 		switch {
 		case err == nil:
-			f.stats.dest(d.ID).conns.Add(1)
+			bump(&f.stats.dest(d.ID).conns, 1)
 			if f.events != nil {
 				f.events.push(&f.conn, f.conn.State)
 			}
@@ -506,7 +562,7 @@ const (
 // persistent template names, else the scheduler's choice (recorded in a
 // template when the service is persistent).
 func (f *forwarder) pick(t *Table, svc *Service, now int64) *Dest {
-	m := &f.meta
+	m := f.m
 	var hi, lo uint64
 	if svc.persist > 0 {
 		hi, lo = persistKey(f.key.SrcAddr, m.Src.Is4(), svc.persistPrefix)
@@ -535,7 +591,7 @@ func (f *forwarder) pick(t *Table, svc *Service, now int64) *Dest {
 // connections carry traffic, as IPVS keeps a template that still controls
 // connections. It rewrites the template at most about once a second.
 func (f *forwarder) keepTemplate(svc *Service, c *conntrack.Conn, now int64) {
-	hi, lo := persistKey(c.Orig.SrcAddr, f.meta.Src.Is4(), svc.persistPrefix)
+	hi, lo := persistKey(c.Orig.SrcAddr, f.m.Src.Is4(), svc.persistPrefix)
 	id, deadline, ok := f.persist.lookup(svc.ID, hi, lo, now)
 	if ok && id != c.Value.Dest {
 		return // the client has moved on to another server's template

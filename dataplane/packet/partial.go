@@ -52,11 +52,13 @@ func l4Coverage(frame []byte, m *Meta) (n, csumOff int, ok bool) {
 // frame: the addresses are contiguous in both families, so it is one
 // Checksum call over 8 or 32 bytes.
 func pseudoSum(frame []byte, l3 int, v6 bool, proto uint8, length int) uint32 {
-	addrs := frame[l3+ipv4SrcOff : l3+ipv4DstOff+4]
-	if v6 {
-		addrs = frame[l3+ipv6SrcOff : l3+ipv6DstOff+16]
+	if !v6 {
+		// Every frame pays this: two words, no loop.
+		a := frame[l3+ipv4SrcOff : l3+ipv4DstOff+4]
+		s := uint64(binary.BigEndian.Uint32(a[0:])) + uint64(binary.BigEndian.Uint32(a[4:])) + uint64(proto) + uint64(length)
+		return uint32(fold64(s))
 	}
-	return Checksum(addrs, uint32(proto)+uint32(length))
+	return Checksum(frame[l3+ipv6SrcOff:l3+ipv6DstOff+16], uint32(proto)+uint32(length))
 }
 
 // samePartial reports whether csum is the folded pseudo-header sum
