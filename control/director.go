@@ -6,6 +6,7 @@ package control
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 	"github.com/xvs-lb/xvs/control/connsync"
 	"github.com/xvs-lb/xvs/control/failover"
 	"github.com/xvs-lb/xvs/dataplane"
-	"github.com/xvs-lb/xvs/dataplane/xdpprog"
 	"github.com/xvs-lb/xvs/dataplane/xsk"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Director is a running director: a data plane, the configuration it runs
@@ -55,22 +56,16 @@ type Options struct {
 	Metrics string
 }
 
-// Start loads the configuration at path, sets up the data plane and starts
-// forwarding. A configuration that does not validate starts nothing.
-func Start(ctx context.Context, path string, log *zap.Logger) (*Director, error) {
-	return StartWith(ctx, path, log, Options{SocketGroup: -1})
+// Start sets up the data plane for cfg, as config.Load read it, and starts
+// forwarding. Reloads read cfg.Source again.
+func Start(ctx context.Context, cfg *config.Config, log *zap.Logger) (*Director, error) {
+	return StartWith(ctx, cfg, log, Options{SocketGroup: -1})
 }
 
 // StartWith is Start with options.
-func StartWith(ctx context.Context, path string, log *zap.Logger, opts Options) (*Director, error) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	ecfg, err := EngineConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
+func StartWith(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options) (*Director, error) {
+	path := cfg.Source
+	ecfg := EngineConfig(cfg)
 	ecfg.Logger = log
 	eng, err := dataplane.New(ecfg)
 	if err != nil {
@@ -137,29 +132,18 @@ func joinClose(err error, eng *dataplane.Engine) error {
 }
 
 // EngineConfig derives the data plane's settings from a configuration.
-func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
-	mode, err := xdpprog.ParseMode(cfg.Director.XDPMode)
-	if err != nil {
-		return dataplane.Config{}, err
-	}
-	zc := xsk.ZeroCopyAuto
-	switch cfg.Director.ZeroCopy {
-	case config.ZeroCopyOn:
-		zc = xsk.ZeroCopyOn
-	case config.ZeroCopyOff:
-		zc = xsk.ZeroCopyOff
-	}
+func EngineConfig(cfg *config.Config) dataplane.Config {
 	return dataplane.Config{
 		Interfaces:      cfg.Director.Interfaces,
-		XDPMode:         mode,
-		ZeroCopy:        zc,
+		XDPMode:         cfg.Director.XDPMode,
+		ZeroCopy:        zeroCopy(cfg.Director.ZeroCopy),
 		CPUs:            cfg.Director.CPUs,
 		SloppyTCP:       cfg.Director.SloppyTCP,
 		SyncEvents:      cfg.Sync != nil,
 		Batch:           cfg.Director.BatchSize,
 		IdleSpins:       cfg.Director.IdleSpins,
 		VerifyChecksums: cfg.Director.VerifyChecksums,
-		FastPath:        fastPathMode(cfg.Director.FastPath),
+		FastPath:        fastPath(cfg.Director.FastPath),
 		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
 		Socket: xsk.SocketConfig{
 			RxSize: cfg.Director.RingSize, TxSize: cfg.Director.RingSize,
@@ -168,28 +152,17 @@ func EngineConfig(cfg *config.Config) (dataplane.Config, error) {
 		},
 		Conntrack: conntrack.Config{
 			Capacity:   cfg.Director.Connections,
-			FullPolicy: fullPolicy(cfg.Director.WhenFull),
+			FullPolicy: cfg.Director.WhenFull,
 			Timeouts:   timeouts(cfg.Timeouts),
 		},
-	}, nil
+	}
 }
 
-func fastPathMode(s string) dataplane.FastPath {
-	switch s {
-	case config.FastPathXDP:
-		return dataplane.FastPathXDP
-	case config.FastPathOff:
-		return dataplane.FastPathOff
-	}
-	return dataplane.FastPathAuto
-}
-
-func fullPolicy(s string) conntrack.FullPolicy {
-	if s == config.WhenFullEvict {
-		return conntrack.EvictOldestIdle
-	}
-	return conntrack.Refuse
-}
+// zeroCopy and fastPath turn the configuration's modes into the data
+// plane's own types, which have the same values in the same order
+// (TestModeConversions holds them to it) until they are the same types.
+func zeroCopy(z xvs.ZeroCopy) xsk.ZeroCopyMode   { return xsk.ZeroCopyMode(z) }
+func fastPath(f xvs.FastPath) dataplane.FastPath { return dataplane.FastPath(f) }
 
 func timeouts(t config.Timeouts) conntrack.Timeouts {
 	ct := conntrack.DefaultTimeouts()
@@ -211,12 +184,8 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})
 		}
 		for _, r := range s.Reals {
-			m := map[config.Method]dataplane.Method{
-				config.MethodDR: dataplane.MethodDR, config.MethodNAT: dataplane.MethodNAT,
-				config.MethodTUN: dataplane.MethodTUN, config.MethodFullNAT: dataplane.MethodFullNAT,
-			}[r.Method]
 			spec.Reals = append(spec.Reals, dataplane.RealSpec{
-				Addr: r.Address, Port: r.Port, Weight: r.Weight, Method: m,
+				Addr: r.Address, Port: r.Port, Weight: r.Weight, Method: r.Method,
 				UpperThreshold: r.UpperThreshold, LowerThreshold: r.LowerThreshold,
 			})
 		}
@@ -237,16 +206,14 @@ func (d *Director) Reload() error {
 	}
 	// fast_path may change on a reload; the rest of [director] needs a
 	// restart.
-	next, cur := cfg.Director, d.cfg.Director
-	next.FastPath, cur.FastPath = "", ""
-	if fmt.Sprint(next) != fmt.Sprint(cur) {
+	if !restartFree(d.cfg.Director, cfg.Director) {
 		return fmt.Errorf("%s: [director] settings changed; they take effect on restart only", d.path)
 	}
 	if cfg.Director.FastPath != d.cfg.Director.FastPath {
-		if err := d.eng.SetFastPath(fastPathMode(cfg.Director.FastPath)); err != nil {
+		if err := d.eng.SetFastPath(fastPath(cfg.Director.FastPath)); err != nil {
 			return fmt.Errorf("%s: fast_path: %w", d.path, err)
 		}
-		d.log.Info("fast path switched", zap.String("fast_path", cfg.Director.FastPath))
+		d.log.Info("fast path switched", zap.Stringer("fast_path", cfg.Director.FastPath))
 	}
 	if string(config.Marshal(cfg)) == string(config.Marshal(d.cfg)) {
 		// A touch, or the same change seen twice (file watch and SIGHUP):
@@ -263,6 +230,13 @@ func (d *Director) Reload() error {
 	d.announce()
 	d.log.Info("configuration reloaded", zap.String("config", d.path), zap.Int("services", len(cfg.Services)))
 	return nil
+}
+
+// restartFree reports whether [director] may go from cur to next on a
+// reload: only fast_path may change without a restart.
+func restartFree(cur, next config.Director) bool {
+	next.FastPath = cur.FastPath
+	return reflect.DeepEqual(cur, next)
 }
 
 // Engine returns the data plane.

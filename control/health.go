@@ -11,6 +11,7 @@ import (
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/control/health"
+	"github.com/xvs-lb/xvs/control/ipvsadm"
 	"github.com/xvs-lb/xvs/dataplane"
 )
 
@@ -44,15 +45,8 @@ func newHealthState(d *Director) *healthState {
 
 func (h *healthState) close() { h.mon.Close() }
 
-func configServiceID(s *config.Service) api.ServiceID {
-	if s.IsGroup() {
-		return api.ServiceID{Mark: s.Mark}
-	}
-	return api.ServiceID{Protocol: s.Protocol.String(), VIP: s.VIP, Port: s.Port}
-}
-
 func healthKey(svc api.ServiceID, real netip.AddrPort) string {
-	return fmt.Sprintf("%s/%s", idName(svc), real)
+	return fmt.Sprintf("%s/%s", svc, real)
 }
 
 // changed is the monitor's callback: a real server went up or down.
@@ -104,7 +98,7 @@ func (d *Director) specs(cfg *config.Config) []dataplane.ServiceSpec {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range cfg.Services {
-		id := configServiceID(&cfg.Services[i])
+		id := ipvsadm.ServiceID(&cfg.Services[i])
 		for j := range specs[i].Reals {
 			r := &specs[i].Reals[j]
 			if h.down[healthKey(id, netip.AddrPortFrom(r.Addr, r.Port))] {
@@ -128,7 +122,7 @@ func (d *Director) updateHealth() {
 		if hc == nil {
 			continue
 		}
-		id := configServiceID(s)
+		id := ipvsadm.ServiceID(s)
 		for _, r := range s.Reals {
 			real := netip.AddrPortFrom(r.Address, r.Port)
 			key := healthKey(id, real)
@@ -195,21 +189,4 @@ func (d *Director) destHealthy(s *dataplane.Service, dst *dataplane.Dest) (up, k
 		return false, false
 	}
 	return !h.down[key], true
-}
-
-// configuredWeight is a real server's weight in the configuration, which
-// health checks may have overridden with 0.
-func (d *Director) configuredWeight(s *dataplane.Service, dst *dataplane.Dest) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	i := findService(d.cfg, serviceID(s))
-	if i < 0 {
-		return dst.Weight
-	}
-	for _, r := range d.cfg.Services[i].Reals {
-		if r.Address == dst.Addr && r.Port == dst.Port {
-			return r.Weight
-		}
-	}
-	return dst.Weight
 }

@@ -82,7 +82,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	t := eng.Table()
 	for _, s := range t.Services() {
-		name := idName(serviceID(s))
+		name := serviceID(s).String()
 		r := d.rates.service(s)
 		gauge(m.rateConns, r.CPS, name)
 		gauge(m.ratePkts, r.InPPS, name, "in")

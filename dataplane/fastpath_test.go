@@ -127,18 +127,18 @@ func TestFastPathMatchesUserspace(t *testing.T) {
 						open := func(flags uint8) []byte {
 							return famFrame(t, clientMAC, portMAC0, a.client, a.vip, 40000, dport, proto, flags, payload)
 						}
-					if proto == protoUDP {
-						// A flow's first datagram is not offloaded: it may
-						// be its only one.
-						r.fwd.forwardFrame(r.table, open(0), 0, 1)
-						r.fwd.considerOffload()
-						if n := r.offloaded(t); n != 0 {
-							t.Fatalf("a UDP flow's first datagram offloaded %d directions", n)
+						if proto == protoUDP {
+							// A flow's first datagram is not offloaded: it may
+							// be its only one.
+							r.fwd.forwardFrame(r.table, open(0), 0, 1)
+							r.fwd.considerOffload()
+							if n := r.offloaded(t); n != 0 {
+								t.Fatalf("a UDP flow's first datagram offloaded %d directions", n)
+							}
 						}
-					}
-					if proto == protoTCP {
-						// Handshake through userspace: SYN, (SYN-ACK for
-						// NAT and FullNAT), ACK: now established.
+						if proto == protoTCP {
+							// Handshake through userspace: SYN, (SYN-ACK for
+							// NAT and FullNAT), ACK: now established.
 							r.fwd.forwardFrame(r.table, open(packet.FlagSYN), 0, 1)
 							r.fwd.considerOffload()
 							if md.method == MethodNAT || md.method == MethodFullNAT {

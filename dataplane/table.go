@@ -1,42 +1,30 @@
 package dataplane
 
 import (
-	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
+	"github.com/xvs-lb/xvs/internal/xvs"
 	"github.com/xvs-lb/xvs/sched"
 )
 
-// Method is a real server's forwarding method (ipvsadm -g, -m).
-type Method uint8
+// Method is a real server's forwarding method: xvs.Method, named here for
+// the data plane's code. Its value is stored in a connection's
+// Value.Flags.
+type Method = xvs.Method
 
+// The forwarding methods.
 const (
-	MethodDR      Method = iota // direct routing: rewrite MACs only
-	MethodNAT                   // masquerading: DNAT forward, SNAT replies
-	MethodTUN                   // tunnelling: IPIP (or IPv6-in-IPv6) to the real server
-	MethodFullNAT               // DPVS's FNAT: SNAT to a local address too; replies come back to it
+	MethodDR      = xvs.MethodDR      // direct routing: rewrite MACs only
+	MethodNAT     = xvs.MethodNAT     // masquerading: DNAT forward, SNAT replies
+	MethodTUN     = xvs.MethodTUN     // tunnelling: IPIP (or IPv6-in-IPv6) to the real server
+	MethodFullNAT = xvs.MethodFullNAT // DPVS's FNAT: SNAT to a local address too; replies come back to it
 )
 
 // methodMask selects the method in a connection's Value.Flags; FullNAT keeps
 // its local address index and port above it.
 const methodMask = 0xff
-
-// String gives ipvsadm's (or, for FullNAT, DPVS's) name for the method.
-func (m Method) String() string {
-	switch m {
-	case MethodDR:
-		return "Route"
-	case MethodNAT:
-		return "Masq"
-	case MethodTUN:
-		return "Tunnel"
-	case MethodFullNAT:
-		return "FullNat"
-	}
-	return fmt.Sprintf("Method(%d)", m)
-}
 
 // ServiceSpec is a virtual service as the control plane asks for it: one
 // (VIP, port, protocol), or, for a group (ipvsadm -f), a set of Matches that

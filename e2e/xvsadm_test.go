@@ -4,6 +4,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,6 +102,7 @@ UDP  198.18.0.100:5353 rr persistent 60
 	if !strings.Contains(adm("-L", "-n", "--rate"), "CPS") {
 		t.Error("--rate has no CPS column")
 	}
+	checkReport(t, dir, func() string { return adm("-L", "-n", "--stats") })
 
 	adm("-e", "-t", vip, "-r", "198.18.0.12:80", "-g", "-w", "5", "-x", "1000", "-y", "500")
 	adm("-d", "-u", "198.18.0.100:5353", "-r", "198.18.0.11:5353")
@@ -162,4 +164,35 @@ UDP  198.18.0.100:5353 rr persistent 60
 		t.Error("deleting a missing service succeeded")
 	}
 	_ = os.Remove(path + ".tmp")
+}
+
+// checkReport checks that what xvsd prints on SIGUSR1 begins with the same
+// bytes as xvsadm -L -n --stats (stats) for the same state. The state is the
+// same once the last packets of earlier connections have been counted, so
+// it tries a few times.
+func checkReport(t *testing.T, dir *topo.Proc, stats func() string) {
+	t.Helper()
+	var want, report string
+	for range 3 {
+		want = stats()
+		mark := len(dir.Output.String())
+		if err := dir.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for report = ""; time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			out := dir.Output.String()[mark:]
+			if i := strings.Index(out, "IP Virtual Server version"); i >= 0 && strings.Contains(out[i:], "\n  config: ") {
+				report = out[i:]
+				break
+			}
+		}
+		if report == "" {
+			t.Fatalf("no report after SIGUSR1; xvsd printed:\n%s", dir.Output.String()[mark:])
+		}
+		if strings.HasPrefix(report, want) && strings.HasPrefix(report[len(want):], "workers ") {
+			return
+		}
+	}
+	t.Errorf("SIGUSR1's report:\n%s\ndoes not begin with xvsadm -L -n --stats:\n%s", report, want)
 }

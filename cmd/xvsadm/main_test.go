@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/control/ipvsadm"
 )
 
@@ -33,13 +34,37 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeXVSD is xvsd's API over a table changed with ipvsadm.Apply.
+// fakeXVSD is xvsd's API over a running configuration changed with
+// ipvsadm.Edit, the function xvsd's own handler changes it with, and listed
+// with ipvsadm.Services as xvsd lists it (plus made-up counters).
 type fakeXVSD struct {
-	mu       sync.Mutex
-	services []api.ServiceState
-	timeouts api.Timeouts
-	ops      []api.Op
-	saved    string
+	mu    sync.Mutex
+	cfg   *config.Config
+	ops   []api.Op
+	saved string
+}
+
+// fakeConfig is what the fake starts with: a group, which xvsadm cannot
+// add (groups are written in the file).
+const fakeConfig = `[director]
+interfaces = ["xvs0"]
+
+[[group]]
+name = "web"
+mark = 1
+scheduler = "sh"
+sched_flags = ["sh-port"]
+persistence = 300
+match = [ { vip = "198.18.0.200", ports = "1000-2000", protocol = "tcp" } ]
+`
+
+func newFake(t *testing.T) *fakeXVSD {
+	t.Helper()
+	cfg, err := config.Parse("fake.toml", []byte(fakeConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeXVSD{cfg: cfg}
 }
 
 func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
@@ -50,7 +75,7 @@ func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
 	switch req.Op {
 	case api.OpList:
 		out := []api.ServiceState{}
-		for _, s := range f.services {
+		for _, s := range ipvsadm.Services(f.cfg) {
 			if req.Filter == nil || s.ServiceID == *req.Filter {
 				// Counters, so that --stats has something to show.
 				s.Stats = api.Counters{Conns: 7, InPkts: 150_000_000, OutPkts: 10, InBytes: 2_000_000_000, OutBytes: 99}
@@ -58,45 +83,30 @@ func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
 			}
 		}
 		if req.Filter != nil && len(out) == 0 {
-			return fail(errors.New("No such service"))
+			return fail(ipvsadm.ErrNoService)
 		}
 		return &api.Response{Services: out, Capacity: 4096}
 	case api.OpGetTimeouts:
-		return &api.Response{Timeouts: &f.timeouts}
-	case api.OpSetTimeouts:
-		f.timeouts = *req.Timeouts
-		return &api.Response{}
+		t := f.cfg.Timeouts
+		return &api.Response{Timeouts: &api.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}}
 	case api.OpStatus:
 		return &api.Response{Status: &api.Status{Workers: 2, Connections: 1, Capacity: 4096, RxFrames: 10, TxFrames: 9,
 			Drops:      map[string]uint64{"no_service": 3},
 			Interfaces: []api.Interface{{Name: "xvs0", XDPMode: "native", Queues: 2, ZeroCopy: true}}}}
 	case api.OpHealth:
-		return &api.Response{Health: []api.HealthState{{Service: f.services[0].ServiceID,
+		return &api.Response{Health: []api.HealthState{{Service: ipvsadm.ServiceID(&f.cfg.Services[0]),
 			Real: netip.MustParseAddrPort("198.18.0.11:80"), Check: "tcp", Healthy: true}}}
 	case api.OpReload:
 		return &api.Response{}
 	case api.OpSaveConfig:
 		f.saved = req.Path
 		return &api.Response{}
-	case api.OpRestore:
-		cmds, err := ipvsadm.ParseRules(req.Text)
-		if err != nil {
-			return fail(err)
-		}
-		state := f.services
-		for _, c := range cmds {
-			if state, err = ipvsadm.Apply(state, &c.Request); err != nil {
-				return fail(err) // all or nothing
-			}
-		}
-		f.services = state
-		return &api.Response{}
 	}
-	next, err := ipvsadm.Apply(f.services, req)
+	next, err := ipvsadm.Edit(f.cfg, req)
 	if err != nil {
 		return fail(err)
 	}
-	f.services = next
+	f.cfg = next
 	return &api.Response{}
 }
 
@@ -146,7 +156,7 @@ func ok(t *testing.T, socket, stdin string, args ...string) string {
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "xvsd.sock")
-	fake := &fakeXVSD{timeouts: api.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}}
+	fake := newFake(t)
 	srv, err := api.Listen(socket, -1, fake, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +167,6 @@ func TestEndToEnd(t *testing.T) {
 		{"-A", "-t", "198.18.0.100:80", "-s", "rr"},
 		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.12:80", "-g", "-w", "1"},
 		{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11", "-w", "2"},
-		{"-A", "-f", "1", "-s", "sh", "-b", "sh-port", "-p"},
 		{"-a", "-f", "1", "-r", "198.18.0.21:8080", "-m", "-x", "100"},
 		{"--set", "1000", "100", "200"},
 	} {
@@ -165,7 +174,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%v printed %q", args, out)
 		}
 	}
-	if ops := fake.takeOps(); len(ops) != 6 || ops[0] != api.OpAddService || ops[5] != api.OpSetTimeouts {
+	if ops := fake.takeOps(); len(ops) != 5 || ops[0] != api.OpAddService || ops[4] != api.OpSetTimeouts {
 		t.Errorf("xvsd saw %v", ops)
 	}
 
@@ -213,23 +222,34 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("--json: %+v", resp)
 	}
 
-	// -C, then -R from standard input in one request.
+	// -C, then -R from standard input in one request. -C took the group
+	// too, and rules cannot bring a group back: the whole restore is
+	// refused, naming the line.
 	ok(t, socket, "", "-C")
 	if got := ok(t, socket, "", "-S"); got != "" {
 		t.Errorf("-S after -C: %q", got)
 	}
 	fake.takeOps()
-	ok(t, socket, "# from -S\n"+rules, "-R")
+	_, errOut, code := xvsadm(t, socket, "# from -S\n"+rules, "-R")
+	if code != 1 || errOut != "xvsadm: line 5: groups (fwmark services) are defined in the configuration file\n" {
+		t.Errorf("-R of a group: exit %d, %q", code, errOut)
+	}
+	if got := ok(t, socket, "", "-S"); got != "" {
+		t.Errorf("a refused restore changed the table:\n%s", got)
+	}
+	tcpRules := rules[:strings.Index(rules, "-A -f")]
+	fake.takeOps()
+	ok(t, socket, "# from -S\n"+tcpRules, "-R")
 	if ops := fake.takeOps(); len(ops) != 1 || ops[0] != api.OpRestore {
 		t.Errorf("-R sent %v, want one restore", ops)
 	}
-	if got := ok(t, socket, "", "--save"); got != rules {
-		t.Errorf("-S after -R:\n%s\nwant\n%s", got, rules)
+	if got := ok(t, socket, "", "--save"); got != tcpRules {
+		t.Errorf("-S after -R:\n%s\nwant\n%s", got, tcpRules)
 	}
 
 	// A bad rules file is refused before xvsd sees it.
 	fake.takeOps()
-	_, errOut, code := xvsadm(t, socket, "-A -t 198.18.0.101:80\n-a -t 198.18.0.101:80 -r db1\n", "-R")
+	_, errOut, code = xvsadm(t, socket, "-A -t 198.18.0.101:80\n-a -t 198.18.0.101:80 -r db1\n", "-R")
 	if code != 2 || errOut != "xvsadm: restore: line 2: illegal real server address[:port] specified: `db1' is not a numeric address (xvsadm resolves no host names)\n" {
 		t.Errorf("-R with a bad line: exit %d, %q", code, errOut)
 	}
@@ -238,10 +258,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// One that xvsd refuses changes nothing.
 	_, errOut, code = xvsadm(t, socket, "-A -t 198.18.0.101:80\n-A -t 198.18.0.100:80\n", "-R")
-	if code != 1 || errOut != "xvsadm: Service already exists\n" {
+	if code != 1 || errOut != "xvsadm: line 2: Service already exists\n" {
 		t.Errorf("-R refused by xvsd: exit %d, %q", code, errOut)
 	}
-	if got := ok(t, socket, "", "-S"); got != rules {
+	if got := ok(t, socket, "", "-S"); got != tcpRules {
 		t.Errorf("a refused restore changed the table:\n%s", got)
 	}
 
@@ -289,10 +309,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// --socket wins over the environment.
-	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "--socket", socket, "-S"); got != rules {
+	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "--socket", socket, "-S"); got != tcpRules {
 		t.Errorf("--socket: %q", got)
 	}
-	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "-S", "--socket="+socket); got != rules {
+	if got := ok(t, filepath.Join(dir, "nothing.sock"), "", "-S", "--socket="+socket); got != tcpRules {
 		t.Errorf("--socket=: %q", got)
 	}
 	// No xvsd.

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/xvs-lb/xvs/control/realserver"
-	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 const realserverUsage = `usage: xvsadm realserver dr|tun|nat --vip ADDR[,ADDR...] [--interface IF] [--director ADDR] [--undo] [--dry-run]
@@ -44,7 +44,7 @@ func realserverMain(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	opts := realserver.Options{Mode: mode, Interface: *ifname, Undo: *undo, DryRun: *dry, StateFile: *state}
-	if opts.XDPMode, err = xdpprog.ParseMode(*xdpMode); err != nil {
+	if opts.XDPMode, err = xvs.ParseXDPMode(*xdpMode); err != nil {
 		fmt.Fprintf(stderr, "xvsadm realserver: %v\n", err)
 		return exitUsage
 	}

@@ -97,7 +97,7 @@ func run(path string, check bool, opts control.Options) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT, syscall.SIGTERM)
 
-	d, err := control.StartWith(ctx, path, log, opts)
+	d, err := control.StartWith(ctx, cfg, log, opts)
 	if err != nil {
 		return err
 	}
@@ -114,11 +114,15 @@ func run(path string, check bool, opts control.Options) error {
 				log.Error("reload refused; configuration unchanged", zap.Error(err))
 			}
 		case syscall.SIGUSR1:
-			d.WriteReport(os.Stdout)
+			if err := d.WriteReport(os.Stdout); err != nil {
+				log.Error("report", zap.Error(err))
+			}
 		default:
 			log.Info("stopping", zap.Stringer("signal", sig))
 			cancel()
-			d.WriteReport(os.Stdout)
+			if err := d.WriteReport(os.Stdout); err != nil {
+				log.Error("report", zap.Error(err))
+			}
 			return d.Close()
 		}
 	}

@@ -8,7 +8,9 @@
 package api
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -49,6 +51,15 @@ type ServiceID struct {
 	Mark     uint32     `json:"mark,omitempty"`
 }
 
+// String names the service as ipvsadm's messages do: "TCP
+// 198.18.0.100:80", "FWM 1".
+func (id ServiceID) String() string {
+	if id.Mark != 0 {
+		return fmt.Sprintf("FWM %d", id.Mark)
+	}
+	return strings.ToUpper(id.Protocol) + " " + netip.AddrPortFrom(id.VIP, id.Port).String()
+}
+
 // Service is a virtual service's settings (what -A/-E take).
 type Service struct {
 	ServiceID
@@ -74,7 +85,7 @@ type Match struct {
 type Real struct {
 	Addr           netip.Addr `json:"addr"`
 	Port           uint16     `json:"port"`
-	Method         string     `json:"method,omitempty"` // "dr" (-g) | "nat" (-m)
+	Method         string     `json:"method,omitempty"` // xvs.Method's name: "dr" (-g), "nat" (-m), "tun" (-i), "fullnat"
 	Weight         *int       `json:"weight,omitempty"` // -w; nil: default 1 / unchanged
 	UpperThreshold int        `json:"upper_threshold,omitempty"`
 	LowerThreshold int        `json:"lower_threshold,omitempty"`

@@ -47,7 +47,7 @@ const DefaultBGPHoldTime = 9 * time.Second
 
 var communityRE = regexp.MustCompile(`^\d{1,5}:\d{1,5}$`)
 
-func (d *decoder) bgp(t *table) *BGP {
+func (d *decoder) bgp(t *tomlTable) *BGP {
 	b := &BGP{HoldTime: DefaultBGPHoldTime, ListenPort: 179, Line: d.lines.lineOf(t.path)}
 	t.require("local_as")
 	if n, ok := t.integer("local_as", 1, math.MaxUint32); ok {

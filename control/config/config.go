@@ -3,13 +3,21 @@
 // or change a director, so Parse is strict: unknown keys, bad values and
 // inconsistencies are all errors, each reported with its file and line.
 //
-// The schema is documented by the example files in configs/.
+// The schema is documented by the example files in configs/. Values are
+// parsed once, here, to the types their users take (xvs.XDPMode,
+// conntrack.FullPolicy, ...): nothing downstream reads a setting's string.
+//
+// toml.go reads TOML tables key by key with lines for every problem, and
+// knows no schema; parse.go (with bgp.go, group.go, health.go and
+// scaleout.go) is xvs's schema; marshal.go writes a Config back as a file.
 package config
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Defaults for what a file may leave out. The timeouts are IPVS's.
@@ -19,35 +27,8 @@ const (
 	DefaultUDPTimeout    = 300 * time.Second
 	DefaultScheduler     = "wlc" // ipvsadm's default
 	DefaultWeight        = 1
-	DefaultXDPMode       = XDPModeAuto
-	DefaultZeroCopy      = ZeroCopyAuto
 	DefaultLogLevel      = "info"
-)
-
-// Connection table defaults and Director.WhenFull's values.
-const (
-	DefaultConnections = 1 << 20
-	WhenFullRefuse     = "refuse"
-	WhenFullEvict      = "evict"
-
-	// Director.FastPath's values.
-	FastPathAuto = "auto"
-	FastPathXDP  = "xdp"
-	FastPathOff  = "off"
-)
-
-// Values of Director.XDPMode.
-const (
-	XDPModeAuto    = "auto"    // driver mode, falling back to generic
-	XDPModeDriver  = "driver"  // native XDP only
-	XDPModeGeneric = "generic" // skb mode only
-)
-
-// Values of Director.ZeroCopy.
-const (
-	ZeroCopyAuto = "auto" // zero-copy where the driver offers it, else copy
-	ZeroCopyOn   = "on"
-	ZeroCopyOff  = "off"
+	DefaultConnections   = 1 << 20
 )
 
 // Config is a validated configuration with every default filled in.
@@ -63,11 +44,11 @@ type Config struct {
 
 // Director holds the director-wide settings.
 type Director struct {
-	Interfaces []string // at least one
-	XDPMode    string   // XDPModeAuto, XDPModeDriver or XDPModeGeneric
-	ZeroCopy   string   // ZeroCopyAuto, ZeroCopyOn or ZeroCopyOff
-	CPUs       []int    // CPUs to pin workers to, in order; nil leaves it to the director
-	LogLevel   string   // debug, info, warn or error
+	Interfaces []string     // at least one
+	XDPMode    xvs.XDPMode  // how the steering program attaches (default auto)
+	ZeroCopy   xvs.ZeroCopy // whether AF_XDP binds zero-copy (default auto)
+	CPUs       []int        // CPUs to pin workers to, in order; nil leaves it to the director
+	LogLevel   string       // debug, info, warn or error
 	// SloppyTCP schedules TCP packets of connections the director has no
 	// entry for, not only SYNs (IPVS's sloppy_tcp): with mh across several
 	// directors, a connection that moves to another director keeps its
@@ -79,8 +60,9 @@ type Director struct {
 	// WhenFull is what a full table does with a new connection: refuse it
 	// (counted as table_full), or evict the idle entry closest to expiry
 	// (never an established one that has not expired): what keeps a SYN
-	// flood from locking new clients out.
-	WhenFull string
+	// flood from locking new clients out. The file names them "refuse"
+	// and "evict".
+	WhenFull conntrack.FullPolicy
 
 	// Data path tuning (make bench's BENCH_TUNE=1 measures each knob); a
 	// zero value leaves the data path's default.
@@ -94,10 +76,8 @@ type Director struct {
 	// kernel is kicked after every batch whether it asked or not.
 	NoNeedWakeup bool
 	// FastPath is where established connections are forwarded by XDP
-	// itself: FastPathAuto (driver-mode interfaces other than veth),
-	// FastPathXDP (every driver-mode interface) or FastPathOff. It may
-	// change on reload.
-	FastPath string
+	// itself (default auto). It may change on reload.
+	FastPath xvs.FastPath
 	// VerifyChecksums (debug) checks every frame's checksums on the way
 	// in and out and counts and logs frames sent with one their receiver
 	// will reject.
@@ -118,7 +98,7 @@ type Service struct {
 	Name      string // optional label; required for groups
 	VIP       netip.Addr
 	Port      uint16 // never 0
-	Protocol  Protocol
+	Protocol  xvs.Protocol
 	Scheduler string   // one of sched.Names()
 	Flags     []string // scheduler flags (ipvsadm -b): sh-fallback, sh-port, mh-fallback, mh-port
 	// Persistence is ipvsadm -p: a client keeps its real server across
@@ -155,7 +135,7 @@ func (s *Service) IsGroup() bool { return len(s.Matches) > 0 }
 type Match struct {
 	VIP              netip.Addr
 	FromPort, ToPort uint16
-	Protocol         Protocol
+	Protocol         xvs.Protocol
 	Line             int
 }
 
@@ -165,83 +145,10 @@ type Real struct {
 	Address netip.Addr // same family as the service's VIP
 	Port    uint16     // equal to the service port for MethodDR
 	Weight  int        // 0..65535; 0 takes no new connections
-	Method  Method
+	Method  xvs.Method
 	// Connection thresholds (ipvsadm -x, -y): over Upper active+inactive
 	// connections the server takes no new ones until it is below Lower
 	// (or 3/4 of Upper when Lower is 0). 0 = no limit.
 	UpperThreshold, LowerThreshold int
 	Line                           int // line of the real server's table in Config.Source
-}
-
-// Protocol is an IP protocol number.
-type Protocol uint8
-
-// The protocols a service can have.
-const (
-	ProtoTCP Protocol = 6
-	ProtoUDP Protocol = 17
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case ProtoTCP:
-		return "tcp"
-	case ProtoUDP:
-		return "udp"
-	}
-	return fmt.Sprintf("proto(%d)", uint8(p))
-}
-
-// ParseProtocol parses "tcp" or "udp".
-func ParseProtocol(s string) (Protocol, error) {
-	switch s {
-	case "tcp":
-		return ProtoTCP, nil
-	case "udp":
-		return ProtoUDP, nil
-	}
-	return 0, fmt.Errorf("unknown protocol %q (want tcp or udp)", s)
-}
-
-// Method is how the director forwards to a real server. The zero Method is
-// invalid, so that a forgotten one cannot pass for DR.
-type Method uint8
-
-// The forwarding methods.
-const (
-	MethodDR      Method = iota + 1 // direct routing: rewrite MACs only (ipvsadm -g)
-	MethodNAT                       // rewrite the destination, and replies' source (ipvsadm -m)
-	MethodTUN                       // tunnel: IPIP / IPv6-in-IPv6 to the real server (ipvsadm -i)
-	MethodFullNAT                   // DPVS's FullNAT: also rewrite the source to a local address
-)
-
-// String returns the name ipvsadm -L shows in its Forward column.
-func (m Method) String() string {
-	switch m {
-	case MethodDR:
-		return "Route"
-	case MethodNAT:
-		return "Masq"
-	case MethodTUN:
-		return "Tunnel"
-	case MethodFullNAT:
-		return "FullNat"
-	}
-	return fmt.Sprintf("method(%d)", uint8(m))
-}
-
-// ParseMethod parses a method as the config file and ipvsadm's long
-// options name it: dr (or g, gate, route) and nat (or m, masq, masquerade).
-func ParseMethod(s string) (Method, error) {
-	switch s {
-	case "dr", "g", "gate", "route":
-		return MethodDR, nil
-	case "nat", "m", "masq", "masquerade":
-		return MethodNAT, nil
-	case "tun", "i", "ipip", "tunnel":
-		return MethodTUN, nil
-	case "fullnat", "fnat":
-		return MethodFullNAT, nil
-	}
-	return 0, fmt.Errorf("unknown method %q (want dr, nat, tun or fullnat, or ipvsadm's g, m, i)", s)
 }

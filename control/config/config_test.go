@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/internal/xvs"
 	"github.com/xvs-lb/xvs/sched"
 )
 
@@ -25,7 +27,7 @@ func defaultTimeouts() Timeouts {
 }
 
 func defaultDirector() Director {
-	return Director{Interfaces: []string{"eth0"}, XDPMode: "auto", ZeroCopy: "auto", LogLevel: "info", Connections: DefaultConnections, WhenFull: WhenFullRefuse, FastPath: FastPathAuto}
+	return Director{Interfaces: []string{"eth0"}, XDPMode: xvs.XDPAuto, ZeroCopy: xvs.ZeroCopyAuto, LogLevel: "info", Connections: DefaultConnections, WhenFull: conntrack.Refuse, FastPath: xvs.FastPathAuto}
 }
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -55,8 +57,8 @@ func TestParseGood(t *testing.T) {
 				Director: defaultDirector(),
 				Timeouts: defaultTimeouts(),
 				Services: []Service{{
-					VIP: addr("198.18.0.100"), Port: 80, Protocol: ProtoTCP, Scheduler: "wlc", Line: 3,
-					Reals: []Real{{Address: addr("198.18.0.11"), Port: 80, Weight: 1, Method: MethodDR, Line: 7}},
+					VIP: addr("198.18.0.100"), Port: 80, Protocol: xvs.ProtoTCP, Scheduler: "wlc", Line: 3,
+					Reals: []Real{{Address: addr("198.18.0.11"), Port: 80, Weight: 1, Method: xvs.MethodDR, Line: 7}},
 				}},
 			},
 		},
@@ -96,17 +98,17 @@ func TestParseGood(t *testing.T) {
 				`scheduler = "rr"`,
 			),
 			want: Config{
-				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: "generic", ZeroCopy: "off", CPUs: []int{3, 1}, LogLevel: "debug", Connections: DefaultConnections, WhenFull: WhenFullRefuse, FastPath: FastPathAuto},
+				Director: Director{Interfaces: []string{"xvsc0", "xvsr0"}, XDPMode: xvs.XDPGeneric, ZeroCopy: xvs.ZeroCopyOff, CPUs: []int{3, 1}, LogLevel: "debug", Connections: DefaultConnections, WhenFull: conntrack.Refuse, FastPath: xvs.FastPathAuto},
 				Timeouts: Timeouts{TCP: 15 * time.Minute, TCPFin: 60 * time.Second, UDP: 90 * time.Second},
 				Services: []Service{
 					{
-						Name: "web", VIP: addr("2001:db8::100"), Port: 443, Protocol: ProtoTCP, Scheduler: "wrr", Line: 12,
+						Name: "web", VIP: addr("2001:db8::100"), Port: 443, Protocol: xvs.ProtoTCP, Scheduler: "wrr", Line: 12,
 						Reals: []Real{
-							{Address: addr("2001:db8::11"), Port: 8443, Weight: 0, Method: MethodNAT, Line: 18},
-							{Address: addr("2001:db8::12"), Port: 443, Weight: 65535, Method: MethodDR, Line: 23},
+							{Address: addr("2001:db8::11"), Port: 8443, Weight: 0, Method: xvs.MethodNAT, Line: 18},
+							{Address: addr("2001:db8::12"), Port: 443, Weight: 65535, Method: xvs.MethodDR, Line: 23},
 						},
 					},
-					{VIP: addr("2001:db8::100"), Port: 443, Protocol: ProtoUDP, Scheduler: "rr", Line: 27},
+					{VIP: addr("2001:db8::100"), Port: 443, Protocol: xvs.ProtoUDP, Scheduler: "rr", Line: 27},
 				},
 			},
 		},
@@ -132,13 +134,13 @@ func TestParseGood(t *testing.T) {
 				Timeouts: Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 10 * time.Second},
 				Services: []Service{
 					{
-						VIP: addr("198.18.0.100"), Port: 80, Protocol: ProtoTCP, Scheduler: "wlc", Line: 6,
+						VIP: addr("198.18.0.100"), Port: 80, Protocol: xvs.ProtoTCP, Scheduler: "wlc", Line: 6,
 						Reals: []Real{
-							{Address: addr("198.18.0.11"), Port: 80, Weight: 1, Method: MethodDR, Line: 7},
-							{Address: addr("198.18.0.12"), Port: 81, Weight: 1, Method: MethodNAT, Line: 8},
+							{Address: addr("198.18.0.11"), Port: 80, Weight: 1, Method: xvs.MethodDR, Line: 7},
+							{Address: addr("198.18.0.12"), Port: 81, Weight: 1, Method: xvs.MethodNAT, Line: 8},
 						},
 					},
-					{Name: "[[service]]\nport = 1", VIP: addr("198.18.0.100"), Port: 81, Protocol: ProtoUDP, Scheduler: "wlc", Line: 10},
+					{Name: "[[service]]\nport = 1", VIP: addr("198.18.0.100"), Port: 81, Protocol: xvs.ProtoUDP, Scheduler: "wlc", Line: 10},
 				},
 			},
 		},
@@ -150,7 +152,7 @@ func TestParseGood(t *testing.T) {
 					d := defaultDirector()
 					d.BatchSize, d.RingSize, d.UMEMFrames, d.IdleSpins, d.NoNeedWakeup = 128, 4096, 16384, -1, true
 					d.VerifyChecksums = true
-					d.FastPath = FastPathXDP
+					d.FastPath = xvs.FastPathXDP
 					return d
 				}(),
 				Timeouts: defaultTimeouts(),
@@ -162,7 +164,7 @@ func TestParseGood(t *testing.T) {
 			want: Config{
 				Director: defaultDirector(),
 				Timeouts: defaultTimeouts(),
-				Services: []Service{{VIP: addr("198.18.0.1"), Port: 80, Protocol: ProtoUDP, Scheduler: "wlc", Line: 4}},
+				Services: []Service{{VIP: addr("198.18.0.1"), Port: 80, Protocol: xvs.ProtoUDP, Scheduler: "wlc", Line: 4}},
 			},
 		},
 	}
@@ -177,32 +179,6 @@ func TestParseGood(t *testing.T) {
 				t.Fatalf("Parse =\n%+v\nwant\n%+v", *got, tt.want)
 			}
 		})
-	}
-}
-
-func TestMethodAliases(t *testing.T) {
-	for _, tt := range []struct {
-		names []string
-		want  Method
-	}{
-		{[]string{"dr", "g", "gate", "route"}, MethodDR},
-		{[]string{"nat", "m", "masq", "masquerade"}, MethodNAT},
-	} {
-		for _, name := range tt.names {
-			m, err := ParseMethod(name)
-			if err != nil || m != tt.want {
-				t.Errorf("ParseMethod(%q) = %v, %v; want %v", name, m, err, tt.want)
-			}
-		}
-	}
-	if MethodDR.String() != "Route" || MethodNAT.String() != "Masq" {
-		t.Errorf("Method strings: %v %v, want Route Masq", MethodDR, MethodNAT)
-	}
-	if ProtoTCP.String() != "tcp" || ProtoUDP.String() != "udp" || ProtoTCP != 6 || ProtoUDP != 17 {
-		t.Errorf("Protocols: %v=%d %v=%d", ProtoTCP, ProtoTCP, ProtoUDP, ProtoUDP)
-	}
-	if _, err := ParseMethod(""); err == nil {
-		t.Error("ParseMethod accepts the empty string")
 	}
 }
 
@@ -491,7 +467,7 @@ func checkServices(t *testing.T, c *Config, want []string) {
 	for _, s := range c.Services {
 		var reals []string
 		for _, r := range s.Reals {
-			reals = append(reals, netip.AddrPortFrom(r.Address, r.Port).String()+" "+r.Method.String()+" "+strconv.Itoa(r.Weight))
+			reals = append(reals, netip.AddrPortFrom(r.Address, r.Port).String()+" "+r.Method.Forward()+" "+strconv.Itoa(r.Weight))
 			if r.Line == 0 {
 				t.Errorf("%s real %s has no line", s, r.Address)
 			}
@@ -503,5 +479,63 @@ func checkServices(t *testing.T, c *Config, want []string) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("services:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestMaskBits(t *testing.T) {
+	for _, tt := range []struct {
+		mask string
+		bits int
+		ok   bool
+	}{
+		{"255.255.255.0", 24, true},
+		{"255.255.255.255", 32, true},
+		{"128.0.0.0", 1, true},
+		{"0.0.0.0", 0, false},
+		{"255.0.255.0", 0, false},
+		{"ffff::", 0, false},
+	} {
+		bits, ok := MaskBits(netip.MustParseAddr(tt.mask))
+		if ok != tt.ok || ok && bits != tt.bits {
+			t.Errorf("MaskBits(%s) = %d, %v; want %d, %v", tt.mask, bits, ok, tt.bits, tt.ok)
+		}
+	}
+}
+
+// TestDirectorModes: the modes are parsed once, to the types the data plane
+// takes, and written back as the file names them.
+func TestDirectorModes(t *testing.T) {
+	for _, tt := range []struct {
+		lines []string
+		want  Director
+	}{
+		{nil, Director{XDPMode: xvs.XDPAuto, ZeroCopy: xvs.ZeroCopyAuto, FastPath: xvs.FastPathAuto, WhenFull: conntrack.Refuse}},
+		{[]string{`xdp_mode = "driver"`, `zerocopy = "on"`, `fast_path = "off"`, `when_full = "evict"`},
+			Director{XDPMode: xvs.XDPDriver, ZeroCopy: xvs.ZeroCopyOn, FastPath: xvs.FastPathOff, WhenFull: conntrack.EvictOldestIdle}},
+		{[]string{`xdp_mode = "generic"`, `zerocopy = "off"`, `fast_path = "xdp"`, `when_full = "refuse"`},
+			Director{XDPMode: xvs.XDPGeneric, ZeroCopy: xvs.ZeroCopyOff, FastPath: xvs.FastPathXDP, WhenFull: conntrack.Refuse}},
+	} {
+		cfg, err := Parse("t.toml", doc(append(append([]string(nil), director...), tt.lines...)...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := cfg.Director
+		got := Director{XDPMode: d.XDPMode, ZeroCopy: d.ZeroCopy, FastPath: d.FastPath, WhenFull: d.WhenFull}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: %+v, want %+v", tt.lines, got, tt.want)
+		}
+		back, err := Parse("marshalled", Marshal(cfg))
+		if err != nil || !reflect.DeepEqual(back.Director, cfg.Director) {
+			t.Errorf("%q: written back as\n%s\nread as %+v, %v", tt.lines, Marshal(cfg), back, err)
+		}
+		for _, line := range tt.lines {
+			if !strings.Contains(string(Marshal(cfg)), line) {
+				t.Errorf("Marshal does not write %s", line)
+			}
+		}
+	}
+	_, err := Parse("t.toml", doc(append(append([]string(nil), director...), `when_full = "evict-oldest-idle"`)...))
+	if err == nil || !strings.Contains(err.Error(), `"evict-oldest-idle" is not one of refuse, evict`) {
+		t.Errorf("when_full named as conntrack names it: %v", err)
 	}
 }

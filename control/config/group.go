@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // A [[group]] is what ipvsadm -f expresses with a firewall mark: several
@@ -23,7 +25,7 @@ import (
 
 // groups decodes the [[group]] tables; services are the [[service]]s
 // already decoded, which no match may overlap.
-func (d *decoder) groups(ts []*table, services []Service) []Service {
+func (d *decoder) groups(ts []*tomlTable, services []Service) []Service {
 	var out []Service
 	names := map[string]int{}
 	marks := map[uint32]int{}
@@ -88,7 +90,7 @@ func (d *decoder) groups(ts []*table, services []Service) []Service {
 	return out
 }
 
-func (d *decoder) match(t *table) (m Match, ok bool) {
+func (d *decoder) match(t *tomlTable) (m Match, ok bool) {
 	m.Line = d.lines.lineOf(t.path)
 	t.require("vip")
 	t.require("ports")
@@ -120,7 +122,7 @@ func (d *decoder) match(t *table) (m Match, ok bool) {
 		t.errorf("ports", "want a port or a range \"lo-hi\", got %s", typeName(v))
 	}
 	if str, ok := t.str("protocol"); ok {
-		if p, err := ParseProtocol(str); err != nil {
+		if p, err := xvs.ParseProtocol(str); err != nil {
 			t.errorf("protocol", "%v", err)
 		} else {
 			m.Protocol, protoOK = p, true
@@ -161,7 +163,7 @@ type portMap map[portMapKey][]portSpan
 
 type portMapKey struct {
 	vip   netip.Addr
-	proto Protocol
+	proto xvs.Protocol
 }
 
 type portSpan struct {
@@ -169,12 +171,12 @@ type portSpan struct {
 	line   int
 }
 
-func (pm portMap) add(vip netip.Addr, proto Protocol, lo, hi uint16, line int) {
+func (pm portMap) add(vip netip.Addr, proto xvs.Protocol, lo, hi uint16, line int) {
 	k := portMapKey{vip, proto}
 	pm[k] = append(pm[k], portSpan{lo, hi, line})
 }
 
-func (pm portMap) overlaps(vip netip.Addr, proto Protocol, lo, hi uint16) (int, bool) {
+func (pm portMap) overlaps(vip netip.Addr, proto xvs.Protocol, lo, hi uint16) (int, bool) {
 	for _, s := range pm[portMapKey{vip, proto}] {
 		if lo <= s.hi && s.lo <= hi {
 			return s.line, true

@@ -128,7 +128,7 @@ func healthKinds(key string) []string {
 
 // healthChecks decodes the health tables of [[service]]s or [[group]]s:
 // ts[i] is the table services[i] was decoded from.
-func (d *decoder) healthChecks(ts []*table, services []Service) {
+func (d *decoder) healthChecks(ts []*tomlTable, services []Service) {
 	for i, t := range ts {
 		if i >= len(services) {
 			return
@@ -143,7 +143,7 @@ func (d *decoder) healthChecks(ts []*table, services []Service) {
 }
 
 // health decodes the health table of s; nil when checks are off.
-func (d *decoder) health(t *table, s *Service) *HealthCheck {
+func (d *decoder) health(t *tomlTable, s *Service) *HealthCheck {
 	h := &HealthCheck{
 		Interval:  DefaultHealthInterval,
 		Rise:      DefaultHealthRise,
@@ -264,57 +264,4 @@ func checkHealthPath(p string) string {
 		return "contains a fragment (#), which is never sent"
 	}
 	return ""
-}
-
-// nonEmpty reads a string that, when given, must not be empty.
-func (t *table) nonEmpty(key string) string {
-	str, ok := t.str(key)
-	if ok && str == "" {
-		t.errorf(key, "empty: leave it out instead")
-	}
-	return str
-}
-
-func (t *table) boolean(key string) (bool, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return false, false
-	}
-	b, ok := v.(bool)
-	if !ok {
-		t.errorf(key, "want a boolean, got %s", typeName(v))
-	}
-	return b, ok
-}
-
-// span reads a duration as table.duration does, within lo..hi: a Go
-// duration string, or an integer number of seconds.
-func (t *table) span(key string, lo, hi time.Duration) (time.Duration, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return 0, false
-	}
-	var dur time.Duration
-	switch v := v.(type) {
-	case int64:
-		if v < 0 || v > int64(hi/time.Second) || time.Duration(v)*time.Second < lo {
-			t.errorf(key, "%d seconds is out of range %v..%v", v, lo, hi)
-			return 0, false
-		}
-		dur = time.Duration(v) * time.Second
-	case string:
-		var err error
-		if dur, err = time.ParseDuration(v); err != nil {
-			t.errorf(key, "%q is not a duration (write \"2s\", \"500ms\" or integer seconds)", v)
-			return 0, false
-		}
-		if dur < lo || dur > hi {
-			t.errorf(key, "%v is out of range %v..%v", dur, lo, hi)
-			return 0, false
-		}
-	default:
-		t.errorf(key, "want a duration string or integer seconds, got %s", typeName(v))
-		return 0, false
-	}
-	return dur, true
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Marshal writes cfg as a configuration file that Parse reads back to the
@@ -17,8 +19,8 @@ func Marshal(cfg *Config) []byte {
 	w("# Written by xvs (xvsadm save-config); a reload from this file restores this state.\n\n")
 	w("[director]\n")
 	w("interfaces = %s\n", strList(cfg.Director.Interfaces))
-	w("xdp_mode = %q\n", cfg.Director.XDPMode)
-	w("zerocopy = %q\n", cfg.Director.ZeroCopy)
+	w("xdp_mode = %q\n", cfg.Director.XDPMode.String())
+	w("zerocopy = %q\n", cfg.Director.ZeroCopy.String())
 	if len(cfg.Director.CPUs) > 0 {
 		var cpus []string
 		for _, c := range cfg.Director.CPUs {
@@ -30,9 +32,9 @@ func Marshal(cfg *Config) []byte {
 	if cfg.Director.SloppyTCP {
 		w("sloppy_tcp = true\n")
 	}
-	w("connections = %d\nwhen_full = %q\n", cfg.Director.Connections, cfg.Director.WhenFull)
-	if cfg.Director.FastPath != "" && cfg.Director.FastPath != FastPathAuto {
-		w("fast_path = %q\n", cfg.Director.FastPath)
+	w("connections = %d\nwhen_full = %q\n", cfg.Director.Connections, whenFullName(cfg.Director.WhenFull))
+	if cfg.Director.FastPath != xvs.FastPathAuto {
+		w("fast_path = %q\n", cfg.Director.FastPath.String())
 	}
 	for _, k := range []struct {
 		key string
@@ -119,7 +121,7 @@ func writePolicy(b *strings.Builder, s *Service, table string) {
 		if r.Port != 0 {
 			w("  port = %d\n", r.Port)
 		}
-		w("  weight = %d\n  method = %q\n", r.Weight, methodName(r.Method))
+		w("  weight = %d\n  method = %q\n", r.Weight, r.Method.String())
 		if r.UpperThreshold > 0 {
 			w("  upper_threshold = %d\n", r.UpperThreshold)
 		}

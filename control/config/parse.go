@@ -13,7 +13,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/xvs-lb/xvs/dataplane/xsk"
+	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/internal/xvs"
 	"github.com/xvs-lb/xvs/sched"
 )
 
@@ -52,172 +53,6 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
-type decoder struct {
-	file  string
-	lines lineIndex
-	errs  Errors
-}
-
-// errorf records a problem at path, a key path with array indexes.
-func (d *decoder) errorf(path, format string, args ...any) {
-	d.errs = append(d.errs, &Error{File: d.file, Line: d.lines.lineOf(path), Msg: fmt.Sprintf(format, args...)})
-}
-
-// table is one TOML table being decoded, with the keys its schema allows.
-type table struct {
-	d     *decoder
-	path  string // with indexes: service[1].real[0]
-	name  string // as written in the file: [[service.real]]
-	m     map[string]any
-	known []string // in schema order, for messages
-}
-
-func (d *decoder) table(path, name string, m map[string]any, known ...string) *table {
-	return &table{d: d, path: path, name: name, m: m, known: known}
-}
-
-func (t *table) keyPath(key string) string { return joinKey(t.path, key) }
-
-// errorf records a problem with key, or with the table itself when key is "".
-func (t *table) errorf(key, format string, args ...any) {
-	path := t.path
-	if key != "" {
-		path = t.keyPath(key)
-		format = "%s: " + format
-		args = append([]any{displayKey(path)}, args...)
-	}
-	t.d.errorf(path, format, args...)
-}
-
-// displayKey drops the array indexes: users write service.real.port.
-func displayKey(path string) string {
-	var b strings.Builder
-	for i := 0; i < len(path); i++ {
-		if path[i] == '[' {
-			for i < len(path) && path[i] != ']' {
-				i++
-			}
-			continue
-		}
-		b.WriteByte(path[i])
-	}
-	return b.String()
-}
-
-func (t *table) has(key string) bool {
-	_, ok := t.m[key]
-	return ok
-}
-
-func (t *table) require(key string) {
-	if !t.has(key) {
-		t.errorf("", "%s is missing %s", t.name, key)
-	}
-}
-
-// done reports the keys the schema does not know.
-func (t *table) done() {
-	var unknown []string
-	for k := range t.m {
-		if !slices.Contains(t.known, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		t.d.errorf(t.keyPath(k), "unknown key %q in %s (known keys: %s)", k, t.name, strings.Join(t.known, ", "))
-	}
-}
-
-func typeName(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case int64:
-		return "an integer"
-	case float64:
-		return "a float"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case []map[string]any:
-		return "an array of tables"
-	case map[string]any:
-		return "a table"
-	}
-	return "a date-time"
-}
-
-func (t *table) str(key string) (string, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return "", false
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.errorf(key, "want a string, got %s", typeName(v))
-	}
-	return s, ok
-}
-
-// enum reads a string that must be one of allowed.
-func (t *table) enum(key string, allowed ...string) (string, bool) {
-	s, ok := t.str(key)
-	if ok && !slices.Contains(allowed, s) {
-		t.errorf(key, "%q is not one of %s", s, strings.Join(allowed, ", "))
-		return "", false
-	}
-	return s, ok
-}
-
-func checkInt(v any, lo, hi int64) (int64, string) {
-	n, ok := v.(int64)
-	if !ok {
-		return 0, fmt.Sprintf("want an integer, got %s", typeName(v))
-	}
-	if n < lo || n > hi {
-		return 0, fmt.Sprintf("%d is out of range %d..%d", n, lo, hi)
-	}
-	return n, ""
-}
-
-func (t *table) integer(key string, lo, hi int64) (int64, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return 0, false
-	}
-	n, msg := checkInt(v, lo, hi)
-	if msg != "" {
-		t.errorf(key, "%s", msg)
-		return 0, false
-	}
-	return n, true
-}
-
-// array reads an array, calling elem for each element; elem returns a
-// problem with it, or "".
-func (t *table) array(key string, elem func(i int, v any) string) bool {
-	v, ok := t.m[key]
-	if !ok {
-		return false
-	}
-	a, ok := v.([]any)
-	if !ok {
-		t.errorf(key, "want an array, got %s", typeName(v))
-		return false
-	}
-	good := true
-	for i, e := range a {
-		if msg := elem(i, e); msg != "" {
-			path := indexKey(t.keyPath(key), i)
-			t.d.errorf(path, "%s: %s", displayKey(path), msg)
-			good = false
-		}
-	}
-	return good
-}
-
 // Timeouts are in whole seconds in IPVS (struct ip_vs_timeout_user holds
 // ints); the bounds keep them positive and within that.
 const (
@@ -227,64 +62,12 @@ const (
 
 // duration reads a Go duration string or an integer number of seconds,
 // within IPVS's timeout bounds.
-func (t *table) duration(key string) (time.Duration, bool) {
+func (t *tomlTable) duration(key string) (time.Duration, bool) {
 	return t.span(key, minTimeout, maxTimeout)
 }
 
-// sub reads a table written [key].
-func (t *table) sub(key string, known ...string) (*table, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return nil, false
-	}
-	name := "[" + displayKey(t.keyPath(key)) + "]"
-	switch v := v.(type) {
-	case map[string]any:
-		return t.d.table(t.keyPath(key), name, v, known...), true
-	case []map[string]any:
-		t.errorf(key, "write %s, a single table, not [%s]", name, name)
-	default:
-		t.errorf(key, "want a table %s, got %s", name, typeName(v))
-	}
-	return nil, false
-}
-
-// list reads an array of tables, written [[key]] or as an array of inline
-// tables.
-func (t *table) list(key string, known ...string) ([]*table, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return nil, false
-	}
-	path := t.keyPath(key)
-	name := "[[" + displayKey(path) + "]]"
-	var out []*table
-	switch v := v.(type) {
-	case []map[string]any:
-		for i, m := range v {
-			out = append(out, t.d.table(indexKey(path, i), name, m, known...))
-		}
-	case []any:
-		for i, e := range v {
-			m, ok := e.(map[string]any)
-			if !ok {
-				t.d.errorf(indexKey(path, i), "%s: want a table, got %s", displayKey(path), typeName(e))
-				continue
-			}
-			out = append(out, t.d.table(indexKey(path, i), name, m, known...))
-		}
-	case map[string]any:
-		t.errorf(key, "write %s, an array of tables, not [%s]", name, displayKey(path))
-		return nil, false
-	default:
-		t.errorf(key, "want an array of tables %s, got %s", name, typeName(v))
-		return nil, false
-	}
-	return out, true
-}
-
 func (d *decoder) config(doc map[string]any) *Config {
-	root := d.table("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
+	root := d.newTable("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
 		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup", "verify_checksums", "fast_path"); ok {
@@ -318,8 +101,8 @@ func (d *decoder) config(doc map[string]any) *Config {
 	return cfg
 }
 
-func (d *decoder) director(t *table) Director {
-	dir := Director{XDPMode: DefaultXDPMode, ZeroCopy: DefaultZeroCopy, LogLevel: DefaultLogLevel}
+func (d *decoder) director(t *tomlTable) Director {
+	dir := Director{XDPMode: xvs.XDPAuto, ZeroCopy: xvs.ZeroCopyAuto, LogLevel: DefaultLogLevel, FastPath: xvs.FastPathAuto, WhenFull: conntrack.Refuse}
 	t.require("interfaces")
 	seen := make(map[string]bool)
 	t.array("interfaces", func(_ int, v any) string {
@@ -340,11 +123,11 @@ func (d *decoder) director(t *table) Director {
 	if v, ok := t.m["interfaces"].([]any); ok && len(v) == 0 {
 		t.errorf("interfaces", "empty: name at least one interface")
 	}
-	if s, ok := t.enum("xdp_mode", XDPModeAuto, XDPModeDriver, XDPModeGeneric); ok {
-		dir.XDPMode = s
+	if m, ok := enumOf(t, "xdp_mode", xvs.XDPModes(), xvs.XDPMode.String); ok {
+		dir.XDPMode = m
 	}
-	if s, ok := t.enum("zerocopy", ZeroCopyAuto, ZeroCopyOn, ZeroCopyOff); ok {
-		dir.ZeroCopy = s
+	if z, ok := enumOf(t, "zerocopy", xvs.ZeroCopies(), xvs.ZeroCopy.String); ok {
+		dir.ZeroCopy = z
 	}
 	cpus := make(map[int64]bool)
 	t.array("cpus", func(_ int, v any) string {
@@ -369,13 +152,11 @@ func (d *decoder) director(t *table) Director {
 	if n, ok := t.integer("connections", 1024, 1<<27); ok {
 		dir.Connections = int(n)
 	}
-	dir.FastPath = FastPathAuto
-	if s, ok := t.enum("fast_path", FastPathAuto, FastPathXDP, FastPathOff); ok {
-		dir.FastPath = s
+	if f, ok := enumOf(t, "fast_path", xvs.FastPaths(), xvs.FastPath.String); ok {
+		dir.FastPath = f
 	}
-	dir.WhenFull = WhenFullRefuse
-	if s, ok := t.enum("when_full", WhenFullRefuse, WhenFullEvict); ok {
-		dir.WhenFull = s
+	if p, ok := enumOf(t, "when_full", []conntrack.FullPolicy{conntrack.Refuse, conntrack.EvictOldestIdle}, whenFullName); ok {
+		dir.WhenFull = p
 	}
 	d.tuning(t, &dir)
 	t.done()
@@ -383,7 +164,7 @@ func (d *decoder) director(t *table) Director {
 }
 
 // tuning reads [director]'s data path knobs.
-func (d *decoder) tuning(t *table, dir *Director) {
+func (d *decoder) tuning(t *tomlTable, dir *Director) {
 	if n, ok := t.integer("batch_size", 1, maxBatch); ok {
 		dir.BatchSize = int(n)
 	}
@@ -398,11 +179,11 @@ func (d *decoder) tuning(t *table, dir *Director) {
 		dir.UMEMFrames = int(n)
 		ring := dir.RingSize
 		if ring == 0 {
-			ring = xsk.DefaultRingSize
+			ring = xvs.DefaultRingSize
 		}
-		// The data path's own rule, checked here too so that the error
+		// The data path's own rule, applied here too so that the error
 		// names the line.
-		if need := xsk.MinFrames(ring, len(dir.Interfaces)); int(n) < need {
+		if need := xvs.MinFrames(ring, len(dir.Interfaces)); int(n) < need {
 			t.errorf("umem_frames", "%d frames cannot fill %d ring(s) of %d and keep as many in flight: want at least %d", n, max(len(dir.Interfaces), 1), ring, need)
 		}
 	}
@@ -449,7 +230,7 @@ func checkIfName(name string) string {
 	return ""
 }
 
-func (d *decoder) timeouts(t *table, to *Timeouts) {
+func (d *decoder) timeouts(t *tomlTable, to *Timeouts) {
 	if v, ok := t.duration("tcp"); ok {
 		to.TCP = v
 	}
@@ -465,10 +246,10 @@ func (d *decoder) timeouts(t *table, to *Timeouts) {
 type serviceKey struct {
 	vip   netip.Addr
 	port  uint16
-	proto Protocol
+	proto xvs.Protocol
 }
 
-func (d *decoder) services(ts []*table) []Service {
+func (d *decoder) services(ts []*tomlTable) []Service {
 	services := make([]Service, 0, len(ts))
 	byKey := make(map[serviceKey]int) // -> line of the first
 	byName := make(map[string]int)    // -> line of the first
@@ -505,7 +286,7 @@ func (s Service) String() string {
 
 // service decodes one [[service]]; complete reports whether its identity
 // (vip, port, protocol) is valid, so that duplicates can be looked for.
-func (d *decoder) service(t *table) (s Service, complete bool) {
+func (d *decoder) service(t *tomlTable) (s Service, complete bool) {
 	s = Service{Scheduler: DefaultScheduler, Line: d.lines.lineOf(t.path)}
 	if name, ok := t.str("name"); ok {
 		s.Name = name
@@ -525,7 +306,7 @@ func (d *decoder) service(t *table) (s Service, complete bool) {
 	t.require("protocol")
 	protoOK := false
 	if str, ok := t.str("protocol"); ok {
-		if p, err := ParseProtocol(str); err != nil {
+		if p, err := xvs.ParseProtocol(str); err != nil {
 			t.errorf("protocol", "%v", err)
 		} else {
 			s.Protocol, protoOK = p, true
@@ -541,7 +322,7 @@ func (d *decoder) service(t *table) (s Service, complete bool) {
 // fullnat decodes FullNAT's local addresses and TOA, and checks that every
 // fullnat real server has a local address of its family, and that the
 // methods that cannot change ports (dr, tun) do not.
-func (d *decoder) fullnat(t *table, s *Service) {
+func (d *decoder) fullnat(t *tomlTable, s *Service) {
 	t.array("local_addresses", func(_ int, v any) string {
 		str, ok := v.(string)
 		if !ok {
@@ -563,8 +344,9 @@ func (d *decoder) fullnat(t *table, s *Service) {
 	if b, ok := t.boolean("toa"); ok {
 		s.TOA = b
 	}
-	if v, ok := t.enum("fast_path", FastPathXDP, FastPathOff); ok {
-		s.NoFastPath = v == FastPathOff
+	// Per service, fast_path only opts out; auto is the director's.
+	if v, ok := enumOf(t, "fast_path", []xvs.FastPath{xvs.FastPathXDP, xvs.FastPathOff}, xvs.FastPath.String); ok {
+		s.NoFastPath = v == xvs.FastPathOff
 	}
 	if v, ok := t.m["local_ports"]; ok {
 		str, isStr := v.(string)
@@ -581,7 +363,7 @@ func (d *decoder) fullnat(t *table, s *Service) {
 		}
 	}
 	for _, r := range s.Reals {
-		if r.Method != MethodFullNAT {
+		if r.Method != xvs.MethodFullNAT {
 			continue
 		}
 		found := false
@@ -596,7 +378,7 @@ func (d *decoder) fullnat(t *table, s *Service) {
 
 // policy decodes how a service or group picks real servers: scheduler,
 // its flags, persistence and the persistence netmask.
-func (d *decoder) policy(t *table, s *Service, vipOK bool) {
+func (d *decoder) policy(t *tomlTable, s *Service, vipOK bool) {
 	if str, ok := t.str("scheduler"); ok {
 		if known := sched.Names(); !slices.Contains(known, str) {
 			t.errorf("scheduler", "unknown scheduler %q (known: %s)", str, strings.Join(known, ", "))
@@ -658,14 +440,8 @@ func checkNetmask(v any, v4 bool) (int, string) {
 		if err != nil || !a.Is4() || !v4 {
 			return 0, fmt.Sprintf("%q is not an IPv4 netmask (IPv6 services take a prefix length)", v)
 		}
-		b := a.As4()
-		m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-		ones := 0
-		for m&0x80000000 != 0 {
-			ones++
-			m <<= 1
-		}
-		if m != 0 || ones == 0 {
+		ones, ok := MaskBits(a)
+		if !ok {
 			return 0, fmt.Sprintf("%q is not a contiguous netmask", v)
 		}
 		return ones, ""
@@ -673,8 +449,25 @@ func checkNetmask(v any, v4 bool) (int, string) {
 	return 0, fmt.Sprintf("want a netmask string or a prefix length, got %s", typeName(v))
 }
 
+// MaskBits returns the prefix length of a dotted IPv4 netmask (ipvsadm
+// -M's form), or false when mask is not one: not IPv4, not contiguous, or
+// 0.0.0.0.
+func MaskBits(mask netip.Addr) (int, bool) {
+	if !mask.Is4() {
+		return 0, false
+	}
+	b := mask.As4()
+	m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	ones := 0
+	for m&(1<<31) != 0 {
+		ones++
+		m <<= 1
+	}
+	return ones, m == 0 && ones > 0
+}
+
 // reals decodes the [[...real]] tables of s.
-func (d *decoder) reals(t *table, s *Service, vipOK, portOK bool) {
+func (d *decoder) reals(t *tomlTable, s *Service, vipOK, portOK bool) {
 	rs, ok := t.list("real", "address", "port", "weight", "method", "upper_threshold", "lower_threshold")
 	if !ok {
 		return
@@ -698,8 +491,8 @@ func (d *decoder) reals(t *table, s *Service, vipOK, portOK bool) {
 // real decodes one [[service.real]] of s; vipOK and portOK say whether s's
 // VIP and port can be checked against. ok reports whether the address and
 // port are valid.
-func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok bool) {
-	r = Real{Port: s.Port, Weight: DefaultWeight, Method: MethodDR, Line: d.lines.lineOf(t.path)}
+func (d *decoder) real(t *tomlTable, s *Service, vipOK, portOK bool) (r Real, ok bool) {
+	r = Real{Port: s.Port, Weight: DefaultWeight, Method: xvs.MethodDR, Line: d.lines.lineOf(t.path)}
 	t.require("address")
 	addrOK := false
 	if str, ok := t.str("address"); ok {
@@ -730,7 +523,7 @@ func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok boo
 		r.Weight = int(w)
 	}
 	if str, ok := t.str("method"); ok {
-		if m, err := ParseMethod(str); err != nil {
+		if m, err := xvs.ParseMethod(str); err != nil {
 			t.errorf("method", "%v", err)
 		} else {
 			r.Method = m
@@ -749,20 +542,24 @@ func (d *decoder) real(t *table, s *Service, vipOK, portOK bool) (r Real, ok boo
 	}
 	// DR rewrites only MAC addresses, so the real server sees the packet
 	// exactly as the client sent it, destination port included.
-	if s.IsGroup() && (r.Method == MethodDR || r.Method == MethodTUN) && portSet && r.Port != 0 {
+	if s.IsGroup() && (r.Method == xvs.MethodDR || r.Method == xvs.MethodTUN) && portSet && r.Port != 0 {
 		t.errorf("port", "method dr or tun keeps each packet's port: leave port out (or 0) in a group")
 		realPortOK = false
 	}
-	if !s.IsGroup() && (r.Method == MethodDR || r.Method == MethodTUN) && portSet && realPortOK && portOK && r.Port != s.Port {
-		t.errorf("port", "%d differs from the service port %d, but method %s cannot change ports (use method nat to remap)", r.Port, s.Port, methodName(r.Method))
+	if !s.IsGroup() && (r.Method == xvs.MethodDR || r.Method == xvs.MethodTUN) && portSet && realPortOK && portOK && r.Port != s.Port {
+		t.errorf("port", "%d differs from the service port %d, but method %s cannot change ports (use method nat to remap)", r.Port, s.Port, r.Method)
 		realPortOK = false
 	}
 	t.done()
 	return r, addrOK && realPortOK
 }
 
-func methodName(m Method) string {
-	return map[Method]string{MethodDR: "dr", MethodNAT: "nat", MethodTUN: "tun", MethodFullNAT: "fullnat"}[m]
+// whenFullName is when_full's name for a policy.
+func whenFullName(p conntrack.FullPolicy) string {
+	if p == conntrack.EvictOldestIdle {
+		return "evict"
+	}
+	return "refuse"
 }
 
 func family(a netip.Addr) string {

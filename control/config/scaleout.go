@@ -54,20 +54,7 @@ type FloatingAddress struct {
 	Interface string
 }
 
-func (t *table) addrPort(key string) (netip.AddrPort, bool) {
-	s, ok := t.str(key)
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil || ap.Port() == 0 {
-		t.errorf(key, "%q is not an address:port", s)
-		return netip.AddrPort{}, false
-	}
-	return ap, true
-}
-
-func (t *table) secret(key string) string {
+func (t *tomlTable) secret(key string) string {
 	t.require(key)
 	s, ok := t.str(key)
 	if ok && len(s) < 16 {
@@ -76,7 +63,7 @@ func (t *table) secret(key string) string {
 	return s
 }
 
-func (d *decoder) sync(t *table) *Sync {
+func (d *decoder) sync(t *tomlTable) *Sync {
 	s := &Sync{Line: d.lines.lineOf(t.path), MaxBytesPerSecond: 10 << 20}
 	t.require("listen")
 	s.Listen, _ = t.addrPort("listen")
@@ -102,7 +89,7 @@ func (d *decoder) sync(t *table) *Sync {
 	return s
 }
 
-func (d *decoder) failover(t *table) *Failover {
+func (d *decoder) failover(t *tomlTable) *Failover {
 	f := &Failover{Line: d.lines.lineOf(t.path), Priority: 100, Interval: 200 * time.Millisecond}
 	t.require("listen")
 	f.Listen, _ = t.addrPort("listen")

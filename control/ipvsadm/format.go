@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Print writes resp in the layout c asks for (or as JSON with --json).
@@ -53,6 +54,28 @@ func (c *Command) Print(w io.Writer, resp *api.Response) error {
 		WriteHealth(bw, resp.Health)
 	}
 	return bw.Flush()
+}
+
+// ReportArgs is the listing that WriteReport begins with.
+var ReportArgs = []string{"-L", "-n", "--stats"}
+
+// WriteReport writes what xvsd prints on SIGUSR1 and when it stops: first
+// resp's service table exactly as xvsadm -L -n --stats prints it (the same
+// Command prints both), then resp.Status as xvsadm status prints it.
+func WriteReport(w io.Writer, resp *api.Response) error {
+	c, err := Parse(ReportArgs)
+	if err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if err := c.Print(w, resp); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	if resp.Status != nil {
+		bw := bufio.NewWriter(w)
+		WriteStatus(bw, resp.Status)
+		return bw.Flush()
+	}
+	return nil
 }
 
 // WriteJSON writes resp as indented JSON.
@@ -217,28 +240,26 @@ func addrPort(a netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(a, port).String()
 }
 
-// forwardName is the Forward column.
+// forwardName is the Forward column of an api.Real.Method.
 func forwardName(method string) string {
-	switch method {
-	case MethodDR, "":
-		return "Route"
-	case MethodNAT:
-		return "Masq"
-	case MethodTunnel:
-		return "Tunnel"
-	case "local":
-		return "Local"
+	if method == "" {
+		return xvs.MethodDR.Forward()
+	}
+	if m, err := xvs.ParseMethod(method); err == nil {
+		return m.Forward()
 	}
 	return method
 }
 
-// forwardSwitch is the rule option for a method.
+// forwardSwitches are the rule options for the methods ipvsadm has.
+var forwardSwitches = map[xvs.Method]string{xvs.MethodDR: "-g", xvs.MethodNAT: "-m", xvs.MethodTUN: "-i"}
+
+// forwardSwitch is the rule option for an api.Real.Method; -g for a method
+// ipvsadm has no option for.
 func forwardSwitch(method string) string {
-	switch method {
-	case MethodNAT:
-		return "-m"
-	case MethodTunnel:
-		return "-i"
+	m, err := xvs.ParseMethod(method)
+	if s, ok := forwardSwitches[m]; ok && err == nil {
+		return s
 	}
 	return "-g"
 }

@@ -317,3 +317,27 @@ func TestPrintMissingParts(t *testing.T) {
 		}
 	}
 }
+
+// TestReport: what xvsd prints on SIGUSR1 is, byte for byte, the stats
+// golden (what xvsadm -L -n --stats prints for the same state), then the
+// status lines.
+func TestReport(t *testing.T) {
+	resp := fixture()
+	resp.Status = &api.Status{Workers: 1, Capacity: 4096, Drops: map[string]uint64{"no_conn": 2}}
+	var report bytes.Buffer
+	if err := WriteReport(&report, resp); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := os.ReadFile(filepath.Join("testdata", "stats.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status bytes.Buffer
+	WriteStatus(&status, resp.Status)
+	if want := string(stats) + status.String(); report.String() != want {
+		t.Errorf("report:\n%s\nwant\n%s", report.String(), want)
+	}
+	if strings.Join(ReportArgs, " ") != "-L -n --stats" {
+		t.Errorf("the report lists as %q", ReportArgs)
+	}
+}

@@ -1,13 +1,3 @@
-// Package ipvsadm speaks ipvsadm's language for xvs: it parses ipvsadm(8)
-// command lines and rule files (-S output, -R input) into API requests, and
-// prints API responses in ipvsadm's exact layouts, so that scripts and habits
-// written for the kernel's IPVS carry over to xvsadm.
-//
-// Two things differ on purpose. Nothing is resolved: addresses and ports must
-// be numeric, and listings are always numeric, as with -n. And options that
-// configure what xvs does not have (connection sync daemons, one-packet
-// scheduling, persistence engines, tunnel types other than ipip) are refused
-// with an error naming them.
 package ipvsadm
 
 import (
@@ -20,90 +10,10 @@ import (
 	"time"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/internal/xvs"
 	"github.com/xvs-lb/xvs/sched"
 )
-
-// Defaults and limits as in ipvsadm.
-const (
-	DefaultScheduler   = "wlc"               // -A without -s
-	DefaultPersistence = 300 * time.Second   // -p without a timeout
-	MaxTimeout         = 31 * 24 * time.Hour // -p and --set
-	MaxWeight          = sched.MaxWeight     // -w
-	MaxThreshold       = math.MaxInt32       // -x, -y
-)
-
-// Forwarding methods (api.Real.Method).
-const (
-	MethodDR     = "dr"  // -g, the default
-	MethodNAT    = "nat" // -m
-	MethodTunnel = "tun" // -i
-)
-
-const (
-	programName    = "xvsadm"
-	ipvsVersion    = "1.2.1"         // the IPVS version that listings claim
-	compatibleWith = "ipvsadm v1.31" // whose syntax and layouts these are
-)
-
-// Layout is what a command prints on success.
-type Layout int
-
-const (
-	LayoutNone     Layout = iota // nothing (changes)
-	LayoutServices               // -L: the service table
-	LayoutConns                  // -L -c: the connection table
-	LayoutTimeouts               // -L --timeout
-	LayoutDaemon                 // -L --daemon: xvs runs no sync daemon, so nothing
-	LayoutRules                  // -S: rules that -R reads back
-	LayoutStatus                 // status: the data path
-	LayoutHealth                 // health: health checks
-	LayoutHelp                   // -h
-	LayoutVersion                // -v
-)
-
-// ListOptions are the listing options of -L and -S.
-type ListOptions struct {
-	Numeric        bool // -n (listings are always numeric; kept for fidelity)
-	Stats          bool // --stats
-	Rate           bool // --rate
-	Thresholds     bool // --thresholds
-	PersistentConn bool // --persistent-conn
-	NoSort         bool // --nosort
-	Exact          bool // --exact: numbers without K/M/G units
-}
-
-// Command is a parsed command line: the request to send to xvsd and how to
-// print its answer.
-type Command struct {
-	// Request is what to send. Its Op is empty for commands answered
-	// without xvsd (LayoutHelp, LayoutVersion, LayoutDaemon). For -R, the
-	// caller fills Request.Text with the rules (see ParseRules).
-	Request api.Request
-	Layout  Layout
-	List    ListOptions
-	JSON    bool // --json: print the response as JSON instead
-}
-
-// Local reports whether c is answered without asking xvsd.
-func (c *Command) Local() bool { return c.Request.Op == "" }
-
-// Error is a command line or rule that is not valid: the message names the
-// offending option as ipvsadm's do.
-type Error struct {
-	Line int // of the rules text (ParseRules); 0 for a command line
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("line %d: %s", e.Line, e.Msg)
-	}
-	return e.Msg
-}
-
-func errorf(format string, args ...any) error {
-	return &Error{Msg: fmt.Sprintf(format, args...)}
-}
 
 // The commands, in ipvsadm's order; cmdNames are ipvsadm's names for them.
 type cmdID int
@@ -251,181 +161,6 @@ func (r commandRule) check(c cmdID, set optSet) error {
 	return nil
 }
 
-type argKind int
-
-const (
-	argNone argKind = iota
-	argRequired
-	argOptional // -p [timeout]
-)
-
-// option is one of the command line's options.
-type option struct {
-	long  string
-	short byte
-	arg   argKind
-	// unsupported, when set, is why xvs refuses the option.
-	unsupported string
-}
-
-func options() []option {
-	const sync = "connection synchronisation is not supported by xvs"
-	const tun = "tunnel types and options are not supported by xvs (-i is ipip)"
-	return []option{
-		{long: "add-service", short: 'A'},
-		{long: "edit-service", short: 'E'},
-		{long: "delete-service", short: 'D'},
-		{long: "clear", short: 'C'},
-		{long: "list", short: 'L'},
-		{short: 'l'},
-		{long: "zero", short: 'Z'},
-		{long: "add-server", short: 'a'},
-		{long: "edit-server", short: 'e'},
-		{long: "delete-server", short: 'd'},
-		{long: "set"},
-		{long: "help", short: 'h'},
-		{long: "version", short: 'v'},
-		{long: "restore", short: 'R'},
-		{long: "save", short: 'S'},
-		{long: "start-daemon", arg: argRequired, unsupported: sync},
-		{long: "stop-daemon", arg: argRequired, unsupported: sync},
-		{long: "tcp-service", short: 't', arg: argRequired},
-		{long: "udp-service", short: 'u', arg: argRequired},
-		{long: "sctp-service", arg: argRequired, unsupported: "SCTP services are not supported by xvs"},
-		{long: "fwmark-service", short: 'f', arg: argRequired},
-		{long: "scheduler", short: 's', arg: argRequired},
-		{long: "persistent", short: 'p', arg: argOptional},
-		{long: "netmask", short: 'M', arg: argRequired},
-		{long: "real-server", short: 'r', arg: argRequired},
-		{long: "masquerading", short: 'm'},
-		{long: "ipip", short: 'i'},
-		{long: "gatewaying", short: 'g'},
-		{long: "weight", short: 'w', arg: argRequired},
-		{long: "u-threshold", short: 'x', arg: argRequired},
-		{long: "l-threshold", short: 'y', arg: argRequired},
-		{long: "numeric", short: 'n'},
-		{long: "connection", short: 'c'},
-		{long: "mcast-interface", arg: argRequired, unsupported: sync},
-		{long: "syncid", arg: argRequired, unsupported: sync},
-		{long: "timeout"},
-		{long: "daemon"},
-		{long: "stats"},
-		{long: "rate"},
-		{long: "thresholds"},
-		{long: "persistent-conn"},
-		{long: "nosort"},
-		{long: "sort"},
-		{long: "exact", short: 'X'},
-		{long: "ipv6", short: '6'},
-		{long: "ops", short: 'o', unsupported: "one-packet scheduling is not supported by xvs"},
-		{long: "pe", arg: argRequired, unsupported: "persistence engines are not supported by xvs"},
-		{long: "sched-flags", short: 'b', arg: argRequired},
-		{long: "mcast-group", arg: argRequired, unsupported: sync},
-		{long: "mcast-port", arg: argRequired, unsupported: sync},
-		{long: "mcast-ttl", arg: argRequired, unsupported: sync},
-		{long: "sync-maxlen", arg: argRequired, unsupported: sync},
-		{long: "tun-info", unsupported: tun},
-		{long: "tun-type", arg: argRequired, unsupported: tun},
-		{long: "tun-port", arg: argRequired, unsupported: tun},
-		{long: "tun-nocsum", unsupported: tun},
-		{long: "tun-csum", unsupported: tun},
-		{long: "tun-remcsum", unsupported: tun},
-		{long: "json"},
-	}
-}
-
-// occurrence is one option as found on the command line.
-type occurrence struct {
-	opt    option
-	name   string // as written, for messages: "-w", "--weight"
-	value  string
-	hasVal bool
-}
-
-// tokenize splits args into options and positional arguments the way popt
-// does for ipvsadm: bundled short options (-Ln), attached values (-w3,
-// --weight=3), -p's optional value, and "--" ending the options.
-func tokenize(args []string) ([]occurrence, []string, error) {
-	table := options()
-	byLong := map[string]option{}
-	byShort := map[byte]option{}
-	for _, o := range table {
-		if o.long != "" {
-			byLong[o.long] = o
-		}
-		if o.short != 0 {
-			byShort[o.short] = o
-		}
-	}
-	var occ []occurrence
-	var pos []string
-	// value takes an option's value: attached, or the next argument.
-	value := func(o option, name, attached string, hasAttached bool, i *int) (occurrence, error) {
-		oc := occurrence{opt: o, name: name}
-		switch {
-		case o.arg == argNone && hasAttached:
-			return oc, errorf("option `%s' does not take a value", name)
-		case o.arg == argNone:
-		case hasAttached:
-			oc.value, oc.hasVal = attached, true
-		case o.arg == argRequired:
-			if *i+1 >= len(args) {
-				return oc, errorf("option `%s' requires an argument", name)
-			}
-			*i++
-			oc.value, oc.hasVal = args[*i], true
-		case o.arg == argOptional:
-			if *i+1 < len(args) && !strings.HasPrefix(args[*i+1], "-") {
-				*i++
-				oc.value, oc.hasVal = args[*i], true
-			}
-		}
-		return oc, nil
-	}
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		switch {
-		case a == "--":
-			pos = append(pos, args[i+1:]...)
-			return occ, pos, nil
-		case strings.HasPrefix(a, "--"):
-			name, val, hasVal := strings.Cut(a[2:], "=")
-			o, ok := byLong[name]
-			if !ok {
-				return nil, nil, errorf("invalid option `--%s'", name)
-			}
-			oc, err := value(o, "--"+name, val, hasVal, &i)
-			if err != nil {
-				return nil, nil, err
-			}
-			occ = append(occ, oc)
-		case len(a) > 1 && a[0] == '-':
-			for j := 1; j < len(a); j++ {
-				o, ok := byShort[a[j]]
-				if !ok {
-					return nil, nil, errorf("invalid option `-%c'", a[j])
-				}
-				name := "-" + string(a[j])
-				if o.arg == argNone {
-					occ = append(occ, occurrence{opt: o, name: name})
-					continue
-				}
-				rest := a[j+1:]
-				oc, err := value(o, name, rest, rest != "", &i)
-				if err != nil {
-					return nil, nil, err
-				}
-				occ = append(occ, oc)
-				break
-			}
-		default:
-			pos = append(pos, a)
-		}
-	}
-	return occ, pos, nil
-}
-
-// parsed collects a command line's options before they are checked
 // against each other.
 type parsed struct {
 	cmd    cmdID
@@ -437,8 +172,8 @@ type parsed struct {
 	pers   time.Duration
 	mask   string
 	real   netip.AddrPort
-	rHas   bool // the real server address had a port
-	fwd    string
+	rHas   bool        // the real server address had a port
+	fwd    *xvs.Method // -g, -m, -i; nil: not given
 	weight *int
 	upper  int
 	lower  int
@@ -599,63 +334,42 @@ func (p *parsed) apply(oc occurrence) error {
 		if err := p.setOption(optForward); err != nil {
 			return err
 		}
-		p.fwd = map[string]string{"gatewaying": MethodDR, "masquerading": MethodNAT, "ipip": MethodTunnel}[key]
-	case "weight":
-		if err := p.setOption(optWeight); err != nil {
+		// ParseMethod knows ipvsadm's option letters.
+		m, err := xvs.ParseMethod(string(o.short))
+		if err != nil {
 			return err
 		}
-		w, err := parseInt(oc.value, 0, MaxWeight)
+		p.fwd = &m
+	case "weight":
+		w, err := p.number(oc, optWeight, MaxWeight, "weight")
 		if err != nil {
-			return errorf("illegal weight specified")
+			return err
 		}
 		p.weight = &w
 	case "u-threshold":
-		if err := p.setOption(optUThreshold); err != nil {
-			return err
-		}
-		v, err := parseInt(oc.value, 0, MaxThreshold)
+		v, err := p.number(oc, optUThreshold, MaxThreshold, "u_threshold")
 		if err != nil {
-			return errorf("illegal u_threshold specified")
+			return err
 		}
 		p.upper = v
 	case "l-threshold":
-		if err := p.setOption(optLThreshold); err != nil {
+		v, err := p.number(oc, optLThreshold, MaxThreshold, "l_threshold")
+		if err != nil {
 			return err
 		}
-		v, err := parseInt(oc.value, 0, MaxThreshold)
-		if err != nil {
-			return errorf("illegal l_threshold specified")
-		}
 		p.lower = v
-	case "numeric":
-		p.list.Numeric = true
-		return p.setOption(optNumeric)
 	case "connection":
 		return p.setOption(optConnection)
 	case "timeout":
 		return p.setOption(optTimeout)
 	case "daemon":
 		return p.setOption(optDaemon)
-	case "stats":
-		p.list.Stats = true
-		return p.setOption(optStats)
-	case "rate":
-		p.list.Rate = true
-		return p.setOption(optRate)
-	case "thresholds":
-		p.list.Thresholds = true
-		return p.setOption(optThresholds)
-	case "persistent-conn":
-		p.list.PersistentConn = true
-		return p.setOption(optPersistentConn)
-	case "nosort":
-		p.list.NoSort = true
-		return p.setOption(optNoSort)
+	case "numeric", "stats", "rate", "thresholds", "persistent-conn", "nosort", "exact":
+		o, flag := p.listFlag(key)
+		*flag = true
+		return p.setOption(o)
 	case "sort":
 		// The default; accepted for compatibility, as ipvsadm does.
-	case "exact":
-		p.list.Exact = true
-		return p.setOption(optExact)
 	case "ipv6":
 		return p.setOption(optIPv6)
 	case "sched-flags":
@@ -677,6 +391,42 @@ func (p *parsed) apply(oc occurrence) error {
 		return errorf("invalid option `%s'", oc.name)
 	}
 	return nil
+}
+
+// number records option o, whose value must be a number in 0..max; what
+// names it in ipvsadm's message.
+func (p *parsed) number(oc occurrence, o optID, max int, what string) (int, error) {
+	if err := p.setOption(o); err != nil {
+		return 0, err
+	}
+	v, err := parseInt(oc.value, 0, max)
+	if err != nil {
+		return 0, errorf("illegal %s specified", what)
+	}
+	return v, nil
+}
+
+// listFlag is the listing option key's optID and the ListOptions field it
+// sets.
+func (p *parsed) listFlag(key string) (optID, *bool) {
+	l := &p.list
+	switch key {
+	case "numeric":
+		return optNumeric, &l.Numeric
+	case "stats":
+		return optStats, &l.Stats
+	case "rate":
+		return optRate, &l.Rate
+	case "thresholds":
+		return optThresholds, &l.Thresholds
+	case "persistent-conn":
+		return optPersistentConn, &l.PersistentConn
+	case "nosort":
+		return optNoSort, &l.NoSort
+	case "exact":
+		return optExact, &l.Exact
+	}
+	return 0, nil // not a listing option
 }
 
 // command checks the options against each other, as ipvsadm's
@@ -811,21 +561,25 @@ func (p *parsed) realServer() (*api.Real, error) {
 		port = p.svc.Port // ipvsadm copies the service's port
 	}
 	method := p.fwd
-	if p.cmd == cmdAddDest && method == "" {
-		method = MethodDR
+	if p.cmd == cmdAddDest && method == nil {
+		dr := xvs.MethodDR // ipvsadm's default
+		method = &dr
 	}
 	if p.cmd != cmdDelDest && p.svc.Mark == 0 {
 		// Direct routing and tunnelling cannot change the port.
-		if method == MethodDR || method == MethodTunnel {
+		if method != nil && (*method == xvs.MethodDR || *method == xvs.MethodTUN) {
 			port = p.svc.Port
 		}
-		if addr.Is4() != p.svc.VIP.Is4() && method != MethodTunnel {
+		if addr.Is4() != p.svc.VIP.Is4() && (method == nil || *method != xvs.MethodTUN) {
 			return nil, errorf("Different address family is allowed only for tunneling servers")
 		}
 	}
 	r := &api.Real{Addr: addr, Port: port}
 	if p.cmd != cmdDelDest {
-		r.Method, r.Weight, r.UpperThreshold, r.LowerThreshold = method, p.weight, p.upper, p.lower
+		r.Weight, r.UpperThreshold, r.LowerThreshold = p.weight, p.upper, p.lower
+		if method != nil {
+			r.Method = method.String()
+		}
 	}
 	return r, nil
 }
@@ -938,14 +692,8 @@ func parseNetmask(s string, v6 bool) (int, error) {
 	if err != nil || !a.Is4() {
 		return 0, errorf("illegal virtual server persistent mask specified: `%s' is not a dotted IPv4 netmask", s)
 	}
-	b := a.As4()
-	m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	ones := 0
-	for m&(1<<31) != 0 {
-		ones++
-		m <<= 1
-	}
-	if m != 0 || ones == 0 {
+	ones, ok := config.MaskBits(a)
+	if !ok {
 		return 0, errorf("illegal virtual server persistent mask specified: `%s' is not a contiguous netmask", s)
 	}
 	return ones, nil

@@ -42,8 +42,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-lb/xvs/dataplane/decap"
-	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/control/realserver/decap"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Mode is the forwarding method the real server is prepared for.
@@ -105,8 +105,8 @@ type Options struct {
 	// StateFile overrides DefaultStateFile(Interface).
 	StateFile string
 	// XDPMode selects how the TUN decapsulator attaches; the zero value,
-	// ModeAuto, tries driver mode and falls back to generic mode.
-	XDPMode xdpprog.Mode
+	// XDPAuto, tries driver mode and falls back to generic mode.
+	XDPMode xvs.XDPMode
 }
 
 // Action is one step Apply took, or would take in a dry run.
@@ -508,7 +508,7 @@ func (r *runner) decap(p *plan) error {
 		return err
 	}
 	if rec := r.st.Decap; rec != nil && cur.Ours && cur.ProgramID == rec.ProgramID && slices.Equal(rec.VIPs, vips) &&
-		(p.opts.XDPMode == xdpprog.ModeAuto || p.opts.XDPMode == cur.Mode) {
+		(p.opts.XDPMode == xvs.XDPAuto || p.opts.XDPMode == cur.Mode) {
 		r.note(fmt.Sprintf("decapsulator on %s for %s: already (%s mode, program %d)", p.ifname(), strings.Join(vips, ", "), cur.Mode, cur.ProgramID))
 		return nil
 	}

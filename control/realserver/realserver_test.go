@@ -2,16 +2,12 @@ package realserver
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -22,8 +18,9 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-lb/xvs/dataplane/decap"
+	"github.com/xvs-lb/xvs/control/realserver/decap"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
 
 // hostSysctls are sysctls of the test's own namespace that Apply changes
@@ -72,37 +69,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	sfx := hex.EncodeToString(b[:])
+	netnstest.NeedRoot(t, "network namespaces")
+	sfx := netnstest.Suffix(t)
 	e := &env{
 		ns:        "xvs" + sfx,
 		ifname:    "xvs" + sfx + "a",
 		peer:      "xvs" + sfx + "b",
 		stateFile: filepath.Join(t.TempDir(), "realserver.json"),
 	}
-	if out, err := exec.Command("ip", "netns", "add", e.ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", e.ns, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", e.ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", e.ns, err, out)
-		}
-	})
+	netnstest.Add(t, e.ns)
+	netnstest.AddVeth(t, e.ns, e.ifname, e.peer)
 	e.in(t, func() {
-		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: e.ifname}, PeerName: e.peer}); err != nil {
-			t.Fatalf("add veth: %v", err)
-		}
-		for _, name := range []string{e.ifname, e.peer, "lo"} {
-			if err := netlink.LinkSetUp(e.link(t, name)); err != nil {
-				t.Fatalf("set %s up: %v", name, err)
-			}
-		}
 		e.addAddr(t, e.ifname, "198.18.0.2/24")
 		e.addAddr(t, e.ifname, "fd00::2/64")
 	})
@@ -112,33 +89,7 @@ func newEnv(t *testing.T) *env {
 // in runs fn on a thread switched into e's namespace.
 func (e *env) in(t *testing.T, fn func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open own netns: %v", err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + e.ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open netns %s: %v", e.ns, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter netns %s: %v", e.ns, err)
-	}
-	defer func() {
-		// A thread that cannot return stays locked, so the runtime
-		// discards it instead of reusing it in the wrong namespace.
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("leave netns %s: %v", e.ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
+	netnstest.In(t, e.ns, fn)
 }
 
 func (e *env) link(t *testing.T, name string) netlink.Link {

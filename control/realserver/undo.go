@@ -9,7 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-lb/xvs/dataplane/decap"
+	"github.com/xvs-lb/xvs/control/realserver/decap"
 )
 
 // undo reverts what the state file records, in the reverse order of Apply:

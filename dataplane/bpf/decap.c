@@ -4,7 +4,7 @@
  * IPv4 or IPv6 header of a tunnelled packet whose outer destination is
  * local and whose inner destination is a VIP, and hands the inner packet
  * to the kernel behind the same L2 header; every other frame goes to the
- * kernel untouched (see dataplane/decap's documentation for the rules).
+ * kernel untouched (see control/realserver/decap's documentation for the rules).
  * Every frame is counted exactly once.
  *
  * SPDX-License-Identifier: (MIT OR GPL-2.0-only)

@@ -2,7 +2,7 @@
 // loaders that cilium/ebpf's bpf2go generates from them:
 //
 //   - steer.c: the director's XDP program (dataplane/xdpprog loads it);
-//   - decap.c: the real servers' TUN decapsulator (dataplane/decap);
+//   - decap.c: the real servers' TUN decapsulator (control/realserver/decap);
 //   - pktgen.c: xvs-pktgen's generator, sink, reflector and AF_XDP steering.
 //
 // include/ has what they share: the bounds check every packet access

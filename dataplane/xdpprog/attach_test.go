@@ -1,12 +1,7 @@
 package xdpprog
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,90 +9,22 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
-
-// newNetns creates a network namespace named xvs<random> for the test and
-// deletes it, with everything in it, when the test ends.
-func newNetns(t *testing.T) (name, suffix string) {
-	t.Helper()
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("random suffix: %v", err)
-	}
-	suffix = hex.EncodeToString(b[:])
-	name = "xvs" + suffix
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name, suffix
-}
-
-// inNetns runs fn on a thread switched into the named namespace. Interface
-// indexes, netlink and XDP attachment all resolve in the calling thread's
-// namespace.
-func inNetns(t *testing.T, name string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open own netns: %v", err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter netns %s: %v", name, err)
-	}
-	defer func() {
-		// A thread that cannot return stays locked, so the runtime
-		// discards it instead of reusing it in the wrong namespace.
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("leave netns %s: %v", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
-}
 
 // newVethNetns creates a namespace holding a veth pair, both ends and lo up.
 func newVethNetns(t *testing.T) (ns, veth, peer string) {
 	t.Helper()
-	ns, sfx := newNetns(t)
-	veth, peer = "xvs"+sfx+"a", "xvs"+sfx+"b"
-	inNetns(t, ns, func() {
-		err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: veth}, PeerName: peer})
-		if err != nil {
-			t.Fatalf("add veth: %v", err)
-		}
-		for _, name := range []string{veth, peer, "lo"} {
-			l, err := netlink.LinkByName(name)
-			if err != nil {
-				t.Fatalf("link %s: %v", name, err)
-			}
-			if err := netlink.LinkSetUp(l); err != nil {
-				t.Fatalf("set %s up: %v", name, err)
-			}
-		}
-	})
+	sfx := netnstest.Suffix(t)
+	ns, veth, peer = "xvs"+sfx, "xvs"+sfx+"a", "xvs"+sfx+"b"
+	netnstest.Add(t, ns)
+	netnstest.AddVeth(t, ns, veth, peer)
 	return ns, veth, peer
 }
 
 func TestAttach(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("attaching XDP programs needs root")
-	}
+	netnstest.NeedRoot(t, "attaching XDP programs")
 	ns, vethName, _ := newVethNetns(t)
 
 	// Subtests run on goroutines of their own, so each enters the
@@ -119,13 +46,13 @@ func TestAttach(t *testing.T) {
 			kind = "lo"
 		}
 		t.Run(kind+"/"+tc.mode.String(), func(t *testing.T) {
-			inNetns(t, ns, func() { checkAttach(t, tc.ifname, tc.mode, tc.want, tc.wantAttr) })
+			netnstest.In(t, ns, func() { checkAttach(t, tc.ifname, tc.mode, tc.want, tc.wantAttr) })
 		})
 	}
 
 	t.Run("lo/driver fails", func(t *testing.T) {
 		p := loadProgram(t)
-		inNetns(t, ns, func() {
+		netnstest.In(t, ns, func() {
 			lo, err := netlink.LinkByName("lo")
 			if err != nil {
 				t.Fatalf("link lo: %v", err)
@@ -213,15 +140,13 @@ func checkAttach(t *testing.T, ifname string, mode, want Mode, wantAttr uint32) 
 // them: the VIP frame is steered (and falls back to the kernel, as no socket
 // is bound) and the rest is passed.
 func TestAttachedTraffic(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("attaching XDP programs needs root")
-	}
+	netnstest.NeedRoot(t, "attaching XDP programs")
 	ns, veth, peer := newVethNetns(t)
 	for _, mode := range []Mode{ModeDriver, ModeGeneric} {
 		t.Run(mode.String(), func(t *testing.T) {
 			p := loadProgram(t)
 			setupServices(t, p)
-			inNetns(t, ns, func() {
+			netnstest.In(t, ns, func() {
 				l, err := netlink.LinkByName(veth)
 				if err != nil {
 					t.Fatalf("link %s: %v", veth, err)

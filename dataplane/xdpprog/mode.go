@@ -1,56 +1,29 @@
 package xdpprog
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/cilium/ebpf/link"
+
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
-// Mode selects how the program is attached to an interface.
-type Mode int
+// Mode selects how the program is attached to an interface: xvs.XDPMode,
+// whose names the configuration and xvsadm parse.
+type Mode = xvs.XDPMode
 
 const (
 	// ModeAuto attaches in driver mode and falls back to generic mode when
 	// the driver has no native XDP support.
-	ModeAuto Mode = iota
+	ModeAuto = xvs.XDPAuto
 	// ModeDriver attaches in the driver's receive path (native XDP).
-	ModeDriver
+	ModeDriver = xvs.XDPDriver
 	// ModeGeneric attaches after the kernel has built an skb (SKB mode): it
 	// works on every interface, at a fraction of the speed.
-	ModeGeneric
+	ModeGeneric = xvs.XDPGeneric
 )
 
-// String returns the name ParseMode accepts for m.
-func (m Mode) String() string {
-	switch m {
-	case ModeAuto:
-		return "auto"
-	case ModeDriver:
-		return "driver"
-	case ModeGeneric:
-		return "generic"
-	default:
-		return fmt.Sprintf("Mode(%d)", int(m))
-	}
-}
-
-// ParseMode parses "auto", "driver" or "generic", case-insensitively. The
-// kernel's and iproute2's names "native" and "skb" are accepted as well.
-func ParseMode(s string) (Mode, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "auto":
-		return ModeAuto, nil
-	case "driver", "native", "drv":
-		return ModeDriver, nil
-	case "generic", "skb":
-		return ModeGeneric, nil
-	default:
-		return 0, fmt.Errorf("unknown XDP mode %q (want auto, driver or generic)", s)
-	}
-}
-
-func (m Mode) flags() link.XDPAttachFlags {
+// attachFlags are the kernel's flags for attaching in mode m; ModeAuto
+// tries driver mode first.
+func attachFlags(m Mode) link.XDPAttachFlags {
 	if m == ModeGeneric {
 		return link.XDPGenericMode
 	}

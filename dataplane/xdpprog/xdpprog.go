@@ -203,7 +203,7 @@ func (p *Program) Attach(ifindex int, mode Mode) (Mode, error) {
 		l, err := link.AttachXDP(link.XDPOptions{
 			Program:   p.objs.Prog,
 			Interface: ifindex,
-			Flags:     m.flags(),
+			Flags:     attachFlags(m),
 		})
 		if err != nil {
 			return fmt.Errorf("attach xdp to %s in %s mode: %w", name, m, err)

@@ -1,14 +1,11 @@
 package xsk
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +14,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
 
 // Helpers for the tests that need root: network namespaces joined by veth
@@ -24,23 +23,7 @@ import (
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces and AF_XDP")
-	}
-}
-
-// randSuffix returns a per-run suffix for namespace and interface names.
-func randSuffix(t testing.TB) string {
-	t.Helper()
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:])
+	netnstest.NeedRoot(t, "network namespaces and AF_XDP")
 }
 
 func ipCmd(t testing.TB, args ...string) {
@@ -55,50 +38,12 @@ func ipCmd(t testing.TB, args ...string) {
 // router solicitations or DAD show up on the sockets.
 func addNetns(t testing.TB, name string) {
 	t.Helper()
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	netnstest.Add(t, name)
 	out, err := exec.Command("ip", "netns", "exec", name, "sysctl", "-qw",
 		"net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("disable IPv6 in %s: %v: %s", name, err, out)
 	}
-}
-
-// inNetns runs fn on a thread moved into namespace ns, then moves the thread
-// back. Sockets and links created inside stay in ns.
-func inNetns(t testing.TB, ns string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("setns %s: %v", ns, err)
-	}
-	defer func() {
-		// A thread that cannot go back stays locked and dies with the
-		// goroutine rather than serve others in the wrong namespace.
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("setns back: %v", err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
 }
 
 // vethPair is one veth pair: the director end in dirNS, the peer end in peerNS.
@@ -137,8 +82,8 @@ func addVeth(t testing.TB, n byte, dirNS, dirIf, dirIP, peerNS, peerIf, peerIP s
 	// receiver. The director's own completion of partial checksums is
 	// tested in dataplane and e2e.
 	ipCmd(t, "netns", "exec", peerNS, "ethtool", "-K", peerIf, "tx", "off")
-	inNetns(t, dirNS, func() { p.dirIndex = ifindex(t, dirIf) })
-	inNetns(t, peerNS, func() { p.peerIndex = ifindex(t, peerIf) })
+	netnstest.In(t, dirNS, func() { p.dirIndex = ifindex(t, dirIf) })
+	netnstest.In(t, peerNS, func() { p.peerIndex = ifindex(t, peerIf) })
 	return p
 }
 
@@ -197,7 +142,7 @@ func passProg(t testing.TB) *ebpf.Program {
 // it the NAPI that frames sent by AF_XDP need.
 func attachXDP(t testing.TB, ns string, ifidx int, prog *ebpf.Program) {
 	t.Helper()
-	inNetns(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifidx, Flags: link.XDPDriverMode})
 		if err != nil {
 			l, err = link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifidx, Flags: link.XDPGenericMode})
@@ -219,7 +164,7 @@ func putXSK(t testing.TB, m *ebpf.Map, s *Socket) {
 func listenUDP(t testing.TB, ns string, addr netip.AddrPort) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNetns(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		var err error
 		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
 		if err != nil {

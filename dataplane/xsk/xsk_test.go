@@ -10,6 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
 
 // bindIn creates a UMEM and binds its first socket inside namespace ns.
@@ -17,7 +19,7 @@ func bindIn(t testing.TB, ns string, ucfg UMEMConfig, ifidx, queue int, scfg Soc
 	t.Helper()
 	var u *UMEM
 	var s *Socket
-	inNetns(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		var err error
 		if u, err = NewUMEM(ucfg); err != nil {
 			t.Fatal(err)
@@ -38,7 +40,7 @@ func bindIn(t testing.TB, ns string, ucfg UMEMConfig, ifidx, queue int, scfg Soc
 func rebind(t testing.TB, ns string, u *UMEM, ifidx, queue int, scfg SocketConfig) *Socket {
 	t.Helper()
 	var s *Socket
-	inNetns(t, ns, func() {
+	netnstest.In(t, ns, func() {
 		var err error
 		if s, err = u.Bind(ifidx, queue, scfg); err != nil {
 			t.Fatal(err)
@@ -142,7 +144,7 @@ func setupSingle(t testing.TB, ucfg UMEMConfig, scfg SocketConfig) (*vethPair, *
 func setupSingleWith(t testing.TB, ucfg UMEMConfig, scfg SocketConfig, peerProg *ebpf.Program) (*vethPair, *UMEM, *Socket, func(*Socket)) {
 	t.Helper()
 	needRoot(t)
-	sfx := randSuffix(t)
+	sfx := netnstest.Suffix(t)
 	d, p := "xvsd"+sfx, "xvsp"+sfx
 	addNetns(t, d)
 	addNetns(t, p)
@@ -266,7 +268,7 @@ func TestReflect(t *testing.T) {
 // descriptor out of socket B (veth pair 2), both on one UMEM.
 func TestSharedUMEM(t *testing.T) {
 	needRoot(t)
-	sfx := randSuffix(t)
+	sfx := netnstest.Suffix(t)
 	d, p1, p2 := "xvsd"+sfx, "xvsp"+sfx, "xvsq"+sfx
 	addNetns(t, d)
 	addNetns(t, p1)
@@ -361,7 +363,7 @@ func TestCloseRebind(t *testing.T) {
 	dst := netip.AddrPortFrom(v.dirIP, 9000)
 
 	// A second socket on an open (ifindex, queue) is refused.
-	inNetns(t, v.dirNS, func() {
+	netnstest.In(t, v.dirNS, func() {
 		if _, err := u.Bind(v.dirIndex, 0, SocketConfig{}); !errors.Is(err, unix.EBUSY) {
 			t.Errorf("Bind on an occupied queue: %v, want EBUSY", err)
 		}
@@ -431,7 +433,7 @@ func TestBindModes(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	inNetns(t, v.dirNS, func() {
+	netnstest.In(t, v.dirNS, func() {
 		// veth has no zero-copy: On must fail, and the failure must leave
 		// the UMEM usable.
 		if zs, err := u.Bind(v.dirIndex, 0, SocketConfig{ZeroCopy: ZeroCopyOn}); err == nil {

@@ -5,11 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
 
 // Kernel ABI values the tests use.
@@ -20,9 +21,7 @@ const (
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loading BPF programs needs root")
-	}
+	netnstest.NeedRoot(t, "loading BPF programs")
 }
 
 // loadDecap loads a Decap for the test and closes it afterwards.

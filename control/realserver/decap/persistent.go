@@ -10,7 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Values of IFLA_XDP_ATTACHED, as netlink reports them in LinkXdp.AttachMode.
@@ -64,12 +64,12 @@ func (c Config) normalize() (Config, error) {
 
 // Status describes the XDP program attached to an interface.
 type Status struct {
-	Attached  bool         // an XDP program is attached
-	Ours      bool         // it is a decapsulator (named xvs_decap)
-	Name      string       // the attached program's name
-	ProgramID uint32       // the attached program's ID
-	Mode      xdpprog.Mode // ModeDriver or ModeGeneric
-	Stats     Stats        // the decapsulator's counters, when Ours
+	Attached  bool        // an XDP program is attached
+	Ours      bool        // it is a decapsulator (named xvs_decap)
+	Name      string      // the attached program's name
+	ProgramID uint32      // the attached program's ID
+	Mode      xvs.XDPMode // XDPDriver or XDPGeneric
+	Stats     Stats       // the decapsulator's counters, when Ours
 }
 
 // AttachPersistent loads a decapsulator, fills its maps with cfg's addresses
@@ -77,9 +77,9 @@ type Status struct {
 // stays attached after this process exits, until Detach: the program holds
 // references to its maps, so they live as long as it does. A decapsulator
 // already attached there is replaced atomically when the mode allows (in
-// ModeAuto the mode it runs in is kept); any other XDP program is left alone
+// XDPAuto the mode it runs in is kept); any other XDP program is left alone
 // and an error returned. It returns the mode in use.
-func AttachPersistent(ifindex int, mode xdpprog.Mode, cfg Config) (xdpprog.Mode, error) {
+func AttachPersistent(ifindex int, mode xvs.XDPMode, cfg Config) (xvs.XDPMode, error) {
 	name := interfaceName(ifindex)
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -109,7 +109,7 @@ func AttachPersistent(ifindex int, mode xdpprog.Mode, cfg Config) (xdpprog.Mode,
 
 	if cur.Attached {
 		switch {
-		case mode == xdpprog.ModeAuto:
+		case mode == xvs.XDPAuto:
 			mode = cur.Mode
 		case mode != cur.Mode:
 			// The kernel runs one XDP mode per interface: the old
@@ -121,7 +121,7 @@ func AttachPersistent(ifindex int, mode xdpprog.Mode, cfg Config) (xdpprog.Mode,
 			}
 		}
 	}
-	return attachModes(name, mode, func(m xdpprog.Mode) error {
+	return attachModes(name, mode, func(m xvs.XDPMode) error {
 		if err := setXDP(l, d.objs.Prog.FD(), m); err != nil {
 			return fmt.Errorf("attach decapsulator to %s in %s mode: %w", name, m, err)
 		}
@@ -151,9 +151,9 @@ func loadConfig(cfg Config) (*Decap, error) {
 // setXDP attaches the program fd (or detaches, fd -1) in mode. Without
 // XDP_FLAGS_UPDATE_IF_NOEXIST the kernel replaces a program attached in the
 // same mode.
-func setXDP(l netlink.Link, fd int, mode xdpprog.Mode) error {
+func setXDP(l netlink.Link, fd int, mode xvs.XDPMode) error {
 	flags := unix.XDP_FLAGS_DRV_MODE
-	if mode == xdpprog.ModeGeneric {
+	if mode == xvs.XDPGeneric {
 		flags = unix.XDP_FLAGS_SKB_MODE
 	}
 	err := netlink.LinkSetXdpFdWithFlags(l, fd, flags)
@@ -212,9 +212,9 @@ func inspect(l netlink.Link) (Status, error) {
 	st := Status{Attached: true, ProgramID: x.ProgId}
 	switch x.AttachMode {
 	case xdpAttachedDrv:
-		st.Mode = xdpprog.ModeDriver
+		st.Mode = xvs.XDPDriver
 	case xdpAttachedSKB:
-		st.Mode = xdpprog.ModeGeneric
+		st.Mode = xvs.XDPGeneric
 	case xdpAttachedHW, xdpAttachedMulti:
 		return st, fmt.Errorf("offloaded or several XDP programs attached (IFLA_XDP_ATTACHED %d): not handled", x.AttachMode)
 	default:

@@ -2,13 +2,10 @@ package decap
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -18,65 +15,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/netnstest"
 )
 
-// newNetns creates a network namespace named xvs<suffix><tag> and deletes
-// it, with everything in it, when the test ends.
+// newNetns creates a namespace named xvs<suffix><tag> for the test.
 func newNetns(t *testing.T, suffix, tag string) string {
 	t.Helper()
 	name := "xvs" + suffix + tag
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
+	netnstest.Add(t, name)
 	return name
-}
-
-func randomSuffix(t *testing.T) string {
-	t.Helper()
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatalf("random suffix: %v", err)
-	}
-	return hex.EncodeToString(b[:])
-}
-
-// inNetns runs fn on a thread switched into the named namespace. Interface
-// indexes, netlink, sockets, /proc/sys/net and XDP attachment all resolve
-// in the calling thread's namespace.
-func inNetns(t *testing.T, name string, fn func()) {
-	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open own netns: %v", err)
-	}
-	defer orig.Close()
-	target, err := os.Open("/run/netns/" + name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("enter netns %s: %v", name, err)
-	}
-	defer func() {
-		// A thread that cannot return stays locked, so the runtime
-		// discards it instead of reusing it in the wrong namespace.
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Errorf("leave netns %s: %v", name, err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	fn()
 }
 
 func mustLink(t *testing.T, name string) netlink.Link {
@@ -108,7 +55,7 @@ type topology struct {
 func newTopology(t *testing.T) *topology {
 	t.Helper()
 	needRoot(t)
-	sfx := randomSuffix(t)
+	sfx := netnstest.Suffix(t)
 	top := &topology{
 		dirNS: newNetns(t, sfx, "d"),
 		rsNS:  newNetns(t, sfx, "r"),
@@ -120,7 +67,7 @@ func newTopology(t *testing.T) *topology {
 		t.Fatalf("open netns: %v", err)
 	}
 	defer dirNS.Close()
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: top.rsIf}, PeerName: top.dirIf})
 		if err != nil {
 			t.Fatalf("add veth: %v", err)
@@ -156,7 +103,7 @@ func newTopology(t *testing.T) *topology {
 		rs = mustLink(t, top.rsIf)
 		top.rsMAC, top.rsIndex, top.rsLoIx = rs.Attrs().HardwareAddr, rs.Attrs().Index, lo.Attrs().Index
 	})
-	inNetns(t, top.dirNS, func() {
+	netnstest.In(t, top.dirNS, func() {
 		d := mustLink(t, top.dirIf)
 		if err := netlink.LinkSetUp(d); err != nil {
 			t.Fatalf("set %s up: %v", top.dirIf, err)
@@ -170,7 +117,7 @@ func newTopology(t *testing.T) *topology {
 func (top *topology) listen(t *testing.T, addr netip.Addr) *net.UDPConn {
 	t.Helper()
 	var c *net.UDPConn
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		var err error
 		c, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 9000)))
 		if err != nil {
@@ -192,7 +139,7 @@ func (top *topology) send(t *testing.T, dst netip.Addr) {
 	frame := tunnelFrame(t, l2{}, outer, dst)
 	copy(frame[0:6], top.rsMAC)
 	copy(frame[6:12], top.dirMAC)
-	inNetns(t, top.dirNS, func() {
+	netnstest.In(t, top.dirNS, func() {
 		ifi, err := net.InterfaceByName(top.dirIf)
 		if err != nil {
 			t.Fatalf("interface %s: %v", top.dirIf, err)
@@ -251,7 +198,7 @@ func attachLink(t *testing.T, top *topology, mode xdpprog.Mode) (func() Stats, f
 	if err := d.SyncVIPs([]netip.Addr{vip4, vip6}); err != nil {
 		t.Fatal(err)
 	}
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		got, err := d.Attach(top.rsIndex, mode)
 		if err != nil {
 			t.Fatalf("Attach: %v", err)
@@ -279,7 +226,7 @@ func attachLink(t *testing.T, top *topology, mode xdpprog.Mode) (func() Stats, f
 }
 
 func attachPersistent(t *testing.T, top *topology, mode xdpprog.Mode) (func() Stats, func()) {
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		got, err := AttachPersistent(top.rsIndex, mode, Config{VIPs: []netip.Addr{vip4, vip6}, LocalAddrs: []netip.Addr{rs4, rs6}})
 		if err != nil {
 			t.Fatalf("AttachPersistent: %v", err)
@@ -293,7 +240,7 @@ func attachPersistent(t *testing.T, top *topology, mode xdpprog.Mode) (func() St
 	runtime.GC()
 	stats := func() Stats {
 		var st Status
-		inNetns(t, top.rsNS, func() {
+		netnstest.In(t, top.rsNS, func() {
 			var err error
 			if st, err = Inspect(top.rsIndex); err != nil {
 				t.Fatalf("Inspect: %v", err)
@@ -305,7 +252,7 @@ func attachPersistent(t *testing.T, top *topology, mode xdpprog.Mode) (func() St
 		return st.Stats
 	}
 	detach := func() {
-		inNetns(t, top.rsNS, func() {
+		netnstest.In(t, top.rsNS, func() {
 			if ok, err := Detach(top.rsIndex); !ok || err != nil {
 				t.Fatalf("Detach = %t, %v; want true, nil", ok, err)
 			}
@@ -367,7 +314,7 @@ func TestPersistentReplace(t *testing.T) {
 	inspect := func() Status {
 		t.Helper()
 		var st Status
-		inNetns(t, top.rsNS, func() {
+		netnstest.In(t, top.rsNS, func() {
 			var err error
 			if st, err = Inspect(top.rsIndex); err != nil {
 				t.Fatalf("Inspect: %v", err)
@@ -378,7 +325,7 @@ func TestPersistentReplace(t *testing.T) {
 	attach := func(mode xdpprog.Mode, vips ...netip.Addr) (xdpprog.Mode, error) {
 		var got xdpprog.Mode
 		var err error
-		inNetns(t, top.rsNS, func() { got, err = AttachPersistent(top.rsIndex, mode, Config{VIPs: vips}) })
+		netnstest.In(t, top.rsNS, func() { got, err = AttachPersistent(top.rsIndex, mode, Config{VIPs: vips}) })
 		return got, err
 	}
 
@@ -423,13 +370,13 @@ func TestPersistentReplace(t *testing.T) {
 	}
 
 	// A link-attached decapsulator cannot be replaced from outside.
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		if ok, err := Detach(top.rsIndex); !ok || err != nil {
 			t.Fatalf("Detach = %t, %v", ok, err)
 		}
 	})
 	d := loadDecap(t)
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		if _, err := d.Attach(top.rsIndex, xdpprog.ModeDriver); err != nil {
 			t.Fatalf("Attach: %v", err)
 		}
@@ -451,7 +398,7 @@ func TestPersistentReplace(t *testing.T) {
 		t.Fatalf("load xdpprog: %v", err)
 	}
 	t.Cleanup(func() { steer.Close() })
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		if _, err := steer.Attach(top.rsIndex, xdpprog.ModeGeneric); err != nil {
 			t.Fatalf("attach xdpprog: %v", err)
 		}
@@ -474,7 +421,7 @@ func TestPersistentReplace(t *testing.T) {
 func TestPersistentAutoOnLoopback(t *testing.T) {
 	needRoot(t)
 	top := newTopology(t)
-	inNetns(t, top.rsNS, func() {
+	netnstest.In(t, top.rsNS, func() {
 		got, err := AttachPersistent(top.rsLoIx, xdpprog.ModeAuto, Config{VIPs: []netip.Addr{vip4}})
 		if err != nil || got != xdpprog.ModeGeneric {
 			t.Fatalf("AttachPersistent(lo, auto) = %v, %v; want generic", got, err)

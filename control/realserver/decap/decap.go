@@ -10,7 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 
-	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 var errClosed = errors.New("decap: closed")
@@ -77,9 +77,9 @@ func Load() (*Decap, error) {
 
 // Attach attaches the decapsulator to the interface through a BPF link, so
 // the attachment ends with the link: on Close, or when the process dies. It
-// returns the mode actually in use: ModeAuto tries driver mode first, then
+// returns the mode actually in use: XDPAuto tries driver mode first, then
 // generic mode. A Decap attaches to one interface.
-func (d *Decap) Attach(ifindex int, mode xdpprog.Mode) (xdpprog.Mode, error) {
+func (d *Decap) Attach(ifindex int, mode xvs.XDPMode) (xvs.XDPMode, error) {
 	name := interfaceName(ifindex)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -89,9 +89,9 @@ func (d *Decap) Attach(ifindex int, mode xdpprog.Mode) (xdpprog.Mode, error) {
 	if d.link != nil {
 		return mode, fmt.Errorf("attach decapsulator to %s: already attached to %s", name, d.ifname)
 	}
-	return attachModes(name, mode, func(m xdpprog.Mode) error {
+	return attachModes(name, mode, func(m xvs.XDPMode) error {
 		flags := link.XDPDriverMode
-		if m == xdpprog.ModeGeneric {
+		if m == xvs.XDPGeneric {
 			flags = link.XDPGenericMode
 		}
 		l, err := link.AttachXDP(link.XDPOptions{Program: d.objs.Prog, Interface: ifindex, Flags: flags})
@@ -103,21 +103,21 @@ func (d *Decap) Attach(ifindex int, mode xdpprog.Mode) (xdpprog.Mode, error) {
 	})
 }
 
-// attachModes runs attach in mode, or for ModeAuto in driver mode and then
+// attachModes runs attach in mode, or for XDPAuto in driver mode and then
 // generic mode, and returns the mode that worked.
-func attachModes(name string, mode xdpprog.Mode, attach func(xdpprog.Mode) error) (xdpprog.Mode, error) {
+func attachModes(name string, mode xvs.XDPMode, attach func(xvs.XDPMode) error) (xvs.XDPMode, error) {
 	switch mode {
-	case xdpprog.ModeDriver, xdpprog.ModeGeneric:
+	case xvs.XDPDriver, xvs.XDPGeneric:
 		return mode, attach(mode)
-	case xdpprog.ModeAuto:
-		errDriver := attach(xdpprog.ModeDriver)
+	case xvs.XDPAuto:
+		errDriver := attach(xvs.XDPDriver)
 		if errDriver == nil {
-			return xdpprog.ModeDriver, nil
+			return xvs.XDPDriver, nil
 		}
-		if err := attach(xdpprog.ModeGeneric); err != nil {
+		if err := attach(xvs.XDPGeneric); err != nil {
 			return mode, errors.Join(errDriver, err)
 		}
-		return xdpprog.ModeGeneric, nil
+		return xvs.XDPGeneric, nil
 	default:
 		return mode, fmt.Errorf("attach decapsulator to %s: invalid mode %v", name, mode)
 	}

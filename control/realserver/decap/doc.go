@@ -4,9 +4,12 @@
 // stack as if it had arrived directly. With the VIP on lo, the kernel then
 // delivers it to the local socket, exactly as it would after tunl0.
 //
-// The program is dataplane/bpf/decap.c, compiled by cilium/ebpf's bpf2go
-// into an object embedded in the binary (dataplane/bpf), so that building
-// xvs needs no C compiler.
+// It runs on the real servers, not on the director, so it lives with the
+// real-server setup that attaches it (control/realserver, xvsadm
+// realserver tun) rather than in the director's data plane. The program is
+// dataplane/bpf/decap.c, compiled by cilium/ebpf's bpf2go into an object
+// embedded in the binary (dataplane/bpf), so that building xvs needs no C
+// compiler.
 //
 // # What is decapsulated
 //

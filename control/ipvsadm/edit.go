@@ -1,0 +1,265 @@
+package ipvsadm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/internal/xvs"
+)
+
+// IPVSError is one of IPVS's refusals, with ipvsadm's message for it (as
+// libipvs's ipvs_strerror words them).
+type IPVSError string
+
+func (e IPVSError) Error() string { return string(e) }
+
+// Edit's refusals of a command that names what does not exist, or exists
+// already.
+const (
+	ErrServiceExists     IPVSError = "Service already exists"     // -A
+	ErrNoService         IPVSError = "No such service"            // -E, -D, -Z
+	ErrServiceNotDefined IPVSError = "Service not defined"        // -a, -e, -d
+	ErrDestExists        IPVSError = "Destination already exists" // -a
+	ErrNoDest            IPVSError = "No such destination"        // -e, -d
+)
+
+// errGroups refuses -A -f: a group's matches (which packets the mark
+// stands for) are written in the configuration file only.
+var errGroups = errors.New("groups (fwmark services) are defined in the configuration file")
+
+// runningName names the configuration that Edit checks: the running one,
+// not a file.
+const runningName = "(running configuration)"
+
+// Edit returns the running configuration cfg changed as req asks, with
+// IPVS's semantics and ipvsadm's messages; cfg itself is left alone. It is
+// the one definition of what ipvsadm's commands do to the table: xvsd applies
+// what it returns, and xvsadm's tests serve their fake xvsd with it.
+//
+// The changes are -A -E -D (OpAddService, OpEditService, OpDelService), -a
+// -e -d (OpAddReal, OpEditReal, OpDelReal), -C (OpClear), --set
+// (OpSetTimeouts: 0 keeps a timeout), -Z (OpZero: the configuration stays as
+// it is, but a named service must exist; the counters are the caller's) and
+// -R (OpRestore: every rule of req.Text in order, or, when one fails, none,
+// the error naming its line). An edited service keeps its scheduler when
+// req's is empty; an edited real server keeps its weight when req's is nil
+// and its method when req's is empty.
+//
+// The result is written out and read back with the file's rules
+// (config.Marshal, config.Parse), so that anything a file would refuse is
+// refused here too, and what xvsadm -S and save-config write is exactly what
+// runs.
+func Edit(cfg *config.Config, req *api.Request) (*config.Config, error) {
+	next := clone(cfg)
+	if err := edit(next, req); err != nil {
+		return nil, err
+	}
+	parsed, err := config.Parse(runningName, config.Marshal(next))
+	if err != nil {
+		return nil, err
+	}
+	parsed.Source = cfg.Source
+	return parsed, nil
+}
+
+// edit applies req to cfg in place; on error cfg may be half changed.
+func edit(cfg *config.Config, req *api.Request) error {
+	switch req.Op {
+	case api.OpClear:
+		cfg.Services = nil
+		return nil
+	case api.OpSetTimeouts:
+		if req.Timeouts == nil {
+			return fmt.Errorf("%s: no timeouts given", req.Op)
+		}
+		for _, p := range []struct {
+			dst *time.Duration
+			v   time.Duration
+		}{{&cfg.Timeouts.TCP, req.Timeouts.TCP}, {&cfg.Timeouts.TCPFin, req.Timeouts.TCPFin}, {&cfg.Timeouts.UDP, req.Timeouts.UDP}} {
+			if p.v > 0 {
+				*p.dst = p.v
+			}
+		}
+		return nil
+	case api.OpRestore:
+		cmds, err := ParseRules(req.Text)
+		if err != nil {
+			return err
+		}
+		for _, c := range cmds {
+			if err := edit(cfg, &c.Request); err != nil {
+				return &Error{Line: c.Line, Msg: err.Error()}
+			}
+		}
+		return nil
+	case api.OpZero:
+		if req.Service == nil {
+			return nil // every counter
+		}
+	case api.OpAddService, api.OpEditService, api.OpDelService, api.OpAddReal, api.OpEditReal, api.OpDelReal:
+	default:
+		return fmt.Errorf("%q does not change the table", req.Op)
+	}
+	if req.Service == nil {
+		return fmt.Errorf("%s: no service given", req.Op)
+	}
+	id := normalID(req.Service.ServiceID)
+	i := slices.IndexFunc(cfg.Services, func(s config.Service) bool { return ServiceID(&s) == id })
+	switch req.Op {
+	case api.OpAddService:
+		if i >= 0 {
+			return ErrServiceExists
+		}
+		if id.Mark != 0 {
+			return errGroups
+		}
+		proto, err := xvs.ParseProtocol(id.Protocol)
+		if err != nil {
+			return err
+		}
+		s := config.Service{VIP: id.VIP, Port: id.Port, Protocol: proto, Scheduler: config.DefaultScheduler}
+		setPolicy(&s, req.Service)
+		cfg.Services = append(cfg.Services, s)
+		return nil
+	case api.OpEditService, api.OpDelService, api.OpZero:
+		switch {
+		case i < 0:
+			return ErrNoService
+		case req.Op == api.OpEditService:
+			setPolicy(&cfg.Services[i], req.Service)
+		case req.Op == api.OpDelService:
+			cfg.Services = slices.Delete(cfg.Services, i, i+1)
+		}
+		return nil
+	}
+	if i < 0 {
+		return ErrServiceNotDefined
+	}
+	if req.Real == nil {
+		return fmt.Errorf("%s: no real server given", req.Op)
+	}
+	return editReal(&cfg.Services[i], req.Op, req.Real)
+}
+
+// editReal applies -a, -e or -d to service s.
+func editReal(s *config.Service, op api.Op, r *api.Real) error {
+	addr := r.Addr.Unmap()
+	j := slices.IndexFunc(s.Reals, func(x config.Real) bool {
+		// ipvsadm gives a real server without a port the service's.
+		return x.Address == addr && (x.Port == r.Port || r.Port == 0 && x.Port == s.Port)
+	})
+	switch {
+	case op == api.OpAddReal && j >= 0:
+		return ErrDestExists
+	case op == api.OpAddReal:
+		nr := config.Real{Address: addr, Port: r.Port, Weight: config.DefaultWeight, Method: xvs.MethodDR}
+		if nr.Port == 0 && !s.IsGroup() {
+			nr.Port = s.Port
+		}
+		if err := setReal(&nr, r); err != nil {
+			return err
+		}
+		s.Reals = append(s.Reals, nr)
+		return nil
+	case j < 0:
+		return ErrNoDest
+	case op == api.OpDelReal:
+		s.Reals = slices.Delete(s.Reals, j, j+1)
+		return nil
+	}
+	return setReal(&s.Reals[j], r)
+}
+
+// setPolicy applies -A and -E's options.
+func setPolicy(s *config.Service, a *api.Service) {
+	if a.Scheduler != "" {
+		s.Scheduler = a.Scheduler
+	}
+	s.Flags = slices.Clone(a.Flags)
+	s.Persistence = a.Persistence
+	s.PersistPrefix = a.PersistPrefix
+	if a.Name != "" {
+		s.Name = a.Name
+	}
+}
+
+// setReal applies -a and -e's options.
+func setReal(r *config.Real, a *api.Real) error {
+	if a.Weight != nil {
+		r.Weight = *a.Weight
+	}
+	if a.Method != "" {
+		m, err := xvs.ParseMethod(a.Method)
+		if err != nil {
+			return err
+		}
+		r.Method = m
+	}
+	r.UpperThreshold, r.LowerThreshold = a.UpperThreshold, a.LowerThreshold
+	return nil
+}
+
+// normalID is id as ServiceID names a configured service: protocol in
+// lower case, an IPv4-mapped VIP as IPv4.
+func normalID(id api.ServiceID) api.ServiceID {
+	if id.Mark != 0 {
+		return api.ServiceID{Mark: id.Mark}
+	}
+	return api.ServiceID{Protocol: strings.ToLower(id.Protocol), VIP: id.VIP.Unmap(), Port: id.Port}
+}
+
+// clone copies what edit changes.
+func clone(c *config.Config) *config.Config {
+	n := *c
+	n.Services = slices.Clone(c.Services)
+	for i := range n.Services {
+		s := &n.Services[i]
+		s.Reals = slices.Clone(s.Reals)
+		s.Flags = slices.Clone(s.Flags)
+	}
+	return &n
+}
+
+// ServiceID names a configured service as the control API does.
+func ServiceID(s *config.Service) api.ServiceID {
+	if s.IsGroup() {
+		return api.ServiceID{Mark: s.Mark}
+	}
+	return api.ServiceID{Protocol: s.Protocol.String(), VIP: s.VIP, Port: s.Port}
+}
+
+// Services lists cfg's services as the control API describes them, in
+// cfg's order, without what only the data plane knows (counters, rates,
+// connection counts, health, real servers still draining): what -L and -S
+// show of a configuration.
+func Services(cfg *config.Config) []api.ServiceState {
+	out := make([]api.ServiceState, 0, len(cfg.Services))
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		st := api.ServiceState{Service: api.Service{
+			ServiceID: ServiceID(s), Name: s.Name, Scheduler: s.Scheduler, Flags: slices.Clone(s.Flags),
+			Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
+		}}
+		for _, m := range s.Matches {
+			st.Matches = append(st.Matches, api.Match{Protocol: m.Protocol.String(), VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort})
+		}
+		st.Reals = make([]api.RealState, 0, len(s.Reals))
+		for _, r := range s.Reals {
+			st.Reals = append(st.Reals, RealState(r.Address, r.Port, r.Method, r.Weight, r.UpperThreshold, r.LowerThreshold))
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// RealState is a real server's settings as the control API lists them.
+func RealState(addr netip.Addr, port uint16, m xvs.Method, weight, upper, lower int) api.RealState {
+	w := weight
+	return api.RealState{Real: api.Real{Addr: addr, Port: port, Method: m.String(), Weight: &w, UpperThreshold: upper, LowerThreshold: lower}, Weight: weight}
+}
