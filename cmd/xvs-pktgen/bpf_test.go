@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -357,5 +359,18 @@ func TestLoadOnlyWhatIsUsed(t *testing.T) {
 			t.Errorf("%s: %d programs, maps %v; want 1, %v", tc.prog, len(p.coll.Programs), got, tc.maps)
 		}
 		p.Close()
+	}
+}
+
+// TestStampEvery keeps stampEvery, which the rate's extrapolation names,
+// equal to pktgen.c's STAMP_EVERY, which the programs count with.
+func TestStampEvery(t *testing.T) {
+	src, err := os.ReadFile("../../dataplane/bpf/pktgen.c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("#define STAMP_EVERY %d\n", stampEvery)
+	if !strings.Contains(string(src), want) {
+		t.Errorf("pktgen.c has no %q", strings.TrimSpace(want))
 	}
 }
