@@ -331,6 +331,7 @@ var Tunings = []string{
 	"ring_size = 8192",
 	"idle_spins = 1",
 	"idle_spins = -1",
+	"busy_poll = true",
 	"need_wakeup = false",
 	"cpus = []",
 	"cpus = [" + CPUGenerator + "]",

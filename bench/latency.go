@@ -141,7 +141,11 @@ func (r *runner) latencyCases() []LatencyResult {
 	// wake-up.
 	for _, v := range []struct{ id, tune, how string }{
 		{"latency/xvs-nat", "", "sleeps in poll() when idle"},
-		{"latency/xvs-nat-busy", "idle_spins = -1", "busy-polls (idle_spins = -1)"},
+		{"latency/xvs-nat-busy", "idle_spins = -1", "spins on its rings (idle_spins = -1)"},
+		// busy_poll: the worker's own recvfrom/poll runs the interface's
+		// NAPI (SO_PREFER_BUSY_POLL), with the interrupts deferred.
+		{"latency/xvs-nat-busypoll", "busy_poll = true", "busy-polls the queue's NAPI (busy_poll = true), then sleeps in poll()"},
+		{"latency/xvs-nat-busypoll-spin", "busy_poll = true; idle_spins = -1", "busy-polls the queue's NAPI and never sleeps (busy_poll = true, idle_spins = -1)"},
 		{"latency/xvs-nat-fast", `fast_path = "xdp"`, "sleeps in poll() when idle; the XDP fast path forwards the flow after its first datagram"},
 	} {
 		xvs := LatencyResult{ID: v.id, Title: Case{Target: XVSNAT, Tune: v.tune}.Title(),

@@ -386,8 +386,9 @@ func (r *runner) conntrackCount() (uint64, error) {
 
 // xvsConfig is the director's configuration for one forwarding mode: a UDP
 // service and a TCP service on the VIP, both real servers, round robin;
-// FullNAT connections leave from the director's local addresses. tune, a
-// [director] line, replaces the setting of the same key or is added.
+// FullNAT connections leave from the director's local addresses. tune,
+// [director] lines joined by "; ", replaces the settings of the same keys
+// or is added.
 func xvsConfig(t *topo.Bench, method string, fast bool, workerCPU, connections int, tune string) string {
 	var lips []string
 	for _, a := range t.LocalIPs {
@@ -408,8 +409,11 @@ log_level = "warn"
 	if fast {
 		b.WriteString("fast_path = \"xdp\"\n")
 	}
-	if tune != "" {
-		key, _, _ := strings.Cut(tune, "=")
+	for line := range strings.SplitSeq(tune, "; ") {
+		if line == "" {
+			continue
+		}
+		key, _, _ := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		lines := strings.Split(b.String(), "\n")
 		b.Reset()
@@ -418,7 +422,7 @@ log_level = "warn"
 				b.WriteString(l + "\n")
 			}
 		}
-		b.WriteString(tune + "\n")
+		b.WriteString(line + "\n")
 	}
 	for _, svc := range []struct {
 		proto string

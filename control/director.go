@@ -142,6 +142,7 @@ func EngineConfig(cfg *config.Config) dataplane.Config {
 		SyncEvents:      cfg.Sync != nil,
 		Batch:           cfg.Director.BatchSize,
 		IdleSpins:       cfg.Director.IdleSpins,
+		BusyPoll:        cfg.Director.BusyPoll,
 		VerifyChecksums: cfg.Director.VerifyChecksums,
 		FastPath:        fastPath(cfg.Director.FastPath),
 		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},

@@ -212,7 +212,7 @@ func (d *Director) status() *api.Status {
 		VerifyChecksums: st.VerifyChecksums, BadCsumIn: st.BadCsumIn, BadCsumOut: st.BadCsumOut, Warnings: st.Warnings,
 		FastPath: api.FastPath(st.FastPath),
 		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,
-			IdleSpins: st.Tuning.IdleSpins, NeedWakeup: st.Tuning.NeedWakeup},
+			IdleSpins: st.Tuning.IdleSpins, NeedWakeup: st.Tuning.NeedWakeup, BusyPollUS: st.Tuning.BusyPoll.Microseconds()},
 	}
 	for _, p := range st.Ports {
 		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel,

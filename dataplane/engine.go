@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +46,13 @@ type Config struct {
 	// directions; default xdpprog.DefaultFlows).
 	FastPath  FastPath
 	FastFlows int
+	// BusyPoll, when positive, has the workers run their queues' NAPI
+	// themselves (SO_PREFER_BUSY_POLL, SO_BUSY_POLL for this long, the
+	// batch as budget) whenever their rings are empty. The interfaces'
+	// interrupt deferral (napi_defer_hard_irqs, gro_flush_timeout) is the
+	// operator's: it helps a NIC with interrupts and hurts veth, whose
+	// NAPI then waits out the timer (see README).
+	BusyPoll time.Duration
 	// VerifyChecksums checks every frame's checksums as it arrives and as
 	// it leaves, counting and logging (sampled) frames sent with a
 	// checksum their receiver will reject: a debugging aid that costs a
@@ -213,7 +221,7 @@ func New(cfg Config) (_ *Engine, err error) {
 	if idleSpins == 0 {
 		idleSpins = DefaultIdleSpins
 	}
-	e.tuning = Tuning{Batch: batch, RingSize: fillRing, UMEMFrames: cfg.UMEM.NumFrames, IdleSpins: idleSpins}
+	e.tuning = Tuning{Batch: batch, RingSize: fillRing, UMEMFrames: cfg.UMEM.NumFrames, IdleSpins: idleSpins, BusyPoll: cfg.BusyPoll}
 	for q := 0; q < nworkers; q++ {
 		umem, err := xsk.NewUMEM(cfg.UMEM)
 		if err != nil {
@@ -232,6 +240,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			tx:    make([][]xsk.Desc, len(e.ports)),
 
 			idleSpins: idleSpins,
+			busyPoll:  cfg.BusyPoll > 0,
 		}
 		if len(cfg.CPUs) > 0 {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
@@ -249,6 +258,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			}
 			sockCfg := cfg.Socket
 			sockCfg.ZeroCopy = cfg.ZeroCopy
+			sockCfg.BusyPoll, sockCfg.BusyPollBudget = cfg.BusyPoll, batch
 			s, err := umem.Bind(e.ports[p].Ifindex, q, sockCfg)
 			if err != nil {
 				return nil, fmt.Errorf("dataplane: %s queue %d: %w", e.ports[p].Name, q, err)
@@ -556,6 +566,7 @@ type Tuning struct {
 	Batch, RingSize, UMEMFrames int
 	IdleSpins                   int  // negative: busy poll
 	NeedWakeup                  bool // every socket bound with XDP_USE_NEED_WAKEUP
+	BusyPoll                    time.Duration
 }
 
 // FastPathStatus is the XDP fast path's state.
@@ -598,6 +609,7 @@ func (e *Engine) Status() Status {
 	st := Status{Workers: len(e.workers), Drops: map[string]uint64{}, Connections: e.ct.Len(), Tuning: e.tuning,
 		VerifyChecksums: e.verify, Warnings: append([]string(nil), e.warnings...)}
 	notes := append([]string(nil), e.fastNote...)
+	var noBusy []string // ports whose sockets report no NAPI to busy-poll
 	st.FastPath.Mode = e.fastMode.String()
 	e.mu.Unlock()
 	if fp := e.fast; fp != nil {
@@ -625,8 +637,12 @@ func (e *Engine) Status() Status {
 			}
 		}
 		ps.Kernel = map[string]uint64{}
+		noNAPI := 0
 		for _, w := range e.workers {
 			if s := w.socks[p]; s != nil {
+				if e.tuning.BusyPoll > 0 && s.NAPIID() == 0 {
+					noNAPI++
+				}
 				ps.Queues++
 				ps.ZeroCopy = s.ZeroCopy()
 				st.Tuning.NeedWakeup = st.Tuning.NeedWakeup && s.NeedWakeup()
@@ -643,6 +659,9 @@ func (e *Engine) Status() Status {
 			}
 		}
 		st.Ports = append(st.Ports, ps)
+		if noNAPI > 0 {
+			noBusy = append(noBusy, port.Name)
+		}
 	}
 	for _, w := range e.workers {
 		st.RxFrames += w.stats.RxFrames.Load()
@@ -653,6 +672,13 @@ func (e *Engine) Status() Status {
 		for r, n := range w.stats.Drops() {
 			st.Drops[r] += n
 		}
+	}
+	if len(noBusy) > 0 && st.RxFrames > 0 {
+		// SO_INCOMING_NAPI_ID is set by the first frame a queue
+		// delivers; still 0 after traffic, the queue has no NAPI that
+		// busy polling could run (veth here, generic XDP).
+		st.Warnings = append(st.Warnings, fmt.Sprintf("busy_poll: %s: no NAPI ID on the queues' sockets, so busy polling runs nothing there (veth, generic XDP); it only keeps the workers awake longer",
+			strings.Join(noBusy, ", ")))
 	}
 	return st
 }

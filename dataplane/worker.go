@@ -30,6 +30,9 @@ type worker struct {
 	// idleSpins is how many empty polls of the rings the worker makes
 	// before it sleeps in poll(2); negative: it never sleeps (busy poll).
 	idleSpins int
+	// busyPoll: the sockets busy-poll (SO_PREFER_BUSY_POLL); an empty
+	// round runs their NAPI with a non-blocking recvfrom.
+	busyPoll bool
 }
 
 const (
@@ -74,6 +77,13 @@ func (w *worker) run(ctx context.Context) {
 		if n > 0 {
 			idle = 0
 			continue
+		}
+		if w.busyPoll {
+			// Run the queues' NAPI here rather than wait for softirq
+			// to fill the rings (Config.BusyPoll).
+			for _, s := range socks {
+				s.BusyPoll()
+			}
 		}
 		if idle++; idle >= spins {
 			idle = 0

@@ -182,8 +182,10 @@ type DataPath struct {
 	Batch      int  `json:"batch_size"`
 	RingSize   int  `json:"ring_size"`
 	UMEMFrames int  `json:"umem_frames"`
-	IdleSpins  int  `json:"idle_spins"` // negative: busy poll
+	IdleSpins  int  `json:"idle_spins"` // negative: never sleeps
 	NeedWakeup bool `json:"need_wakeup"`
+	// BusyPollUS is busy_poll's SO_BUSY_POLL in microseconds; 0: off.
+	BusyPollUS int64 `json:"busy_poll_us"`
 }
 
 // FastPath is the XDP fast path's state: established connections whose

@@ -29,6 +29,7 @@ const (
 	DefaultWeight        = 1
 	DefaultLogLevel      = "info"
 	DefaultConnections   = 1 << 20
+	DefaultBusyPoll      = 20 * time.Microsecond // DPDK's AF_XDP busy_poll timeout
 )
 
 // Config is a validated configuration with every default filled in.
@@ -72,6 +73,11 @@ type Director struct {
 	// IdleSpins is how many empty polls of its rings a worker makes before
 	// it sleeps in poll(2); -1: it never sleeps (busy poll).
 	IdleSpins int
+	// BusyPoll, when positive, has the workers run their queues' NAPI
+	// themselves (SO_PREFER_BUSY_POLL, SO_BUSY_POLL of this long), with
+	// the interfaces' interrupts deferred while they do; the file's
+	// busy_poll (true is DefaultBusyPoll).
+	BusyPoll time.Duration
 	// NoNeedWakeup binds the sockets without XDP_USE_NEED_WAKEUP, so the
 	// kernel is kicked after every batch whether it asked or not.
 	NoNeedWakeup bool

@@ -146,13 +146,26 @@ func TestParseGood(t *testing.T) {
 		},
 		{
 			name: "data path tuning",
-			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", "need_wakeup = false", "verify_checksums = true", `fast_path = "xdp"`)...),
+			data: doc(append(director, "batch_size = 128", "ring_size = 4096", "umem_frames = 16384", "idle_spins = -1", `busy_poll = "50us"`, "need_wakeup = false", "verify_checksums = true", `fast_path = "xdp"`)...),
 			want: Config{
 				Director: func() Director {
 					d := defaultDirector()
 					d.BatchSize, d.RingSize, d.UMEMFrames, d.IdleSpins, d.NoNeedWakeup = 128, 4096, 16384, -1, true
 					d.VerifyChecksums = true
+					d.BusyPoll = 50 * time.Microsecond
 					d.FastPath = xvs.FastPathXDP
+					return d
+				}(),
+				Timeouts: defaultTimeouts(),
+			},
+		},
+		{
+			name: "busy_poll true is DPDK's default",
+			data: doc(append(director, "busy_poll = true")...),
+			want: Config{
+				Director: func() Director {
+					d := defaultDirector()
+					d.BusyPoll = DefaultBusyPoll
 					return d
 				}(),
 				Timeouts: defaultTimeouts(),
@@ -246,6 +259,8 @@ func TestParseBad(t *testing.T) {
 		{"umem smaller than its rings", doc(append(director, "ring_size = 4096", "umem_frames = 4096")...), []wantErr{{4, "director.umem_frames: 4096 frames cannot fill 1 ring(s) of 4096 and keep as many in flight: want at least 8192"}}},
 		{"idle_spins 0", doc(append(director, "idle_spins = 0")...), []wantErr{{3, "director.idle_spins: 0 is not a count"}}},
 		{"idle_spins below -1", doc(append(director, "idle_spins = -2")...), []wantErr{{3, "director.idle_spins: -2 is out of range -1.."}}},
+		{"busy_poll integer", doc(append(director, "busy_poll = 50")...), []wantErr{{3, `director.busy_poll: want true, false or a duration such as "50us", got an integer`}}},
+		{"busy_poll too long", doc(append(director, `busy_poll = "1s"`)...), []wantErr{{3, `director.busy_poll: "1s": want a duration from 1us to 10ms`}}},
 		{"need_wakeup string", doc(append(director, `need_wakeup = "no"`)...), []wantErr{{3, "director.need_wakeup: want a boolean, got a string"}}},
 		{"fast_path unknown", doc(append(director, `fast_path = "dpdk"`)...), []wantErr{{3, "director.fast_path"}}},
 

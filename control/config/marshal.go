@@ -44,6 +44,9 @@ func Marshal(cfg *Config) []byte {
 			w("%s = %d\n", k.key, k.v)
 		}
 	}
+	if cfg.Director.BusyPoll > 0 {
+		w("busy_poll = %q\n", dur(cfg.Director.BusyPoll))
+	}
 	if cfg.Director.NoNeedWakeup {
 		w("need_wakeup = false\n")
 	}

@@ -70,7 +70,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	root := d.newTable("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
 	cfg := &Config{}
 	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
-		"batch_size", "ring_size", "umem_frames", "idle_spins", "need_wakeup", "verify_checksums", "fast_path"); ok {
+		"batch_size", "ring_size", "umem_frames", "idle_spins", "busy_poll", "need_wakeup", "verify_checksums", "fast_path"); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
@@ -194,12 +194,36 @@ func (d *decoder) tuning(t *tomlTable, dir *Director) {
 			dir.IdleSpins = int(n)
 		}
 	}
+	if t.has("busy_poll") {
+		dir.BusyPoll = busyPoll(t)
+	}
 	if b, ok := t.boolean("need_wakeup"); ok {
 		dir.NoNeedWakeup = !b
 	}
 	if b, ok := t.boolean("verify_checksums"); ok {
 		dir.VerifyChecksums = b
 	}
+}
+
+// busyPoll reads busy_poll: true (DPDK's AF_XDP default, 20 µs), false, or
+// how long one busy poll may run, as SO_BUSY_POLL takes it (1 µs to 10 ms).
+func busyPoll(t *tomlTable) time.Duration {
+	switch v := t.m["busy_poll"].(type) {
+	case bool:
+		if v {
+			return DefaultBusyPoll
+		}
+		return 0
+	case string:
+		d, err := time.ParseDuration(v)
+		if err == nil && d >= time.Microsecond && d <= maxBusyPoll {
+			return d
+		}
+		t.errorf("busy_poll", "%q: want a duration from 1us to %v", v, maxBusyPoll)
+	default:
+		t.errorf("busy_poll", "want true, false or a duration such as \"50us\", got %s", typeName(v))
+	}
+	return 0
 }
 
 // Bounds of the data path knobs.
@@ -209,6 +233,7 @@ const (
 	maxRing       = 1 << 16
 	maxUMEMFrames = 1 << 22
 	maxIdleSpins  = 1 << 24
+	maxBusyPoll   = 10 * time.Millisecond
 )
 
 // maxCPU bounds CPU numbers well above any kernel's NR_CPUS; whether a CPU

@@ -396,7 +396,10 @@ func WriteStatus(w io.Writer, st *api.Status) {
 	if dp := st.DataPath; dp.Batch > 0 {
 		spins := fmt.Sprintf("idle spins %d", dp.IdleSpins)
 		if dp.IdleSpins < 0 {
-			spins = "busy poll"
+			spins = "never sleeps"
+		}
+		if dp.BusyPollUS > 0 {
+			spins += fmt.Sprintf(", busy_poll %d µs", dp.BusyPollUS)
 		}
 		wake := "off"
 		if dp.NeedWakeup {

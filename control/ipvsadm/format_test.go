@@ -242,7 +242,7 @@ func TestStatusAndHealth(t *testing.T) {
 		VerifyChecksums: true, BadCsumIn: 4, BadCsumOut: 1, Warnings: []string{"eth1: XDP runs in generic mode: driver mode was refused (too big)"},
 		Drops:      map[string]uint64{"no_service": 3, "bad_checksum": 1},
 		Interfaces: []api.Interface{{Name: "eth0", XDPMode: "native", Queues: 2, ZeroCopy: true}, {Name: "eth1", XDPMode: "generic", Queues: 1}},
-		DataPath:   api.DataPath{Batch: 256, RingSize: 2048, UMEMFrames: 8192, IdleSpins: -1, NeedWakeup: true},
+		DataPath:   api.DataPath{Batch: 256, RingSize: 2048, UMEMFrames: 8192, IdleSpins: -1, NeedWakeup: true, BusyPollUS: 20},
 		Config:     "/etc/xvs/xvs.toml",
 	})
 	want := "workers 2, connections 5 (capacity 4096), rx 100 frames, tx 90 frames\n" +
@@ -252,7 +252,7 @@ func TestStatusAndHealth(t *testing.T) {
 		"  csum_completed: 77 (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n" +
 		"  verify_checksums: 1 sent with a checksum their receiver rejects, 4 arrived with one (forwarded as they came)\n" +
 		"  warning: eth1: XDP runs in generic mode: driver mode was refused (too big)\n" +
-		"  data path: batch 256, rings 2048, 8192 UMEM frames per worker, busy poll, need_wakeup on\n" +
+		"  data path: batch 256, rings 2048, 8192 UMEM frames per worker, never sleeps, busy_poll 20 µs, need_wakeup on\n" +
 		"  config: /etc/xvs/xvs.toml\n"
 	if b.String() != want {
 		t.Errorf("status:\n%s\nwant\n%s", b.String(), want)

@@ -47,6 +47,12 @@ type SocketConfig struct {
 	// poll instead of being busy-polled. Like ZeroCopy it is decided by the
 	// socket that registers the UMEM.
 	DisableNeedWakeup bool
+	// BusyPoll, when positive, has the socket's own receive and send
+	// calls run the driver's NAPI (SO_PREFER_BUSY_POLL, SO_BUSY_POLL for
+	// this long, SO_BUSY_POLL_BUDGET packets a turn, BusyPollBudget or 64)
+	// instead of leaving it to softirq on whatever CPU: see BusyPoll.
+	BusyPoll       time.Duration
+	BusyPollBudget int
 }
 
 func (c SocketConfig) withDefaults() (SocketConfig, error) {
@@ -355,6 +361,28 @@ func (s *Socket) Kick() {
 		return
 	}
 	sendtoKick(s.fd)
+}
+
+// BusyPoll asks the kernel, with a non-blocking recvfrom, to run the NAPI
+// of the socket's queue now, in this thread: with SocketConfig.BusyPoll set
+// that is how received frames reach the RX ring without a softirq (and the
+// wake-up and CPU hop that come with one). It returns at once either way.
+func (s *Socket) BusyPoll() {
+	if s.closed {
+		return
+	}
+	_, _, _ = unix.Syscall6(unix.SYS_RECVFROM, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
+}
+
+// NAPIID returns the NAPI instance the socket's frames last came from
+// (SO_INCOMING_NAPI_ID): what busy polling runs. 0 until a frame arrived,
+// or when the driver has none.
+func (s *Socket) NAPIID() int {
+	v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_INCOMING_NAPI_ID)
+	if err != nil {
+		return 0
+	}
+	return v
 }
 
 // NeedsWakeup reports the fill ring's need_wakeup flag: the kernel will not

@@ -1,6 +1,7 @@
 package xsk
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -348,6 +349,10 @@ func (u *UMEM) bind(ifindex, queue int, cfg SocketConfig) (*Socket, error) {
 		s.teardown()
 		return nil, err
 	}
+	if err := setBusyPoll(fd, cfg); err != nil {
+		s.teardown()
+		return nil, err
+	}
 	// The kernel wants frames on the fill ring before packets arrive; a
 	// socket that finds the free stack empty is filled by Receive later.
 	s.refill()
@@ -372,6 +377,31 @@ func (u *UMEM) bind(ifindex, queue int, cfg SocketConfig) (*Socket, error) {
 	u.socks[slot] = s
 	return s, nil
 }
+
+// setBusyPoll sets the busy-polling options of SocketConfig.BusyPoll.
+func setBusyPoll(fd int, cfg SocketConfig) error {
+	if cfg.BusyPoll <= 0 {
+		return nil
+	}
+	budget := cmp.Or(cfg.BusyPollBudget, defaultBusyPollBudget)
+	for _, o := range []struct {
+		name string
+		opt  int
+		v    int
+	}{
+		{"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, 1},
+		{"SO_BUSY_POLL", unix.SO_BUSY_POLL, int(max(cfg.BusyPoll.Microseconds(), 1))},
+		{"SO_BUSY_POLL_BUDGET", unix.SO_BUSY_POLL_BUDGET, budget},
+	} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o.opt, o.v); err != nil {
+			return fmt.Errorf("busy poll: %s=%d: %w", o.name, o.v, err)
+		}
+	}
+	return nil
+}
+
+// defaultBusyPollBudget is what DPDK's AF_XDP driver uses.
+const defaultBusyPollBudget = 64
 
 // bindAddr binds fd, retrying while the queue is still held by a socket
 // being released.

@@ -550,3 +550,41 @@ func swapUDP(b []byte, l4 int) {
 	}
 	b[l4], b[l4+1], b[l4+2], b[l4+3] = b[l4+2], b[l4+3], b[l4], b[l4+1]
 }
+
+// TestBusyPoll binds a socket with SocketConfig.BusyPoll: the options are
+// set as asked, and frames arrive with the socket's own BusyPoll calls
+// (no poll(2) at all), reporting the NAPI instance they came through.
+func TestBusyPoll(t *testing.T) {
+	v, u, s, _ := setupSingle(t, UMEMConfig{}, SocketConfig{BusyPoll: 30 * time.Microsecond, BusyPollBudget: 16})
+	for _, o := range []struct {
+		name      string
+		opt, want int
+	}{
+		{"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, 1},
+		{"SO_BUSY_POLL", unix.SO_BUSY_POLL, 30},
+		// SO_BUSY_POLL_BUDGET cannot be read back.
+	} {
+		if got, err := unix.GetsockoptInt(s.FD(), unix.SOL_SOCKET, o.opt); err != nil || got != o.want {
+			t.Errorf("%s = %d (%v), want %d", o.name, got, err, o.want)
+		}
+	}
+	peer := listenUDP(t, v.peerNS, netip.AddrPortFrom(v.peerIP, 7000))
+	const n = 16
+	sendUDP(t, peer, netip.AddrPortFrom(v.dirIP, 9000), "busy", n)
+	descs := make([]Desc, 16)
+	got := 0
+	for deadline := time.Now().Add(3 * time.Second); got < n && time.Now().Before(deadline); {
+		s.BusyPoll()
+		k := s.Receive(descs)
+		for _, d := range descs[:k] {
+			if f, ok := parseUDP(u.Frame(d)); ok && f.dport == 9000 {
+				got++
+			}
+			u.Free(d.Addr)
+		}
+	}
+	if got != n {
+		t.Fatalf("received %d of %d datagrams", got, n)
+	}
+	t.Logf("%s mode; frames came through NAPI %d", modeName(s), s.NAPIID())
+}
