@@ -320,7 +320,8 @@ func binaryPutPort(tcp []byte, port uint16) { tcp[0], tcp[1] = byte(port>>8), by
 // lookup, scheduling on a miss, rewrite) per forwarding method, for
 // established traffic and for new connections (a SYN from a new source port
 // each time, so every frame schedules and inserts), with one worker and with
-// two in parallel sharing the connection table.
+// two (and, where the machine has the CPUs, four and eight) in parallel
+// sharing the connection table.
 //
 // FullNAT's new connections are bounded by its local port pool (about 64k
 // per local address and real server), so only its established traffic is
@@ -335,7 +336,12 @@ func BenchmarkForward(b *testing.B) {
 			if kind == "syn" && method == MethodFullNAT {
 				continue
 			}
-			for _, workers := range []int{1, 2} {
+			for _, workers := range []int{1, 2, 4, 8} {
+				// More workers than CPUs would measure the
+				// Go scheduler, not the forwarder.
+				if workers > 2 && workers > runtime.NumCPU() {
+					continue
+				}
 				name := fmt.Sprintf("%s/%s/workers=%d", names[method], kind, workers)
 				b.Run(name, func(b *testing.B) { benchForward(b, method, kind == "syn", kind == "established-partial", workers) })
 			}

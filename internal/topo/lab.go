@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -92,6 +93,22 @@ func (l *Lab) AddNS(role string) (string, error) {
 // Veth creates a veth pair with one end in each namespace, both up.
 func (l *Lab) Veth(nsA, ifA, nsB, ifB string) error {
 	if err := l.Host("ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB); err != nil {
+		return err
+	}
+	if err := l.In(nsA, "ip", "link", "set", ifA, "up"); err != nil {
+		return err
+	}
+	return l.In(nsB, "ip", "link", "set", ifB, "up")
+}
+
+// VethQueues is Veth with queues RX and TX queues at each end.
+func (l *Lab) VethQueues(nsA, ifA, nsB, ifB string, queues int) error {
+	if queues <= 1 {
+		return l.Veth(nsA, ifA, nsB, ifB)
+	}
+	q := strconv.Itoa(queues)
+	if err := l.Host("ip", "link", "add", ifA, "netns", nsA, "numtxqueues", q, "numrxqueues", q, "type", "veth",
+		"peer", "name", ifB, "netns", nsB, "numtxqueues", q, "numrxqueues", q); err != nil {
 		return err
 	}
 	if err := l.In(nsA, "ip", "link", "set", ifA, "up"); err != nil {

@@ -153,15 +153,21 @@ func (t *LVS) buildDR() error {
 // NewNAT builds LVS-NAT (seed section 4.2): the client on one director
 // interface, the real servers on a second segment behind the other, with
 // their default route through the director.
-func NewNAT(log io.Writer) (*LVS, error) { return newNAT(log, false) }
+func NewNAT(log io.Writer) (*LVS, error) { return newNAT(log, false, 1) }
+
+// NewNATQueues is NewNAT with queues RX and TX queues on both of the
+// director's veths (and their peers), one worker per queue: what a
+// multi-queue NIC gives a director. Which queue a frame arrives on is the
+// queue its sender transmitted it on (PinQueue steers that).
+func NewNATQueues(log io.Writer, queues int) (*LVS, error) { return newNAT(log, false, queues) }
 
 // NewFullNAT builds DPVS's FullNAT setup: NAT's two networks, but the real
 // servers have no route to the client network at all; the director holds
 // local addresses (LocalIP, LocalIP6) on the real-server network, and
 // connections reach the real servers from those.
-func NewFullNAT(log io.Writer) (*LVS, error) { return newNAT(log, true) }
+func NewFullNAT(log io.Writer) (*LVS, error) { return newNAT(log, true, 1) }
 
-func newNAT(log io.Writer, fullnat bool) (*LVS, error) {
+func newNAT(log io.Writer, fullnat bool, queues int) (*LVS, error) {
 	lab, err := NewLab(log)
 	if err != nil {
 		return nil, err
@@ -170,13 +176,13 @@ func newNAT(log io.Writer, fullnat bool) (*LVS, error) {
 	if fullnat {
 		t.Mode = "fullnat"
 	}
-	if err := t.buildNAT(fullnat); err != nil {
+	if err := t.buildNAT(fullnat, queues); err != nil {
 		return nil, errors.Join(err, t.Close())
 	}
 	return t, nil
 }
 
-func (t *LVS) buildNAT(fullnat bool) error {
+func (t *LVS) buildNAT(fullnat bool, queues int) error {
 	var err error
 	if t.Client, err = t.AddNS("c"); err != nil {
 		return err
@@ -185,7 +191,7 @@ func (t *LVS) buildNAT(fullnat bool) error {
 		return err
 	}
 	clientIf, dirClientIf := t.Name("c0"), t.Name("dc")
-	if err := t.Veth(t.Client, clientIf, t.Director, dirClientIf); err != nil {
+	if err := t.VethQueues(t.Client, clientIf, t.Director, dirClientIf, queues); err != nil {
 		return err
 	}
 	t.ClientIfs = []string{clientIf}
@@ -216,7 +222,7 @@ func (t *LVS) buildNAT(fullnat bool) error {
 	}
 	t.bridgeIsWire(br)
 	dirRealIf := t.Name("dr")
-	if err := t.Veth(t.Director, dirRealIf, br, t.Name("bd")); err != nil {
+	if err := t.VethQueues(t.Director, dirRealIf, br, t.Name("bd"), queues); err != nil {
 		return err
 	}
 	if err := t.In(br, "ip", "link", "set", t.Name("bd"), "master", brDev); err != nil {
@@ -333,4 +339,11 @@ func (t *LVS) PeersWithNAPI() error {
 		}
 	}
 	return nil
+}
+
+// PinQueue makes frames that ifname in ns sends from a process or softirq
+// on cpu leave on TX queue queue (XPS): with veth, the queue they arrive on
+// at the peer. It stands for a NIC's RSS steering a flow to a queue.
+func (t *LVS) PinQueue(ns, ifname string, queue, cpu int) error {
+	return t.In(ns, "sh", "-c", fmt.Sprintf("echo %x > /sys/class/net/%s/queues/tx-%d/xps_cpus", 1<<cpu, ifname, queue))
 }
