@@ -72,32 +72,6 @@ func TestEngineConfig(t *testing.T) {
 	}
 }
 
-// TestModeConversions holds the configuration's modes and the data plane's
-// types to the same values, which zeroCopy and fastPath rely on, and the
-// UMEM rule the configuration checks to the one the engine applies.
-func TestModeConversions(t *testing.T) {
-	for _, z := range xvs.ZeroCopies() {
-		if got := zeroCopy(z).String(); got != z.String() {
-			t.Errorf("zerocopy %s is the data plane's %s", z, got)
-		}
-	}
-	for _, f := range xvs.FastPaths() {
-		if got := fastPath(f).String(); got != f.String() {
-			t.Errorf("fast_path %s is the data plane's %s", f, got)
-		}
-	}
-	if xsk.DefaultRingSize != xvs.DefaultRingSize {
-		t.Errorf("ring size defaults: xsk %d, xvs %d", xsk.DefaultRingSize, xvs.DefaultRingSize)
-	}
-	for _, ring := range []int{64, 2048, 1 << 16} {
-		for _, sockets := range []int{0, 1, 3} {
-			if a, b := xsk.MinFrames(ring, sockets), xvs.MinFrames(ring, sockets); a != b {
-				t.Errorf("MinFrames(%d, %d): xsk %d, xvs %d", ring, sockets, a, b)
-			}
-		}
-	}
-}
-
 func TestSpecs(t *testing.T) {
 	cfg := parse(t, append(append([]string(nil), director...),
 		"[[service]]", `vip = "198.18.0.100"`, "port = 80", `protocol = "tcp"`, `scheduler = "rr"`, `local_addresses = ["198.19.0.2"]`,

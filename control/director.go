@@ -20,7 +20,6 @@ import (
 	"github.com/xvs-lb/xvs/control/failover"
 	"github.com/xvs-lb/xvs/dataplane"
 	"github.com/xvs-lb/xvs/dataplane/xsk"
-	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Director is a running director: a data plane, the configuration it runs
@@ -136,7 +135,7 @@ func EngineConfig(cfg *config.Config) dataplane.Config {
 	return dataplane.Config{
 		Interfaces:      cfg.Director.Interfaces,
 		XDPMode:         cfg.Director.XDPMode,
-		ZeroCopy:        zeroCopy(cfg.Director.ZeroCopy),
+		ZeroCopy:        cfg.Director.ZeroCopy,
 		CPUs:            cfg.Director.CPUs,
 		SloppyTCP:       cfg.Director.SloppyTCP,
 		SyncEvents:      cfg.Sync != nil,
@@ -144,7 +143,7 @@ func EngineConfig(cfg *config.Config) dataplane.Config {
 		IdleSpins:       cfg.Director.IdleSpins,
 		BusyPoll:        cfg.Director.BusyPoll,
 		VerifyChecksums: cfg.Director.VerifyChecksums,
-		FastPath:        fastPath(cfg.Director.FastPath),
+		FastPath:        cfg.Director.FastPath,
 		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
 		Socket: xsk.SocketConfig{
 			RxSize: cfg.Director.RingSize, TxSize: cfg.Director.RingSize,
@@ -162,8 +161,6 @@ func EngineConfig(cfg *config.Config) dataplane.Config {
 // zeroCopy and fastPath turn the configuration's modes into the data
 // plane's own types, which have the same values in the same order
 // (TestModeConversions holds them to it) until they are the same types.
-func zeroCopy(z xvs.ZeroCopy) xsk.ZeroCopyMode   { return xsk.ZeroCopyMode(z) }
-func fastPath(f xvs.FastPath) dataplane.FastPath { return dataplane.FastPath(f) }
 
 func timeouts(t config.Timeouts) conntrack.Timeouts {
 	ct := conntrack.DefaultTimeouts()
@@ -211,7 +208,7 @@ func (d *Director) Reload() error {
 		return fmt.Errorf("%s: [director] settings changed; they take effect on restart only", d.path)
 	}
 	if cfg.Director.FastPath != d.cfg.Director.FastPath {
-		if err := d.eng.SetFastPath(fastPath(cfg.Director.FastPath)); err != nil {
+		if err := d.eng.SetFastPath(cfg.Director.FastPath); err != nil {
 			return fmt.Errorf("%s: fast_path: %w", d.path, err)
 		}
 		d.log.Info("fast path switched", zap.Stringer("fast_path", cfg.Director.FastPath))

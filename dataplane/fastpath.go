@@ -15,6 +15,7 @@ import (
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // FastPath says where the XDP fast path forwards established connections.
@@ -30,33 +31,21 @@ import (
 // go to the workers. The flow table is a cache of the connection table:
 // the engine folds its counters and last-seen stamps into the connections
 // every FoldEvery, and removes what no longer matches a live connection.
-type FastPath uint8
+//
+// The modes are internal/xvs's, which the configuration parses: auto
+// offloads on interfaces that run XDP in driver mode, except veth (a veth
+// drops the frames XDP sends unless its peer runs NAPI, a setting of the
+// peer the director can neither see nor change); xdp offloads on every
+// interface in driver mode, veth included, and takes an interface whose XDP
+// transmissions fail off the fast path with a warning; off forwards
+// everything in userspace.
+type FastPath = xvs.FastPath
 
 const (
-	// FastPathAuto offloads on interfaces that run XDP in driver mode,
-	// except veth: a veth drops the frames XDP sends unless its peer runs
-	// NAPI (GRO on, or an XDP program of its own), a setting of the peer
-	// that the director can neither see nor change.
-	FastPathAuto FastPath = iota
-	// FastPathXDP offloads on every interface in driver mode, veth
-	// included; an interface whose XDP transmissions fail (a veth whose
-	// peer has no NAPI) is taken off the fast path, with a warning.
-	FastPathXDP
-	// FastPathOff forwards everything in userspace.
-	FastPathOff
+	FastPathAuto = xvs.FastPathAuto
+	FastPathXDP  = xvs.FastPathXDP
+	FastPathOff  = xvs.FastPathOff
 )
-
-func (f FastPath) String() string {
-	switch f {
-	case FastPathAuto:
-		return "auto"
-	case FastPathXDP:
-		return "xdp"
-	case FastPathOff:
-		return "off"
-	}
-	return fmt.Sprintf("FastPath(%d)", uint8(f))
-}
 
 // offloadReq is a worker's request to the fast path: insert (or, with del,
 // delete) the flow directions of one connection.

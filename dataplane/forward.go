@@ -313,13 +313,20 @@ func (f *forwarder) reply(d *Dest, c *conntrack.Conn, buf []byte, off int, frame
 			return -1, 0, 0
 		}
 	}
+	return f.toClient(d, c, off, frame)
+}
+
+// toClient sends a translated frame back where its connection's first frame
+// came from (the port and peer MAC the connection recorded), counted as out
+// of real server d.
+func (f *forwarder) toClient(d *Dest, c *conntrack.Conn, off int, frame []byte) (int, int, int) {
 	out := int(c.Value.InPort)
 	if out >= len(f.ports) {
 		f.stats.drop(DropNoNextHop)
 		return -1, 0, 0
 	}
 	packet.SetMACs(frame, f.ports[out].MAC, c.Value.PeerMAC)
-	f.stats.dest(d.ID).out(m.Length)
+	f.stats.dest(d.ID).out(f.m.Length)
 	return out, off, len(frame)
 }
 
@@ -374,14 +381,7 @@ func (f *forwarder) icmpError(t *Table, buf []byte, off int, frame []byte) (int,
 			f.stats.drop(dropReasonOf(err))
 			return -1, 0, 0
 		}
-		out := int(c.Value.InPort)
-		if out >= len(f.ports) {
-			f.stats.drop(DropNoNextHop)
-			return -1, 0, 0
-		}
-		packet.SetMACs(frame, f.ports[out].MAC, c.Value.PeerMAC)
-		f.stats.dest(d.ID).out(m.Length)
-		return out, off, len(frame)
+		return f.toClient(d, c, off, frame)
 	}
 	// About a reply the client was sent: tell the real server.
 	mac, out, ok := d.hop.load()

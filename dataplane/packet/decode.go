@@ -180,35 +180,13 @@ func (p *Parser) decodeLayers(frame []byte, m *Meta) error {
 // would otherwise reject with an allocated error, filling in m's offsets,
 // VLAN, family, protocol and length.
 func validate(frame []byte, m *Meta) error {
-	if len(frame) < EthernetHeaderLen {
-		return ErrTruncated
+	if err := validateL2(frame, m); err != nil {
+		return err
 	}
-	off := EthernetHeaderLen
-	etype := binary.BigEndian.Uint16(frame[12:14])
-	for tags := 0; etype == EtherTypeVLAN || etype == EtherTypeQinQ; tags++ {
-		if tags == maxVLANTags {
-			return ErrUnsupported
-		}
-		if len(frame) < off+VLANTagLen {
-			return ErrTruncated
-		}
-		if tags == 0 {
-			m.Tagged = true
-			m.VLANID = binary.BigEndian.Uint16(frame[off:]) & 0x0fff
-		}
-		etype = binary.BigEndian.Uint16(frame[off+2:])
-		off += VLANTagLen
-	}
-	m.L3Off = off
-	switch etype {
-	case EtherTypeIPv4:
-		return validateIPv4(frame, m)
-	case EtherTypeIPv6:
-		m.IPv6 = true
+	if m.IPv6 {
 		return validateIPv6(frame, m)
-	default:
-		return ErrUnsupported
 	}
+	return validateIPv4(frame, m)
 }
 
 func validateIPv4(frame []byte, m *Meta) error {

@@ -8,32 +8,22 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
-// ZeroCopyMode selects how Bind asks for zero-copy.
-type ZeroCopyMode int
+// ZeroCopyMode selects how Bind asks for zero-copy: ZeroCopyAuto tries
+// XDP_ZEROCOPY and falls back to XDP_COPY when the driver cannot do it
+// (veth, for one); ZeroCopyOn fails unless zero-copy works; ZeroCopyOff
+// forces copy mode. The modes are internal/xvs's, which the configuration
+// parses.
+type ZeroCopyMode = xvs.ZeroCopy
 
 const (
-	// ZeroCopyAuto tries XDP_ZEROCOPY and falls back to XDP_COPY when the
-	// driver cannot do it (veth, for one).
-	ZeroCopyAuto ZeroCopyMode = iota
-	// ZeroCopyOn fails unless zero-copy works.
-	ZeroCopyOn
-	// ZeroCopyOff forces copy mode.
-	ZeroCopyOff
+	ZeroCopyAuto = xvs.ZeroCopyAuto
+	ZeroCopyOn   = xvs.ZeroCopyOn
+	ZeroCopyOff  = xvs.ZeroCopyOff
 )
-
-func (m ZeroCopyMode) String() string {
-	switch m {
-	case ZeroCopyAuto:
-		return "auto"
-	case ZeroCopyOn:
-		return "on"
-	case ZeroCopyOff:
-		return "off"
-	}
-	return fmt.Sprintf("ZeroCopyMode(%d)", int(m))
-}
 
 // SocketConfig configures one socket. Zero fields take the defaults.
 type SocketConfig struct {

@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xvs-lb/xvs/internal/xvs"
 )
 
 // Defaults for the zero values of UMEMConfig and SocketConfig.
@@ -15,16 +17,12 @@ const (
 	DefaultFrameSize = 2048
 	DefaultNumFrames = 4096
 	DefaultHeadroom  = 256
-	DefaultRingSize  = 2048
+	DefaultRingSize  = xvs.DefaultRingSize
 )
 
 // MinFrames is the smallest UMEM for sockets fill rings of fillRing entries
-// each: every fill ring is filled from the UMEM up front, and as many frames
-// again must stay free for those in flight between RX and TX completion, or
-// one socket's fill ring starves another's.
-func MinFrames(fillRing, sockets int) int {
-	return 2 * fillRing * max(sockets, 1)
-}
+// each (xvs.MinFrames, the rule the configuration checks too).
+func MinFrames(fillRing, sockets int) int { return xvs.MinFrames(fillRing, sockets) }
 
 // MaxFrameSize is the largest chunk aligned mode takes with 4 KiB pages.
 const MaxFrameSize = 4096
