@@ -58,9 +58,11 @@ persistence = 300
 match = [ { vip = "198.18.0.200", ports = "1000-2000", protocol = "tcp" } ]
 `
 
-func newFake(t *testing.T) *fakeXVSD {
+func newFake(t *testing.T) *fakeXVSD { return newFakeWith(t, fakeConfig) }
+
+func newFakeWith(t *testing.T, text string) *fakeXVSD {
 	t.Helper()
-	cfg, err := config.Parse("fake.toml", []byte(fakeConfig))
+	cfg, err := config.Parse("fake.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +103,19 @@ func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
 	case api.OpSaveConfig:
 		f.saved = req.Path
 		return &api.Response{}
+	case api.OpDaemons:
+		var ds []api.SyncDaemonState
+		if s := f.cfg.Sync; s != nil {
+			for _, r := range []struct {
+				on   bool
+				role string
+			}{{s.Master, api.RoleMaster}, {s.Backup, api.RoleBackup}} {
+				if r.on {
+					ds = append(ds, api.SyncDaemonState{Role: r.role, Interface: s.Interface, SyncID: int(s.SyncID)})
+				}
+			}
+		}
+		return &api.Response{Daemons: ds}
 	}
 	next, err := ipvsadm.Edit(f.cfg, req)
 	if err != nil {
@@ -357,5 +372,49 @@ func TestReadRules(t *testing.T) {
 	}
 	if got, err := readRules(strings.NewReader("-C\n")); err != nil || got != "-C\n" {
 		t.Errorf("readRules: %q, %v", got, err)
+	}
+}
+
+// TestSyncDaemons: ipvsadm's sync daemon verbs start and stop [sync]'s
+// roles (through ipvsadm.Edit, as in xvsd) and -L --daemon lists them in
+// ipvsadm's layout; ipvsadm's refusals exit 1.
+func TestSyncDaemons(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "xvsd.sock")
+	fake := newFakeWith(t, `[director]
+interfaces = ["eth0", "eth1"]
+[sync]
+listen = "198.18.0.2:8848"
+peers = ["198.18.0.3:8848"]
+key = "0123456789abcdef"
+node_id = 1
+master = false
+backup = false
+`)
+	srv, err := api.Listen(socket, -1, fake, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if got := ok(t, socket, "", "-L", "--daemon"); got != "" {
+		t.Errorf("no daemon: -L --daemon printed %q", got)
+	}
+	ok(t, socket, "", "--start-daemon", "master", "--mcast-interface", "eth1", "--syncid", "3")
+	ok(t, socket, "", "--start-daemon", "backup")
+	want := "master sync daemon (mcast=eth1, syncid=3)\nbackup sync daemon (mcast=eth1, syncid=3)\n"
+	if got := ok(t, socket, "", "-L", "--daemon"); got != want {
+		t.Errorf("-L --daemon:\n%s\nwant\n%s", got, want)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "master"); code != exitFailed || !strings.Contains(errOut, "Daemon has already run") {
+		t.Errorf("second master: exit %d, %q", code, errOut)
+	}
+	ok(t, socket, "", "--stop-daemon", "master")
+	if got := ok(t, socket, "", "-L", "--daemon"); got != "backup sync daemon (mcast=eth1, syncid=3)\n" {
+		t.Errorf("after --stop-daemon master: %q", got)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--stop-daemon", "master"); code != exitFailed || !strings.Contains(errOut, "No daemon is running") {
+		t.Errorf("stopping a stopped master: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "primary"); code != exitUsage || !strings.Contains(errOut, "illegal start-daemon parameter specified") {
+		t.Errorf("--start-daemon primary: exit %d, %q", code, errOut)
 	}
 }

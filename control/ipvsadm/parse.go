@@ -34,6 +34,8 @@ const (
 	cmdZero
 	cmdHelp
 	cmdVersion
+	cmdStartDaemon
+	cmdStopDaemon
 	// xvs's own
 	cmdStatus
 	cmdReload
@@ -44,7 +46,7 @@ const (
 func (c cmdID) String() string {
 	return [...]string{"none", "add-service", "edit-service", "delete-service", "flush", "list",
 		"add-server", "delete-server", "edit-server", "set", "restore", "save", "zero", "help", "version",
-		"status", "reload", "save-config", "health"}[c]
+		"start-daemon", "stop-daemon", "status", "reload", "save-config", "health"}[c]
 }
 
 // The options that commands take, with ipvsadm's names.
@@ -73,13 +75,16 @@ const (
 	optSchedFlags
 	optIPv6
 	optJSON
+	optMcastInterface
+	optSyncID
 	numOpts
 )
 
 func (o optID) String() string {
 	return [...]string{"numeric", "connection", "service-address", "scheduler", "persistent", "netmask",
 		"real-server", "forwarding-method", "weight", "u-threshold", "l-threshold", "timeout", "daemon",
-		"stats", "rate", "thresholds", "persistent-conn", "nosort", "exact", "sched-flags", "ipv6", "json"}[o]
+		"stats", "rate", "thresholds", "persistent-conn", "nosort", "exact", "sched-flags", "ipv6", "json",
+		"mcast-interface", "syncid"}[o]
 }
 
 type optSet uint32
@@ -129,6 +134,8 @@ func ruleFor(c cmdID) commandRule {
 		return commandRule{allow: opts(optService, optIPv6)}
 	case cmdStatus, cmdHealth:
 		return commandRule{allow: opts(optJSON)}
+	case cmdStartDaemon:
+		return commandRule{allow: opts(optMcastInterface, optSyncID)}
 	}
 	return commandRule{}
 }
@@ -180,6 +187,7 @@ type parsed struct {
 	flags  []string
 	list   ListOptions
 	json   bool
+	daemon api.SyncDaemon // --start-daemon, --stop-daemon
 }
 
 func (p *parsed) setCommand(c cmdID) error {
@@ -276,6 +284,39 @@ func (p *parsed) apply(oc occurrence) error {
 		return p.setCommand(cmdRestore)
 	case "save":
 		return p.setCommand(cmdSave)
+	case "start-daemon", "stop-daemon":
+		c := cmdStartDaemon
+		if key == "stop-daemon" {
+			c = cmdStopDaemon
+		}
+		if err := p.setCommand(c); err != nil {
+			return err
+		}
+		if oc.value != api.RoleMaster && oc.value != api.RoleBackup {
+			if c == cmdStopDaemon {
+				return errorf("illegal start_daemon specified") // sic: ipvsadm's
+			}
+			return errorf("illegal start-daemon parameter specified")
+		}
+		p.daemon.Role = oc.value
+	case "mcast-interface":
+		if err := p.setOption(optMcastInterface); err != nil {
+			return err
+		}
+		// IP_VS_IFNAME_MAXLEN is 16 with the NUL.
+		if oc.value == "" || len(oc.value) > 15 || strings.ContainsAny(oc.value, "/: \t\n") {
+			return errorf("illegal multicast interface name specified")
+		}
+		p.daemon.Interface = oc.value
+	case "syncid":
+		if err := p.setOption(optSyncID); err != nil {
+			return err
+		}
+		id, err := parseInt(oc.value, 0, 255)
+		if err != nil {
+			return errorf("illegal syncid specified")
+		}
+		p.daemon.SyncID = &id
 	case "tcp-service", "udp-service":
 		if err := p.setOption(optService); err != nil {
 			return err
@@ -491,11 +532,17 @@ func (p *parsed) command(pos []string) (*Command, error) {
 		case p.set.has(optTimeout):
 			c.Layout, c.Request.Op = LayoutTimeouts, api.OpGetTimeouts
 		case p.set.has(optDaemon):
-			c.Layout, c.Request = LayoutDaemon, api.Request{}
+			c.Layout, c.Request = LayoutDaemon, api.Request{Op: api.OpDaemons}
 		}
 		if p.set.has(optService) {
 			id := p.svc
 			c.Request.Filter = &id
+		}
+	case cmdStartDaemon, cmdStopDaemon:
+		d := p.daemon
+		c.Request = api.Request{Op: api.OpStartDaemon, Daemon: &d}
+		if p.cmd == cmdStopDaemon {
+			c.Request.Op = api.OpStopDaemon
 		}
 	case cmdRestore:
 		c.Request = api.Request{Op: api.OpRestore}
