@@ -10,6 +10,7 @@
 //	xvsadm -S -n > rules; xvsadm -R < rules
 //	xvsadm status | health | reload | save-config FILE
 //	xvsadm realserver dr|tun|nat --vip VIP ... (on a real server; see -h)
+//	xvsadm import-keepalived [-o FILE] keepalived.conf (see -h)
 //
 // The socket is --socket's, else $XVS_SOCKET's, else /run/xvs/xvsd.sock.
 // (ipvsadm's -S is --save, so the socket has only a long option.)
@@ -55,8 +56,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "xvsadm: "+format+"\n", a...)
 		return code
 	}
-	if len(args) > 0 && args[0] == "realserver" {
-		return realserverMain(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "realserver":
+			return realserverMain(args[1:], stdout, stderr)
+		case "import-keepalived":
+			return importMain(args[1:], stdout, stderr)
+		}
 	}
 	socket, args, err := socketArg(args)
 	if err != nil {

@@ -418,3 +418,36 @@ backup = false
 		t.Errorf("--start-daemon primary: exit %d, %q", code, errOut)
 	}
 }
+
+// TestImportKeepalived: import-keepalived writes the configuration to
+// standard output or -o, reports what has no equivalent on standard error
+// with its line, and exits non-zero only for a syntax error.
+func TestImportKeepalived(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(good, []byte("virtual_server 198.18.0.100 80 {\n  lb_kind DR\n  sorry_server 198.18.0.99 80\n  real_server 198.18.0.11 80 {\n    weight 2\n  }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := xvsadm(t, "/nonexistent", "", "import-keepalived", "-interface", "eth3", good)
+	if code != exitOK || !strings.Contains(out, `vip = "198.18.0.100"`) || !strings.Contains(out, `interfaces = ["eth3"]`) ||
+		errOut != good+":3: sorry_server: not supported (xvs has no sorry server: a service whose real servers are all down takes no connections); ignored\n" {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	saved := filepath.Join(dir, "xvs.toml")
+	if out, _, code := xvsadm(t, "/nonexistent", "", "import-keepalived", "-o", saved, good); code != exitOK || out != "" {
+		t.Errorf("-o: exit %d, stdout %q", code, out)
+	}
+	if _, err := config.Load(saved); err != nil {
+		t.Errorf("-o wrote a configuration xvsd refuses: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("virtual_server 198.18.0.100 80 {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := xvsadm(t, "/nonexistent", "", "import-keepalived", bad); code != exitUsage || !strings.Contains(errOut, "bad.conf:1: the { of virtual_server is never closed") {
+		t.Errorf("syntax error: exit %d, %q", code, errOut)
+	}
+	if _, _, code := xvsadm(t, "/nonexistent", "", "import-keepalived"); code != exitUsage {
+		t.Errorf("no file: exit %d", code)
+	}
+}
