@@ -221,18 +221,18 @@ type real struct {
 
 // check is a real server's checker in xvs's terms.
 type check struct {
-	kind           string
-	interval       time.Duration
-	timeout        time.Duration
-	rise, fall     int
-	port           uint16
-	path           string
-	status         int
-	body           string
-	host           string
-	send, expect   string
-	initial        string
-	pos            Pos
+	kind         string
+	interval     time.Duration
+	timeout      time.Duration
+	rise, fall   int
+	port         uint16
+	path         string
+	status       int
+	body         string
+	host         string
+	send, expect string
+	initial      string
+	pos          Pos
 }
 
 // same reports whether two real servers are checked alike.
