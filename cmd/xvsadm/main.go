@@ -57,11 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return code
 	}
 	if len(args) > 0 {
-		switch args[0] {
-		case "realserver":
-			return realserverMain(args[1:], stdout, stderr)
-		case "import-keepalived":
-			return importMain(args[1:], stdout, stderr)
+		if c, ok := lookupLocal(args[0]); ok {
+			return c.run(args[1:], stdout, stderr)
 		}
 	}
 	socket, args, err := socketArg(args)

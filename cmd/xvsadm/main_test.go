@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -449,5 +452,95 @@ func TestImportKeepalived(t *testing.T) {
 	}
 	if _, _, code := xvsadm(t, "/nonexistent", "", "import-keepalived"); code != exitUsage {
 		t.Errorf("no file: exit %d", code)
+	}
+}
+
+// TestManual: xvsadm(8) documents every option of the option table the
+// command line is parsed with, every command of xvs's, and every flag of
+// the local commands; an undocumented one fails.
+func TestManual(t *testing.T) {
+	var page bytes.Buffer
+	if code := manpageMain(nil, &page, io.Discard); code != exitOK {
+		t.Fatalf("manpage: exit %d", code)
+	}
+	roff := func(s string) string { return strings.ReplaceAll(s, "-", `\-`) }
+	for _, o := range ipvsadm.Options() {
+		if !strings.Contains(page.String(), ".B "+roff(optionTag(o))+"\n") {
+			t.Errorf("xvsadm.8 does not document %s", optionTag(o))
+		}
+	}
+	for _, c := range ipvsadm.Commands() {
+		if c.Doc == "" || !strings.Contains(page.String(), ".B "+roff(c.Name)) {
+			t.Errorf("xvsadm.8 does not document the command %s", c.Name)
+		}
+	}
+	for _, c := range localCommands() {
+		if c.doc == "" || !strings.Contains(page.String(), ".B "+roff(c.name)) {
+			t.Errorf("xvsadm.8 does not document the command %s", c.name)
+		}
+		if c.flags == nil {
+			continue
+		}
+		c.flags(io.Discard).VisitAll(func(f *flag.Flag) {
+			if strings.TrimSpace(f.Usage) == "" || !strings.Contains(page.String(), ".B "+roff("-"+f.Name)) {
+				t.Errorf("xvsadm.8 does not document %s -%s", c.name, f.Name)
+			}
+		})
+	}
+}
+
+// TestCompletion runs the bash completion against a stand-in xvsadm that
+// lists two services: commands, options, daemon roles and the running
+// services complete.
+func TestCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	var script bytes.Buffer
+	if code := completionMain([]string{"bash"}, &script, io.Discard); code != exitOK {
+		t.Fatalf("completion: exit %d", code)
+	}
+	for _, o := range ipvsadm.Options() {
+		if o.Unsupported == "" && o.Long != "" && !strings.Contains(script.String()+" ", "--"+o.Long+" ") {
+			t.Errorf("the completion lacks --%s", o.Long)
+		}
+	}
+	comp := filepath.Join(dir, "xvsadm.bash")
+	fake := filepath.Join(dir, "fake-xvsadm")
+	if err := os.WriteFile(comp, script.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nprintf '%s\\n' '-A -t 198.18.0.100:80 -s rr' '-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1' '-A -u 198.18.0.100:53 -s wlc'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"st"}, "status"},
+		{[]string{"imp"}, "import-keepalived"},
+		{[]string{"-a", "-t", ""}, "198.18.0.100:80"},
+		{[]string{"-L", "-u", ""}, "198.18.0.100:53"},
+		{[]string{"--start-daemon", ""}, "master backup"},
+		{[]string{"-A", "-t", "198.18.0.100:80", "-s", "w"}, "wrr wlc"},
+		{[]string{"--sta"}, "--start-daemon --stats"},
+		{[]string{"realserver", ""}, "dr tun nat"},
+		{[]string{"import-keepalived", "-con"}, "-config-id"},
+	} {
+		words := append([]string{fake}, tt.words...)
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+w+"'")
+		}
+		cmd := exec.Command(bash, "--norc", "-c", fmt.Sprintf(". %s; COMP_WORDS=(%s); COMP_CWORD=%d; _xvsadm; echo \"${COMPREPLY[*]}\"", comp, strings.Join(quoted, " "), len(words)-1))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", tt.words, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tt.want {
+			t.Errorf("completing %q: %q, want %q", tt.words, got, tt.want)
+		}
 	}
 }

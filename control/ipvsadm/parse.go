@@ -212,11 +212,8 @@ func (p *parsed) setOption(o optID) error {
 // commands: "status", "reload", "save-config FILE", "health", "drain",
 // "undrain".
 func Parse(args []string) (*Command, error) {
-	if len(args) > 0 {
-		switch args[0] {
-		case "status", "reload", "save-config", "health", "drain", "undrain":
-			return parseXVS(args)
-		}
+	if len(args) > 0 && slices.ContainsFunc(Commands(), func(c CommandDoc) bool { return c.Name == args[0] }) {
+		return parseXVS(args)
 	}
 	occ, pos, err := tokenize(args)
 	if err != nil {
@@ -629,6 +626,24 @@ func (p *parsed) realServer() (*api.Real, error) {
 		}
 	}
 	return r, nil
+}
+
+// CommandDoc is one of xvs's own commands, which ipvsadm has not.
+type CommandDoc struct {
+	Name, Args, Doc string
+}
+
+// Commands lists xvs's own commands that Parse reads, documented for
+// xvsadm(8) and completion.
+func Commands() []CommandDoc {
+	return []CommandDoc{
+		{"status", "[--json]", "Show the data path: workers, queues, XDP mode, copy or zero-copy, drops by reason, the fast path and the data path's knobs in effect."},
+		{"health", "[--json]", "Show the health checks of the real servers: state, since when, the last failure."},
+		{"reload", "", "Make xvsd read its configuration file again (as SIGHUP)."},
+		{"save-config", "FILE", "Write the running configuration, changes made with xvsadm included, as a configuration file."},
+		{"drain", "", "Withdraw this director's VIPs from its BGP peers (scale-out), keeping the connections it carries."},
+		{"undrain", "", "Announce the VIPs again."},
+	}
 }
 
 // parseXVS parses xvs's own commands.

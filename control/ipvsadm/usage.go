@@ -36,6 +36,7 @@ func WriteUsage(w io.Writer) {
   %[1]s save-config FILE
   %[1]s import-keepalived [-o FILE] KEEPALIVED.CONF
   %[1]s realserver dr|tun|nat --vip VIP ... (on a real server; realserver -h)
+  %[1]s manpage | completion bash
   %[1]s -h
 
 Commands:
@@ -60,6 +61,7 @@ Either long or short options are allowed.
   reload                      make xvsd re-read its configuration file
   save-config FILE            write the running table as a configuration file
   import-keepalived FILE      write a keepalived.conf's equivalent configuration file
+  manpage                     write xvsadm(8); completion bash: bash completion
 
 virtual-service:
   --tcp-service|-t  service-address   service-address is host[:port]
