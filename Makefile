@@ -7,7 +7,7 @@ BIN      := bin
 export GOFLAGS ?= -buildvcs=false
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check
+.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check package package-test
 
 all: build
 
@@ -18,6 +18,20 @@ deps:
 # needs a binary without cgo.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+
+# The Debian package, bin/xvs_VERSION_ARCH.deb (dpkg-deb): xvsd, xvsadm,
+# the systemd unit, the commented /etc/xvs/xvs.toml (a conffile), the man
+# pages and bash completion the binaries write from their own tables, and
+# configs/ as examples. See internal/pkg/mkdeb.sh.
+package: build
+	bash internal/pkg/mkdeb.sh $(BIN)
+
+# Installs the package with dpkg -i, checks the installed default
+# (xvsd -check), the man pages (man -w), the completion and the unit
+# (systemd-analyze verify), then purges it (as root; CI runs it after make
+# test).
+package-test: deps package
+	bash internal/pkg/test.sh $$(ls -t $(BIN)/xvs_*.deb | head -n 1)
 
 # A real director forwarding real TCP and UDP between processes in network
 # namespaces (LVS-DR), printing what happened.

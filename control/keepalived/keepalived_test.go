@@ -142,10 +142,16 @@ func TestSamples(t *testing.T) {
 // configuration xvsd -check accepts, with line-numbered "not supported"
 // messages only.
 func TestInstalledSamples(t *testing.T) {
-	const dir = "/usr/share/doc/keepalived/samples"
-	files, _ := filepath.Glob(filepath.Join(dir, "keepalived.conf*"))
+	// Installed, or unpacked from the package by make test (.ci/deps).
+	var files []string
+	dirs := []string{"/usr/share/doc/keepalived/samples", "../../bin/keepalived/usr/share/doc/keepalived/samples"}
+	for _, dir := range dirs {
+		if files, _ = filepath.Glob(filepath.Join(dir, "keepalived.conf*")); len(files) > 0 {
+			break
+		}
+	}
 	if len(files) == 0 {
-		t.Skipf("no keepalived samples in %s (apt-get install keepalived); testdata's copies are converted by TestSamples", dir)
+		t.Skipf("no keepalived samples in %s (make test unpacks them; or apt-get install keepalived); testdata's copies are converted by TestSamples", strings.Join(dirs, " or "))
 	}
 	tmp := t.TempDir()
 	for _, f := range files {
