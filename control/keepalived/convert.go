@@ -956,7 +956,6 @@ type failoverOut struct {
 	interval  time.Duration
 	key       string
 	addresses []floating
-	missing   []string // why it is written commented out
 }
 
 type floating struct {
