@@ -73,6 +73,14 @@ const (
 	Backup                  // receives
 )
 
+// roles are the roles c asks for, zero being both.
+func (c *Config) roles() Role {
+	if c.Roles == 0 {
+		return Master | Backup
+	}
+	return c.Roles
+}
+
 // Has reports whether r includes o.
 func (r Role) Has(o Role) bool { return r&o != 0 }
 
@@ -234,7 +242,7 @@ func Start(ctx context.Context, cfg Config, src Source, sink Sink, log *zap.Logg
 	// Sequence numbers start at the clock so that a restarted director's exceed those it sent
 	// before, which its peers remember.
 	s.seq.Store(uint64(now.UnixNano()))
-	if cfg.Roles.Has(Backup) {
+	if cfg.roles().Has(Backup) {
 		s.snapReq <- struct{}{}
 	}
 	s.wg.Add(3)
@@ -275,9 +283,6 @@ func (c *Config) setDefaults() error {
 	if c.QueueSize == 0 {
 		c.QueueSize = defaultQueueSize
 	}
-	if c.Roles == 0 {
-		c.Roles = Master | Backup
-	}
 	c.Key = append([]byte(nil), c.Key...)
 	return nil
 }
@@ -286,7 +291,7 @@ func (c *Config) setDefaults() error {
 // allocates nothing: when the queue is full, c is dropped and counted. A Syncer that is no Master
 // sends nothing: c is dropped.
 func (s *Syncer) Publish(c Conn) {
-	if !s.cfg.Roles.Has(Master) {
+	if !s.cfg.roles().Has(Master) {
 		return
 	}
 	if !validConn(&c) {
@@ -310,7 +315,7 @@ func (s *Syncer) Publish(c Conn) {
 // RequestSnapshot asks every peer for all its entries. Start does so once for a Backup; a Syncer
 // that is no Backup asks for nothing.
 func (s *Syncer) RequestSnapshot() {
-	if !s.cfg.Roles.Has(Backup) {
+	if !s.cfg.roles().Has(Backup) {
 		return
 	}
 	select {
@@ -630,7 +635,7 @@ func (r *receiver) handle(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		ps.snapRequest, ps.snapEntries, ps.filtered = 0, 0, false
 	case msgSnapshotRequest:
-		if !s.cfg.Roles.Has(Master) {
+		if !s.cfg.roles().Has(Master) {
 			s.stats.notMaster.Add(1)
 			return
 		}
@@ -647,7 +652,7 @@ func (r *receiver) handle(b []byte, from netip.AddrPort, now time.Time) {
 func (r *receiver) take(h header) bool {
 	s := r.s
 	switch {
-	case !s.cfg.Roles.Has(Backup):
+	case !s.cfg.roles().Has(Backup):
 		s.stats.notBackup.Add(1)
 		return false
 	case s.cfg.SyncID != 0 && h.aux != uint32(s.cfg.SyncID):
