@@ -157,6 +157,9 @@ func (r *runner) setup(c Case) string {
 	case NFT:
 		return fmt.Sprintf("generator CPU %d; kernel forwarding (director veth, threaded NAPI) pinned to CPU %d; conntrack flushed", g, w)
 	}
+	if c.Target.FastPath() && c.Traffic == UDP {
+		return fmt.Sprintf("generator CPU %d; XDP steering and fast path in threaded NAPI pinned to CPU %d, with the xvsd worker", g, w)
+	}
 	if q := c.Target.Queues(); q > 1 {
 		return fmt.Sprintf("%d queues: a generator, the XDP steering of its queue (softirq) and an xvsd worker on each of CPUs %d and %d", q, g, w)
 	}
@@ -203,7 +206,13 @@ func (r *runner) once(c Case) (Run, error) {
 		}
 		return run, errors.Join(err, undo())
 	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q:
-		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
+		// Established traffic on the fast path is forwarded by the
+		// steering program alone: it runs where the XDP ceilings' programs
+		// run (threaded NAPI on the worker's CPU, which it then hardly
+		// uses), not in the generator's softirq, where the generator's
+		// own share of CPU 0 would bound it.
+		xdpOnWorkerCPU := c.Target.FastPath() && c.Traffic == UDP
+		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, xdpOnWorkerCPU, r.set.WorkerCPU, r.set.Nice); err != nil {
 			return Run{}, err
 		}
 		connections := 0 // xvsd's default
