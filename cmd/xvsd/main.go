@@ -36,6 +36,7 @@ import (
 	"github.com/xvs-lb/xvs/control"
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/internal/version"
 )
 
 func main() {
@@ -45,7 +46,12 @@ func main() {
 	group := flag.String("socket-group", "", "group whose members may use the control socket besides root")
 	watch := flag.Bool("watch", true, "reload the configuration when its file changes")
 	metrics := flag.String("metrics", control.DefaultMetrics, "address for Prometheus metrics (/metrics); empty: none")
+	showVersion := flag.Bool("version", false, "print xvs's version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Printf("xvsd %s (xvs %[1]s)\n", version.String())
+		return
+	}
 	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch, Metrics: *metrics}
 	if *group != "" {
 		g, err := user.LookupGroup(*group)

@@ -6,12 +6,15 @@ import (
 	"strings"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/internal/version"
 	"github.com/xvs-lb/xvs/sched"
 )
 
-// WriteVersion writes -v's line.
+// WriteVersion writes -v's line: xvs's own version, then whose syntax and
+// layouts these are, as ipvsadm's "ipvsadm v1.31 2019/12/24 (compiled with
+// popt and IPVS v1.2.1)".
 func WriteVersion(w io.Writer) {
-	fmt.Fprintf(w, "%s (xvs; %s syntax and layouts, IPVS v%s)\n", programName, compatibleWith, ipvsVersion)
+	fmt.Fprintf(w, "%s %s (xvs %[2]s; %s syntax and layouts, IPVS v%s)\n", programName, version.String(), compatibleWith, ipvsVersion)
 }
 
 // WriteUsage writes -h's text, in ipvsadm's layout.
