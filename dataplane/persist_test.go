@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
 )
 
@@ -104,5 +105,49 @@ func TestForwardPersistence(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("after templates expire a client reached %d servers, want rr over 2", len(seen))
+	}
+}
+
+// TestTemplates: the live templates are listed with the client's address
+// under the service's netmask, their real server and time left, and
+// counted per real server; expired ones are not.
+func TestTemplates(t *testing.T) {
+	ct, err := conntrack.New(conntrack.Config{Capacity: 1024, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{ct: ct, persist: newPersistTable(64)}
+	now := e.now()
+	v4 := netip.MustParseAddr("203.0.113.77").As16()
+	v6 := netip.MustParseAddr("2001:db8::1:2:3").As16()
+	hi, lo := persistKey(v4, true, 24)
+	e.persist.store(3, hi, lo, 7, now+int64(300*time.Second), now)
+	hi, lo = persistKey(v6, false, 64)
+	e.persist.store(4, hi, lo, 8, now+int64(60*time.Second), now)
+	hi, lo = persistKey(netip.MustParseAddr("203.0.113.1").As16(), true, 0)
+	e.persist.store(3, hi, lo, 7, now+int64(100*time.Second), now)
+	hi, lo = persistKey(netip.MustParseAddr("203.0.114.1").As16(), true, 0)
+	e.persist.store(3, hi, lo, 9, now-1, now) // expired
+	got := map[netip.Addr]Template{}
+	e.Templates(func(tp Template) bool {
+		got[tp.Client] = tp
+		return true
+	})
+	want := map[netip.Addr]Template{
+		netip.MustParseAddr("203.0.113.0"): {Service: 3, Dest: 7, Client: netip.MustParseAddr("203.0.113.0")},
+		netip.MustParseAddr("2001:db8::"):  {Service: 4, Dest: 8, Client: netip.MustParseAddr("2001:db8::")},
+		netip.MustParseAddr("203.0.113.1"): {Service: 3, Dest: 7, Client: netip.MustParseAddr("203.0.113.1")},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("templates %+v, want %+v", got, want)
+	}
+	for a, w := range want {
+		g := got[a]
+		if g.Service != w.Service || g.Dest != w.Dest || g.Expires <= 0 || g.Expires > 300*time.Second {
+			t.Errorf("template of %s: %+v, want %+v", a, g, w)
+		}
+	}
+	if n := e.PersistConns(); n[7] != 2 || n[8] != 1 || n[9] != 0 {
+		t.Errorf("PersistConns = %v, want 7:2 8:1", n)
 	}
 }
