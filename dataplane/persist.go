@@ -18,10 +18,16 @@ type Template struct {
 }
 
 // Templates calls fn for every live persistence template, in no order,
-// until fn returns false. It walks the whole template table.
+// until fn returns false. It walks the whole template table. A template
+// whose real server is no longer its service's (a template outlives the
+// service it was made for) is left out.
 func (e *Engine) Templates(fn func(Template) bool) {
 	now := e.now()
+	t := e.Table()
 	e.persist.rangeLive(now, func(svc, dest uint32, hi, lo uint64, deadline int64) bool {
+		if d := t.dest(dest); d == nil || d.Service != svc {
+			return true
+		}
 		var a [16]byte
 		binary.BigEndian.PutUint64(a[:8], hi)
 		binary.BigEndian.PutUint64(a[8:], lo)
@@ -33,8 +39,8 @@ func (e *Engine) Templates(fn func(Template) bool) {
 // (ipvsadm's PersistConn). It walks the whole template table.
 func (e *Engine) PersistConns() map[uint32]int64 {
 	out := map[uint32]int64{}
-	e.persist.rangeLive(e.now(), func(_, dest uint32, _, _ uint64, _ int64) bool {
-		out[dest]++
+	e.Templates(func(tp Template) bool {
+		out[tp.Dest]++
 		return true
 	})
 	return out
