@@ -128,6 +128,13 @@ UDP  198.18.0.100:5353 rr persistent 60
 	if _, err := lvs.Xvsadm(bin, "", "-Z", "-t", "198.18.0.100:81"); err == nil || !strings.Contains(err.Error(), "exit status 255: No such service") {
 		t.Errorf("-Z of a missing service: %v", err)
 	}
+	// -Z in restored rules zeroes too.
+	if _, err := lvs.Xvsadm(bin, "-Z -t 198.18.0.100:80\n", "-R"); err != nil {
+		t.Fatal(err)
+	}
+	if stats = adm("-L", "-n", "--stats", "--exact"); !regexp.MustCompile(`(?m)^TCP  198\.18\.0\.100:80 +0 +0 +0 +0 +0$`).MatchString(stats) {
+		t.Errorf("after -R of -Z -t 198.18.0.100:80:\n%s", stats)
+	}
 
 	adm("-e", "-t", vip, "-r", "198.18.0.12:80", "-g", "-w", "5", "-x", "1000", "-y", "500")
 	adm("-d", "-u", "198.18.0.100:5353", "-r", "198.18.0.11:5353")

@@ -74,8 +74,9 @@ type Service struct {
 	// --local-ports, --toa, --no-fast-path, --health): FullNAT's local
 	// addresses and port range (0, 0: the default), TOA, the XDP fast
 	// path opt-out, and the health check as a TOML inline table's
-	// contents ("check = \"tcp\", interval = \"2s\"", see
-	// config.ParseHealth); "" for none.
+	// contents (`check = "tcp", interval = "2s"`, see
+	// config.ParseHealth); "" for none. An edit (-E) changes only those
+	// it is given.
 	LocalAddrs []netip.Addr `json:"local_addresses,omitempty"`
 	LocalPorts [2]uint16    `json:"local_ports,omitzero"`
 	TOA        bool         `json:"toa,omitempty"`

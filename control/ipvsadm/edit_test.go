@@ -326,3 +326,24 @@ func TestServices(t *testing.T) {
 		t.Errorf("ServiceID = %+v", got)
 	}
 }
+
+// TestSchedFlags: -b's flags as xvs keeps them: ipvsadm's generic flag-N
+// as the scheduler's own names where it has them, else dropped; ipvsadm's
+// order.
+func TestSchedFlags(t *testing.T) {
+	for _, tt := range []struct {
+		scheduler string
+		in, want  []string
+	}{
+		{"sh", []string{"flag-1"}, []string{"sh-fallback"}},
+		{"sh", []string{"flag-2", "flag-1", "flag-3"}, []string{"sh-fallback", "sh-port"}},
+		{"mh", []string{"flag-2", "mh-port"}, []string{"mh-port"}},
+		{"sh", []string{"sh-port", "sh-fallback"}, []string{"sh-fallback", "sh-port"}},
+		{"rr", []string{"flag-1", "flag-2", "flag-3"}, nil},
+		{"wlc", nil, nil},
+	} {
+		if got := schedFlags(tt.scheduler, tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("schedFlags(%s, %q) = %q, want %q", tt.scheduler, tt.in, got, tt.want)
+		}
+	}
+}

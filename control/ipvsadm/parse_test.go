@@ -355,3 +355,21 @@ func TestParseAddrPort(t *testing.T) {
 		}
 	}
 }
+
+// TestMatches: --match's list reads back as written.
+func TestMatches(t *testing.T) {
+	for _, s := range []string{"tcp:198.18.0.100:80", "udp:[2001:db8::1]:8000-8010,tcp:198.18.0.100:1-65535"} {
+		ms, err := ParseMatches(s)
+		if err != nil {
+			t.Fatalf("ParseMatches(%q): %v", s, err)
+		}
+		if got := FormatMatches(ms); got != s {
+			t.Errorf("FormatMatches(ParseMatches(%q)) = %q", s, got)
+		}
+	}
+	for _, bad := range []string{"", "tcp", "tcp:198.18.0.100:0", "tcp:198.18.0.100:80-", "tcp:[198.18.0.100]:80", "tcp:2001:db8::1:80", "tcp:198.18.0.100:80,"} {
+		if _, err := ParseMatches(bad); err == nil {
+			t.Errorf("ParseMatches(%q) succeeded", bad)
+		}
+	}
+}
