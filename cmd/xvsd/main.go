@@ -24,6 +24,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -49,7 +50,7 @@ func main() {
 	showVersion := flag.Bool("version", false, "print xvs's version and exit")
 	flag.Parse()
 	if *showVersion {
-		fmt.Printf("xvsd %s (xvs %[1]s)\n", version.String())
+		writeVersion(os.Stdout)
 		return
 	}
 	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch, Metrics: *metrics}
@@ -67,6 +68,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "xvsd:", err)
 		os.Exit(1)
 	}
+}
+
+// writeVersion writes -version's line: xvs's version.
+func writeVersion(w io.Writer) {
+	fmt.Fprintf(w, "xvsd %s (xvs %[1]s)\n", version.String())
 }
 
 func newLogger(level string) (*zap.Logger, error) {
