@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -40,6 +41,9 @@ type Director struct {
 	syncer   *connsync.Syncer
 	failover *failover.Pair
 	draining bool
+
+	// Reloads of the file, by result (xvs_reloads_total).
+	reloadsOK, reloadsFailed atomic.Uint64
 }
 
 // Options are the director's settings that are not in the configuration
@@ -196,6 +200,16 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 // that does not validate, or that changes what needs a restart (the
 // interfaces), changes nothing and the error says why.
 func (d *Director) Reload() error {
+	err := d.reload()
+	if err != nil {
+		d.reloadsFailed.Add(1)
+	} else {
+		d.reloadsOK.Add(1)
+	}
+	return err
+}
+
+func (d *Director) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg, err := config.Load(d.path)

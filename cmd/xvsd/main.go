@@ -24,6 +24,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -36,6 +37,7 @@ import (
 	"github.com/xvs-lb/xvs/control"
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
+	"github.com/xvs-lb/xvs/internal/version"
 )
 
 func main() {
@@ -45,7 +47,12 @@ func main() {
 	group := flag.String("socket-group", "", "group whose members may use the control socket besides root")
 	watch := flag.Bool("watch", true, "reload the configuration when its file changes")
 	metrics := flag.String("metrics", control.DefaultMetrics, "address for Prometheus metrics (/metrics); empty: none")
+	showVersion := flag.Bool("version", false, "print xvs's version and exit")
 	flag.Parse()
+	if *showVersion {
+		writeVersion(os.Stdout)
+		return
+	}
 	opts := control.Options{Socket: *socket, SocketGroup: -1, Watch: *watch, Metrics: *metrics}
 	if *group != "" {
 		g, err := user.LookupGroup(*group)
@@ -61,6 +68,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "xvsd:", err)
 		os.Exit(1)
 	}
+}
+
+// writeVersion writes -version's line: xvs's version.
+func writeVersion(w io.Writer) {
+	fmt.Fprintf(w, "xvsd %s (xvs %[1]s)\n", version.String())
 }
 
 func newLogger(level string) (*zap.Logger, error) {

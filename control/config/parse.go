@@ -91,10 +91,10 @@ func (d *decoder) config(doc map[string]any) *Config {
 	if t, ok := root.sub("bgp", "local_as", "router_id", "next_hop", "next_hop6", "listen_port", "hold_time", "communities", "peer"); ok {
 		cfg.BGP = d.bgp(t)
 	}
-	if t, ok := root.sub("sync", "listen", "peers", "key", "node_id", "max_bytes_per_second"); ok {
+	if t, ok := root.sub("sync", "listen", "peers", "key", "key_file", "node_id", "max_bytes_per_second"); ok {
 		cfg.Sync = d.sync(t)
 	}
-	if t, ok := root.sub("failover", "listen", "peer", "priority", "interval", "key", "address"); ok {
+	if t, ok := root.sub("failover", "listen", "peer", "priority", "interval", "key", "key_file", "address"); ok {
 		cfg.Failover = d.failover(t)
 	}
 	root.done()

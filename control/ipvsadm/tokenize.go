@@ -23,7 +23,7 @@ type option struct {
 
 func options() []option {
 	const sync = "connection synchronisation is not supported by xvs"
-	const tun = "tunnel types and options are not supported by xvs (-i is ipip)"
+	const tun = "tunnel options are not supported by xvs (-i is ipip)"
 	return []option{
 		{long: "add-service", short: 'A'},
 		{long: "edit-service", short: 'E'},
@@ -78,12 +78,23 @@ func options() []option {
 		{long: "mcast-ttl", arg: argRequired, unsupported: sync},
 		{long: "sync-maxlen", arg: argRequired, unsupported: sync},
 		{long: "tun-info", unsupported: tun},
-		{long: "tun-type", arg: argRequired, unsupported: tun},
+		{long: "tun-type", arg: argRequired},
 		{long: "tun-port", arg: argRequired, unsupported: tun},
 		{long: "tun-nocsum", unsupported: tun},
 		{long: "tun-csum", unsupported: tun},
 		{long: "tun-remcsum", unsupported: tun},
 		{long: "json"},
+		// xvs's own, which ipvsadm lacks: long options only, so that
+		// ipvsadm -R refuses them rather than misreads them. The first
+		// two are DPVS's ipvsadm's.
+		{long: "fullnat"},                       // -a/-e: FullNAT forwarding
+		{long: "laddr", arg: argRequired},       // -A/-E: FullNAT's local addresses
+		{long: "local-ports", arg: argRequired}, // -A/-E: FullNAT's local port range
+		{long: "toa"},                           // -A/-E: FullNAT: the client's address in a TCP option
+		{long: "no-fast-path"},                  // -A/-E: keep off the XDP fast path
+		{long: "name", arg: argRequired},        // -A/-E: the service's or group's name
+		{long: "match", arg: argRequired},       // -A/-E -f: a group's matches
+		{long: "health", arg: argRequired},      // -A/-E: the health check
 	}
 }
 
