@@ -6,6 +6,11 @@ GO       ?= go
 BIN      := bin
 export GOFLAGS ?= -buildvcs=false
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
+# xvs's version, stamped into the programs (xvsadm -v, xvsd -version); a
+# build without the Makefile falls back on what Go recorded (see
+# internal/version).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X github.com/xvs-lb/xvs/internal/version.stamp=$(VERSION)
 
 .PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check package package-test
 
@@ -17,7 +22,7 @@ deps:
 # Pure Go (CGO_ENABLED=0): xvsd drops capabilities on every thread, which
 # needs a binary without cgo.
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # The Debian package, bin/xvs_VERSION_ARCH.deb (dpkg-deb): xvsd, xvsadm,
 # the systemd unit, the commented /etc/xvs/xvs.toml (a conffile), the man

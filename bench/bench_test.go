@@ -321,7 +321,7 @@ workers 1, connections 10000 (capacity 1048576), rx 3500000 frames, tx 3400000 f
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &DirectorStats{RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000}
+	want := &DirectorStats{Workers: 1, RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}

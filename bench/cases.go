@@ -26,6 +26,11 @@ const (
 	XVSNATFast  Target = "xvs-nat-fast"
 	XVSTUNFast  Target = "xvs-tun-fast"
 	XVSFNATFast Target = "xvs-fullnat-fast"
+	// Two workers: every veth has two queues, a generator on each CPU
+	// feeds one queue each, and xvsd runs a worker per queue, one on each
+	// CPU, sharing the connection table.
+	XVSDR2Q  Target = "xvs-dr-2q"
+	XVSNAT2Q Target = "xvs-nat-2q"
 )
 
 // xvsModes are xvs's forwarding modes, each a target, in report order;
@@ -38,9 +43,9 @@ var (
 // Method is the configuration's method of an xvs target ("" for others).
 func (t Target) Method() string {
 	switch t {
-	case XVSDR, XVSDRFast:
+	case XVSDR, XVSDRFast, XVSDR2Q:
 		return "dr"
-	case XVSNAT, XVSNATFast:
+	case XVSNAT, XVSNATFast, XVSNAT2Q:
 		return "nat"
 	case XVSTUN, XVSTUNFast:
 		return "tun"
@@ -48,6 +53,15 @@ func (t Target) Method() string {
 		return "fullnat"
 	}
 	return ""
+}
+
+// Queues is the number of queues, and of xvsd workers and generators, the
+// target runs with.
+func (t Target) Queues() int {
+	if strings.HasSuffix(string(t), "-2q") {
+		return 2
+	}
+	return 1
 }
 
 // FastPath reports whether the target runs xvs with the fast path forced on.
@@ -97,6 +111,9 @@ func (t Target) Title() string {
 	}
 	if t.FastPath() {
 		return t.Userspace().Title() + ", fast path"
+	}
+	if t.Queues() > 1 {
+		return fmt.Sprintf("%s, %d workers", Target(strings.TrimSuffix(string(t), "-2q")).Title(), t.Queues())
 	}
 	return string(t)
 }
@@ -231,6 +248,7 @@ func Matrix(quick bool) []Case {
 		}
 	}
 	cs = append(cs, Case{XVSNAT, Mixed, Small, MixedFlows, ""}, Case{XVSNATFast, Mixed, Small, MixedFlows, ""})
+	cs = append(cs, Case{XVSDR2Q, UDP, Small, ManyFlows, ""}, Case{XVSNAT2Q, UDP, Small, ManyFlows, ""})
 	return cs
 }
 
@@ -309,6 +327,13 @@ func ratioSpecs() []RatioSpec {
 		Num:  id(XVSNATFast, Mixed, Small, MixedFlows), Den: id(XVSNAT, Mixed, Small, MixedFlows),
 		Why: "half the frames open a connection (userspace), half are offloaded by then",
 	})
+	for _, t := range []Target{XVSDR2Q, XVSNAT2Q} {
+		specs = append(specs, RatioSpec{
+			Name: fmt.Sprintf("%s on 2 queues ÷ 1 worker (64 B, 10k flows)", t.Title()),
+			Num:  id(t, UDP, Small, ManyFlows), Den: id(Target(strings.TrimSuffix(string(t), "-2q")), UDP, Small, ManyFlows),
+			Why: "two workers, each on its own CPU with its own generator, against one worker beside one generator: on a 2-CPU machine the CPUs are already both busy with one, so this shows what sharing them costs, not scaling",
+		})
+	}
 	for _, t := range xvsModes {
 		specs = append(specs, RatioSpec{
 			Name: fmt.Sprintf("%s SYN ÷ established (64 B)", t.Title()),

@@ -204,7 +204,14 @@ func run(ctx context.Context) error {
 		}
 	}()
 
-	r := &runner{ctx: ctx, set: set, duration: dur, t: t, bin: bin, dir: dir, progress: os.Stderr}
+	r := &runner{ctx: ctx, set: set, duration: dur, t: t, logf: logf, bin: bin, dir: dir, progress: os.Stderr}
+	defer func() {
+		if r.multi != nil {
+			if cerr := r.multi.Close(); cerr != nil {
+				fmt.Fprintln(os.Stderr, "bench: teardown:", cerr)
+			}
+		}
+	}()
 	rep := &Report{Started: began.UTC(), Machine: machineInfo(root), Settings: set}
 	if busy, err := cpuBusy(time.Second); err == nil {
 		rep.Machine.BusyBeforePct = busy

@@ -113,6 +113,7 @@ type SinkResult struct {
 
 // DirectorStats is what xvsd reported when it stopped.
 type DirectorStats struct {
+	Workers     int               `json:"workers"`
 	RxFrames    uint64            `json:"rx_frames"`
 	TxFrames    uint64            `json:"tx_frames"`
 	Connections uint64            `json:"connections"`

@@ -57,6 +57,10 @@ type runner struct {
 	set      Settings
 	duration time.Duration
 	t        *topo.Bench
+	// multi is the two-queue topology of the two-worker cases, built
+	// when the first of them runs; main closes it.
+	multi    *topo.Bench
+	logf     io.Writer
 	bin      binaries
 	dir      string    // scratch: configurations
 	progress io.Writer // a line per run
@@ -76,6 +80,20 @@ type consumer struct {
 // runCase runs c Settings.Runs times.
 func (r *runner) runCase(c Case) CaseResult {
 	res := CaseResult{Case: c, ID: c.ID(), Group: c.Target.Group(), Title: c.Title(), Setup: r.setup(c)}
+	if q := c.Target.Queues(); q > 1 {
+		if r.multi == nil {
+			t, err := topo.NewBenchQueues(r.logf, q)
+			if err != nil {
+				res.Runs = append(res.Runs, Run{Error: fmt.Sprintf("%d-queue topology: %v", q, err)})
+				summarizeCase(&res)
+				return res
+			}
+			r.multi = t
+		}
+		one := r.t
+		r.t = r.multi
+		defer func() { r.t = one }()
+	}
 	for i := 0; i < r.set.Runs && r.ctx.Err() == nil; i++ {
 		busy := r.quiet()
 		run, err := r.once(c)
@@ -139,6 +157,12 @@ func (r *runner) setup(c Case) string {
 	case NFT:
 		return fmt.Sprintf("generator CPU %d; kernel forwarding (director veth, threaded NAPI) pinned to CPU %d; conntrack flushed", g, w)
 	}
+	if c.Target.FastPath() && c.Traffic == UDP {
+		return fmt.Sprintf("generator CPU %d; XDP steering and fast path in threaded NAPI pinned to CPU %d, with the xvsd worker", g, w)
+	}
+	if q := c.Target.Queues(); q > 1 {
+		return fmt.Sprintf("%d queues: a generator, the XDP steering of its queue (softirq) and an xvsd worker on each of CPUs %d and %d", q, g, w)
+	}
 	switch c.Tune {
 	case "cpus = []":
 		return fmt.Sprintf("generator and XDP steering (softirq) CPU %d; xvsd worker unpinned", g)
@@ -181,8 +205,14 @@ func (r *runner) once(c Case) (Run, error) {
 			run.Director = &DirectorStats{Connections: n}
 		}
 		return run, errors.Join(err, undo())
-	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast:
-		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0); err != nil {
+	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q:
+		// Established traffic on the fast path is forwarded by the
+		// steering program alone: it runs where the XDP ceilings' programs
+		// run (threaded NAPI on the worker's CPU, which it then hardly
+		// uses), not in the generator's softirq, where the generator's
+		// own share of CPU 0 would bound it.
+		xdpOnWorkerCPU := c.Target.FastPath() && c.Traffic == UDP
+		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, xdpOnWorkerCPU, r.set.WorkerCPU, r.set.Nice); err != nil {
 			return Run{}, err
 		}
 		connections := 0 // xvsd's default
@@ -196,6 +226,9 @@ func (r *runner) once(c Case) (Run, error) {
 		run, err := r.measure(c, sink)
 		stats, serr := stopDirector(d)
 		run.Director = stats
+		if q := c.Target.Queues(); serr == nil && stats.Workers != q {
+			serr = fmt.Errorf("xvsd ran %d workers, want %d (one per queue)", stats.Workers, q)
+		}
 		return run, errors.Join(err, serr)
 	}
 	return Run{}, fmt.Errorf("unknown target %q", c.Target)
@@ -271,10 +304,49 @@ func (r *runner) sendArgs(c Case, returns bool) []string {
 	return args
 }
 
-// send runs the generator to completion.
+// send runs the generator to completion: one, or for a target with
+// several queues one per queue, each on its own CPU (so on its own queue)
+// with its share of the flows, summed.
 func (r *runner) send(c Case, returns bool) (SendResult, error) {
 	var res SendResult
-	p, err := r.start(r.t.Gen, r.sendArgs(c, returns)...)
+	q := c.Target.Queues()
+	if q == 1 {
+		return r.sendOne(r.sendArgs(c, returns))
+	}
+	cpus := []int{r.set.GenCPU, r.set.WorkerCPU}
+	type out struct {
+		res SendResult
+		err error
+	}
+	done := make(chan out, q)
+	for i := range q {
+		share := c
+		share.Flows = c.Flows / q
+		args := r.sendArgs(share, returns)
+		args = setArg(args, "-cpu", strconv.Itoa(cpus[i%len(cpus)]))
+		args = setArg(args, "-sport", strconv.Itoa(1024+i*share.Flows))
+		go func() {
+			res, err := r.sendOne(args)
+			done <- out{res, err}
+		}()
+	}
+	var errs []error
+	for range q {
+		o := <-done
+		errs = append(errs, o.err)
+		res.Cmd, res.Engine = o.res.Cmd, o.res.Engine
+		res.Sent += o.res.Sent
+		res.Returned += o.res.Returned
+		res.OfferedPPS += o.res.OfferedPPS
+		res.ReturnedPPS += o.res.ReturnedPPS
+		res.DurationS = max(res.DurationS, o.res.DurationS)
+	}
+	return res, errors.Join(errs...)
+}
+
+func (r *runner) sendOne(args []string) (SendResult, error) {
+	var res SendResult
+	p, err := r.start(r.t.Gen, args...)
 	if err != nil {
 		return res, err
 	}
@@ -285,6 +357,17 @@ func (r *runner) send(c Case, returns bool) (SendResult, error) {
 		return res, fmt.Errorf("send: %w", err)
 	}
 	return res, nil
+}
+
+// setArg sets flag's value in args, or adds the flag.
+func setArg(args []string, flag, value string) []string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag {
+			args[i+1] = value
+			return args
+		}
+	}
+	return append(args, flag, value)
 }
 
 // wait waits for p to exit, at most timeout and no longer than the run.
@@ -451,6 +534,10 @@ func synTable(d time.Duration) int {
 func (r *runner) startDirector(target Target, connections int, tune string) (*topo.Proc, error) {
 	method := target.Method()
 	path := filepath.Join(r.dir, "xvs-"+method+".toml")
+	if target.Queues() > 1 {
+		// A worker on each CPU, beside the generator feeding its queue.
+		tune = strings.TrimPrefix(tune+fmt.Sprintf("; cpus = [%d, %d]", r.set.GenCPU, r.set.WorkerCPU), "; ")
+	}
 	tune = strings.ReplaceAll(tune, CPUGenerator, strconv.Itoa(r.set.GenCPU))
 	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, target.FastPath(), r.set.WorkerCPU, connections, tune)), 0o644); err != nil {
 		return nil, err
@@ -486,9 +573,9 @@ func parseDirectorStats(out string) (*DirectorStats, error) {
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
-		var workers, capacity int
+		var capacity int
 		if n, _ := fmt.Sscanf(line, "workers %d, connections %d (capacity %d), rx %d frames, tx %d frames",
-			&workers, &s.Connections, &capacity, &s.RxFrames, &s.TxFrames); n == 5 {
+			&s.Workers, &s.Connections, &capacity, &s.RxFrames, &s.TxFrames); n == 5 {
 			found = true
 			s.Drops = nil
 			continue

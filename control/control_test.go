@@ -228,3 +228,18 @@ func TestMetricsDescribe(t *testing.T) {
 		t.Errorf("%d metrics described, the collector holds %d", len(seen), fields)
 	}
 }
+
+// TestMetricLabels: a service's and a real server's labels are one thing
+// each, as node_exporter's IPVS metrics are.
+func TestMetricLabels(t *testing.T) {
+	web := api.ServiceID{Protocol: "tcp", VIP: netip.MustParseAddr("2001:db8::100"), Port: 443}
+	if got, want := realLabels(web, "2001:db8::11", 8443), []string{"2001:db8::100", "443", "tcp", "", "2001:db8::11", "8443"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("realLabels = %q, want %q", got, want)
+	}
+	if got, want := serviceLabels(api.ServiceID{Mark: 7}), []string{"", "", "", "7"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("a group's serviceLabels = %q, want %q", got, want)
+	}
+	if len(serviceLabels(web)) != len(serviceLabelNames) || len(realLabels(web, "x", 1)) != len(realLabelNames) {
+		t.Error("label values and names differ in number")
+	}
+}

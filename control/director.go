@@ -49,6 +49,9 @@ type Director struct {
 	publishMu  sync.Mutex
 	syncCtx    context.Context
 	syncEvents bool
+
+	// Reloads of the file, by result (xvs_reloads_total).
+	reloadsOK, reloadsFailed atomic.Uint64
 }
 
 // Options are the director's settings that are not in the configuration
@@ -205,6 +208,16 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 // that does not validate, or that changes what needs a restart (the
 // interfaces), changes nothing and the error says why.
 func (d *Director) Reload() error {
+	err := d.reload()
+	if err != nil {
+		d.reloadsFailed.Add(1)
+	} else {
+		d.reloadsOK.Add(1)
+	}
+	return err
+}
+
+func (d *Director) reload() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	cfg, err := config.Load(d.path)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
@@ -31,7 +32,8 @@ func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 	case api.OpRules:
 		return &api.Response{Text: ipvsadm.Rules(d.list(nil))}
 	case api.OpConns:
-		return &api.Response{Conns: d.conns(req.Filter)}
+		conns, total := d.conns(req.Filter)
+		return &api.Response{Conns: conns, ConnsTotal: total}
 	case api.OpStatus:
 		return &api.Response{Status: d.status()}
 	case api.OpGetTimeouts:
@@ -45,14 +47,13 @@ func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 		return errResponse(d.SaveConfig(req.Path))
 	case api.OpZero:
 		// Edit refuses a service that does not exist and changes nothing
-		// else; the counters are the data plane's, which zeroes them all.
+		// else; the counters are the data plane's.
 		d.mu.Lock()
-		_, err := ipvsadm.Edit(d.cfg, req)
-		d.mu.Unlock()
-		if err != nil {
+		defer d.mu.Unlock()
+		if _, err := ipvsadm.Edit(d.cfg, req); err != nil {
 			return errResponse(err)
 		}
-		d.eng.ZeroCounters()
+		d.zero(req.Service)
 		return &api.Response{}
 	case api.OpHealth:
 		return &api.Response{Health: d.healthState()}
@@ -65,6 +66,20 @@ func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 		return errResponse(d.changeSync(req))
 	}
 	return errResponse(d.change(req))
+}
+
+// zero zeroes the counters of svc, or of every service when svc is nil
+// (ipvsadm -Z). Called with d.mu held.
+func (d *Director) zero(svc *api.Service) {
+	if svc == nil {
+		d.eng.ZeroCounters()
+		return
+	}
+	for _, s := range d.eng.Table().Services() {
+		if serviceID(s) == ipvsadm.NormalID(svc.ServiceID) {
+			d.eng.ZeroServiceCounters(s)
+		}
+	}
 }
 
 func errResponse(err error) *api.Response {
@@ -85,6 +100,16 @@ func (d *Director) change(req *api.Request) error {
 	}
 	if err := d.eng.Apply(d.specs(next)); err != nil {
 		return fmt.Errorf("apply %s: %w", req.Op, err)
+	}
+	if req.Op == api.OpRestore {
+		// -Z lines of the rules zero what they name, in order, after
+		// the table they come with is running.
+		cmds, _ := ipvsadm.ParseRules(req.Text)
+		for _, c := range cmds {
+			if c.Request.Op == api.OpZero {
+				d.zero(c.Request.Service)
+			}
+		}
 	}
 	d.eng.Conntrack().SetTimeouts(timeouts(next.Timeouts))
 	d.cfg = next
@@ -127,9 +152,22 @@ func (d *Director) SaveConfig(path string) error {
 	if path == "" {
 		path = d.path
 	}
+	// The file may hold secrets (sync, failover and BGP keys written
+	// inline): readable by its owner only, also while it is written.
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	_ = os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
 		return fmt.Errorf("save configuration: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		_ = os.Remove(tmp)
+		return fmt.Errorf("save configuration %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("save configuration %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("save configuration: %w", err)
@@ -161,6 +199,7 @@ func (d *Director) list(filter *api.ServiceID) []api.ServiceState {
 	for _, s := range t.Services() {
 		running[serviceID(s)] = s
 	}
+	persist := d.eng.PersistConns()
 	var out []api.ServiceState
 	for _, st := range ipvsadm.Services(d.cfg) {
 		s := running[st.ServiceID]
@@ -171,7 +210,7 @@ func (d *Director) list(filter *api.ServiceID) []api.ServiceState {
 		for i := range st.Reals {
 			r := &st.Reals[i]
 			if dst := findDest(s.Dests, r.Addr, r.Port); dst != nil {
-				d.runtime(s, dst, r)
+				d.runtime(s, dst, r, persist)
 			}
 		}
 		for _, dst := range t.Draining() {
@@ -180,7 +219,7 @@ func (d *Director) list(filter *api.ServiceID) []api.ServiceState {
 			}
 			r := ipvsadm.RealState(dst.Addr, dst.Port, dst.Method, dst.Weight, dst.UpperThreshold, dst.LowerThreshold)
 			r.Draining = true
-			d.runtime(s, dst, &r)
+			d.runtime(s, dst, &r, persist)
 			st.Reals = append(st.Reals, r)
 		}
 		out = append(out, st)
@@ -188,8 +227,16 @@ func (d *Director) list(filter *api.ServiceID) []api.ServiceState {
 	return out
 }
 
-// runtime fills in what the data plane knows of real server r.
-func (d *Director) runtime(s *dataplane.Service, dst *dataplane.Dest, r *api.RealState) {
+// runtime fills in what the data plane knows of real server r: its weight
+// in effect (0 while its health checks fail, or while it drains), its
+// connections and persistence templates (persist, per real server ID), its
+// counters and health.
+func (d *Director) runtime(s *dataplane.Service, dst *dataplane.Dest, r *api.RealState, persist map[uint32]int64) {
+	r.Weight = dst.Weight
+	if dst.Draining {
+		r.Weight = 0
+	}
+	r.PersistConn = persist[dst.ID]
 	r.ActiveConn, r.InActConn = d.eng.DestConns(dst)
 	r.Stats, r.Rates = counters(d.eng.DestCounters(dst)), d.rates.dest(dst.ID)
 	if up, known := d.destHealthy(s, dst); known {
@@ -206,17 +253,27 @@ func findDest(ds []*dataplane.Dest, addr netip.Addr, port uint16) *dataplane.Des
 	return nil
 }
 
-// maxListedConns bounds what one ipvsadm -L -c returns.
-const maxListedConns = 100_000
-
-func (d *Director) conns(filter *api.ServiceID) []api.Conn {
+// conns lists the connection table, then the persistence templates, of
+// every service or of filter's, as ipvsadm -L -c does: at most
+// api.MaxListedConns entries, and how many there were.
+func (d *Director) conns(filter *api.ServiceID) ([]api.Conn, int) {
 	t := d.eng.Table()
 	var out []api.Conn
+	total := 0
+	keep := func(svc uint32) bool {
+		if filter == nil {
+			return true
+		}
+		s := t.ServiceByID(svc)
+		return s != nil && serviceID(s) == *filter
+	}
 	d.eng.Conntrack().Range(func(c *conntrack.Conn, expires time.Duration) bool {
-		if filter != nil {
-			if s := t.ServiceByID(c.Value.Service); s == nil || serviceID(s) != *filter {
-				return true
-			}
+		if !keep(c.Value.Service) {
+			return true
+		}
+		total++
+		if len(out) >= api.MaxListedConns {
+			return true // count the rest
 		}
 		conn := api.Conn{Protocol: xvs.Protocol(c.Orig.Proto).String(), Client: c.Orig.Src(), Virtual: c.Orig.Dst(), State: c.State.String(), ExpiresIn: expires}
 		if dst := t.Dest(c.Value.Dest); dst != nil {
@@ -227,9 +284,43 @@ func (d *Director) conns(filter *api.ServiceID) []api.Conn {
 			conn.Real = netip.AddrPortFrom(dst.Addr, port)
 		}
 		out = append(out, conn)
-		return len(out) < maxListedConns
+		return true
 	})
-	return out
+	d.eng.Templates(func(tp dataplane.Template) bool {
+		s := t.ServiceByID(tp.Service)
+		if s == nil || !keep(tp.Service) {
+			return true
+		}
+		total++
+		if len(out) < api.MaxListedConns {
+			out = append(out, templateConn(s, t.Dest(tp.Dest), tp))
+		}
+		return true
+	})
+	return out, total
+}
+
+// templateConn lists a persistence template as IPVS does: the service's
+// protocol, the client under the netmask with port 0, the service's VIP
+// and port (a group's mark as an address, port 0, protocol IP), the real
+// server's address and port, state NONE.
+func templateConn(s *dataplane.Service, dst *dataplane.Dest, tp dataplane.Template) api.Conn {
+	c := api.Conn{Protocol: xvs.Protocol(s.Proto).String(), Client: netip.AddrPortFrom(tp.Client, 0),
+		Virtual: netip.AddrPortFrom(s.VIP, s.Port), State: "NONE", ExpiresIn: tp.Expires, Template: true}
+	if s.Mark != 0 {
+		c.Protocol = "ip"
+		var a [16]byte
+		binary.BigEndian.PutUint32(a[12:], s.Mark)
+		mark := netip.AddrFrom16(a)
+		if tp.Client.Is4() {
+			mark = netip.AddrFrom4([4]byte(a[12:]))
+		}
+		c.Virtual = netip.AddrPortFrom(mark, 0)
+	}
+	if dst != nil {
+		c.Real = netip.AddrPortFrom(dst.Addr, dst.Port)
+	}
+	return c
 }
 
 func (d *Director) status() *api.Status {

@@ -26,6 +26,16 @@ type healthState struct {
 	mu      sync.Mutex
 	down    map[string]bool
 	targets map[string]healthTarget
+	// moves counts transitions per target for xvs_health_transitions_total,
+	// kept when a target goes, as counters are.
+	moves map[string]*healthMoves
+}
+
+// healthMoves counts one real server's health transitions.
+type healthMoves struct {
+	svc      api.ServiceID
+	real     netip.AddrPort
+	up, down uint64
 }
 
 type healthTarget struct {
@@ -38,7 +48,7 @@ type healthTarget struct {
 }
 
 func newHealthState(d *Director) *healthState {
-	h := &healthState{d: d, down: map[string]bool{}, targets: map[string]healthTarget{}}
+	h := &healthState{d: d, down: map[string]bool{}, targets: map[string]healthTarget{}, moves: map[string]*healthMoves{}}
 	h.mon = health.NewMonitor(d.log, h.changed)
 	return h
 }
@@ -58,6 +68,7 @@ func (h *healthState) changed(ev health.Event) {
 		return // removed by a reload meanwhile
 	}
 	h.down[ev.Key] = !ev.Up
+	h.count(ev.Key, t, ev.Up)
 	h.mu.Unlock()
 
 	d := h.d
@@ -72,6 +83,33 @@ func (h *healthState) changed(ev health.Event) {
 		n := d.eng.FlushDest(d.findDest(t.svc, t.real))
 		d.log.Info("connections of a failed real server dropped", zap.String("real", ev.Key), zap.Int("connections", n))
 	}
+}
+
+// count records a transition of target t (key) to up or down. Called with
+// h.mu held.
+func (h *healthState) count(key string, t healthTarget, up bool) {
+	m := h.moves[key]
+	if m == nil {
+		m = &healthMoves{svc: t.svc, real: t.real}
+		h.moves[key] = m
+	}
+	if up {
+		m.up++
+	} else {
+		m.down++
+	}
+}
+
+// transitions returns the transitions counted for the real servers checked
+// now.
+func (h *healthState) transitions() []healthMoves {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]healthMoves, 0, len(h.moves))
+	for _, m := range h.moves {
+		out = append(out, *m)
+	}
+	return out
 }
 
 // findDest finds a real server's ID in the running table; -1 if none.

@@ -524,6 +524,22 @@ func (e *Engine) ZeroCounters() {
 	}
 }
 
+// ZeroServiceCounters resets the counters of service s's real servers,
+// those draining from it too (ipvsadm -Z -t ...), as ZeroCounters does for
+// every service.
+func (e *Engine) ZeroServiceCounters(s *Service) {
+	e.zeroMu.Lock()
+	defer e.zeroMu.Unlock()
+	for _, d := range s.Dests {
+		e.zeroBase[d.ID] = e.rawDestCounters(d.ID)
+	}
+	for _, d := range e.Table().Draining() {
+		if d.Service == s.ID {
+			e.zeroBase[d.ID] = e.rawDestCounters(d.ID)
+		}
+	}
+}
+
 // ServiceCounters sums the counters of a service's real servers.
 func (e *Engine) ServiceCounters(s *Service) Counters {
 	var c Counters

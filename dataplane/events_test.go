@@ -68,3 +68,28 @@ func TestSyncEventsAndImport(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroServiceCounters: -Z -t zeroes the one service's real servers and
+// leaves the others' counters alone.
+func TestZeroServiceCounters(t *testing.T) {
+	r := newRig(t, MethodDR, 80)
+	e := engineFor(r)
+	e.zeroBase = make([]Counters, 64)
+	r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, 40000, 80, protoTCP, packet.FlagSYN, nil), 0, 1)
+	r.fwd.forwardFrame(r.table, frame(t, clientMAC, portMAC0, cip, vip, 40001, 53, protoUDP, 0, nil), 0, 1)
+	var web, dns *Service
+	for _, s := range r.table.Services() {
+		if s.Port == 80 {
+			web = s
+		} else {
+			dns = s
+		}
+	}
+	if e.ServiceCounters(web).InPkts != 1 || e.ServiceCounters(dns).InPkts != 1 {
+		t.Fatalf("before: web %+v, dns %+v", e.ServiceCounters(web), e.ServiceCounters(dns))
+	}
+	e.ZeroServiceCounters(dns)
+	if w, d := e.ServiceCounters(web), e.ServiceCounters(dns); w.InPkts != 1 || w.Conns != 1 || d != (Counters{}) {
+		t.Errorf("after -Z of dns: web %+v, dns %+v", w, d)
+	}
+}

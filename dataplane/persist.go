@@ -1,8 +1,50 @@
 package dataplane
 
 import (
+	"encoding/binary"
+	"net/netip"
 	"sync/atomic"
+	"time"
 )
+
+// Template is a live persistence template (ipvsadm -L -c lists them among
+// the connections): a client, under its service's netmask, keeps Dest
+// until Expires from now.
+type Template struct {
+	Service uint32 // the service's ID
+	Dest    uint32 // the real server's ID
+	Client  netip.Addr
+	Expires time.Duration
+}
+
+// Templates calls fn for every live persistence template, in no order,
+// until fn returns false. It walks the whole template table. A template
+// whose real server is no longer its service's (a template outlives the
+// service it was made for) is left out.
+func (e *Engine) Templates(fn func(Template) bool) {
+	now := e.now()
+	t := e.Table()
+	e.persist.rangeLive(now, func(svc, dest uint32, hi, lo uint64, deadline int64) bool {
+		if d := t.dest(dest); d == nil || d.Service != svc {
+			return true
+		}
+		var a [16]byte
+		binary.BigEndian.PutUint64(a[:8], hi)
+		binary.BigEndian.PutUint64(a[8:], lo)
+		return fn(Template{Service: svc, Dest: dest, Client: netip.AddrFrom16(a).Unmap(), Expires: time.Duration(deadline - now)})
+	})
+}
+
+// PersistConns counts the live persistence templates per real server ID
+// (ipvsadm's PersistConn). It walks the whole template table.
+func (e *Engine) PersistConns() map[uint32]int64 {
+	out := map[uint32]int64{}
+	e.Templates(func(tp Template) bool {
+		out[tp.Dest]++
+		return true
+	})
+	return out
+}
 
 // persistTable holds IPVS's persistent templates: (service, client address
 // under the service's netmask) -> real server, until a deadline. It is a
@@ -133,4 +175,26 @@ func (p *persistTable) count(now int64) int {
 		}
 	}
 	return n
+}
+
+// rangeLive calls fn for every live template, with its fields read under
+// the slot's sequence counter; fn returns false to stop.
+func (p *persistTable) rangeLive(now int64, fn func(svc, dest uint32, hi, lo uint64, deadline int64) bool) {
+	for i := range p.slots {
+		s := &p.slots[i]
+		for tries := 0; tries < 4; tries++ {
+			seq := s.seq.Load()
+			if seq&1 != 0 {
+				continue
+			}
+			a, b, sd, dl := s.addrHi.Load(), s.addrLo.Load(), s.svcDest.Load(), s.deadline.Load()
+			if s.seq.Load() != seq {
+				continue
+			}
+			if sd != 0 && dl > now && !fn(uint32(sd>>32)-1, uint32(sd), a, b, dl) {
+				return
+			}
+			break
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
 )
 
@@ -104,5 +105,62 @@ func TestForwardPersistence(t *testing.T) {
 	}
 	if len(seen) != 2 {
 		t.Errorf("after templates expire a client reached %d servers, want rr over 2", len(seen))
+	}
+}
+
+// TestTemplates: the live templates are listed with the client's address
+// under the service's netmask, their real server and time left, and
+// counted per real server; expired ones, and ones whose real server is not
+// their service's, are not.
+func TestTemplates(t *testing.T) {
+	ct, err := conntrack.New(conntrack.Config{Capacity: 1024, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6vip, v6rip := netip.MustParseAddr("2001:db8::100"), netip.MustParseAddr("2001:db8::11")
+	_, tbl, err := newRegistry(64).build([]ServiceSpec{
+		{VIP: vip, Port: 443, Proto: protoTCP, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 24,
+			Reals: []RealSpec{{Addr: rip1, Port: 443, Weight: 1}, {Addr: rip2, Port: 443, Weight: 1}}},
+		{VIP: v6vip, Port: 443, Proto: protoTCP, Scheduler: "rr", Persistence: time.Minute, PersistPrefix: 64,
+			Reals: []RealSpec{{Addr: v6rip, Port: 443, Weight: 1}}},
+	}, nil, func(uint32) int64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{ct: ct, persist: newPersistTable(64)}
+	e.table.Store(tbl)
+	s4, s6 := tbl.Services()[0], tbl.Services()[1]
+	d1, d6 := s4.Dests[0].ID, s6.Dests[0].ID
+	now := e.now()
+	store := func(s *Service, client string, v4 bool, dest uint32, ttl time.Duration) {
+		hi, lo := persistKey(netip.MustParseAddr(client).As16(), v4, s.persistPrefix)
+		e.persist.store(s.ID, hi, lo, dest, now+int64(ttl), now)
+	}
+	store(s4, "203.0.113.77", true, d1, 300*time.Second)
+	store(s6, "2001:db8::1:2:3", false, d6, time.Minute)
+	store(s4, "203.0.114.1", true, d1, 100*time.Second)
+	store(s4, "203.0.115.1", true, d6, 100*time.Second) // not s4's real server
+	store(s4, "203.0.116.1", true, d1, -time.Second)    // expired
+	got := map[netip.Addr]Template{}
+	e.Templates(func(tp Template) bool {
+		got[tp.Client] = tp
+		return true
+	})
+	want := map[netip.Addr]Template{
+		netip.MustParseAddr("203.0.113.0"): {Service: s4.ID, Dest: d1},
+		netip.MustParseAddr("2001:db8::"):  {Service: s6.ID, Dest: d6},
+		netip.MustParseAddr("203.0.114.0"): {Service: s4.ID, Dest: d1},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("templates %+v, want %+v", got, want)
+	}
+	for a, w := range want {
+		g := got[a]
+		if g.Service != w.Service || g.Dest != w.Dest || g.Expires <= 0 || g.Expires > 300*time.Second {
+			t.Errorf("template of %s: %+v, want %+v", a, g, w)
+		}
+	}
+	if n := e.PersistConns(); n[d1] != 2 || n[d6] != 1 || len(n) != 2 {
+		t.Errorf("PersistConns = %v, want %d:2 %d:1", n, d1, d6)
 	}
 }

@@ -208,8 +208,17 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 		delete(n.destIDs, dk)
 		n.freeDest = append(n.freeDest, did)
 	}
+	// A removed service's ID stays taken while real servers drain from it,
+	// so that no other service takes it over with their connections (and
+	// the same service added back finds them).
+	drainingFrom := map[uint32]bool{}
+	for _, d := range t.dests {
+		if d != nil && d.Draining {
+			drainingFrom[d.Service] = true
+		}
+	}
 	for sk, id := range n.serviceIDs {
-		if t.byKey[sk] == nil {
+		if t.byKey[sk] == nil && !drainingFrom[id] {
 			delete(n.serviceIDs, sk)
 			n.freeSvc = append(n.freeSvc, id)
 		}

@@ -118,3 +118,49 @@ func TestFullNATPool(t *testing.T) {
 		t.Errorf("local ports %d-%d, want 20000-20003", svc.lportMin, svc.lportMax)
 	}
 }
+
+// TestRegistryServiceIDWhileDraining: a removed service's ID is not given
+// to another service while real servers still drain from it (their
+// connections would be listed, and counted, as the other's); once they
+// are idle it is.
+func TestRegistryServiceIDWhileDraining(t *testing.T) {
+	conns := map[uint32]int64{}
+	count := func(id uint32) int64 { return conns[id] }
+	svc := func(port uint16, real string) []ServiceSpec {
+		return []ServiceSpec{{VIP: vip, Port: port, Proto: protoUDP, Scheduler: "rr",
+			Reals: []RealSpec{{Addr: netip.MustParseAddr(real), Port: port, Weight: 1}}}}
+	}
+	reg, t1, err := newRegistry(8).build(svc(53, "198.19.0.11"), nil, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t1.ordered[0]
+	conns[old.Dests[0].ID] = 1
+	// ipvsadm -C, then -A of another service.
+	reg, t2, err := reg.build(nil, t1, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, t2, err = reg.build(svc(80, "198.19.0.12"), t2, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := t2.ordered[0].ID; got == old.ID {
+		t.Fatalf("a new service took the ID %d of a removed one whose real server still drains", got)
+	}
+	if d := t2.Draining(); len(d) != 1 || d[0].Service != old.ID {
+		t.Fatalf("draining %+v", d)
+	}
+	conns[old.Dests[0].ID] = 0
+	reg, _, err = reg.build(svc(80, "198.19.0.12"), t2, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, t4, err := reg.build(append(svc(80, "198.19.0.12"), svc(81, "198.19.0.13")...), t2, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := t4.ordered[1].ID; got != old.ID {
+		t.Errorf("once drained, the ID %d should be free again; a new service got %d", old.ID, got)
+	}
+}

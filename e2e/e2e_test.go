@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/internal/topo"
 )
 
@@ -251,16 +253,26 @@ func TestDR(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := regexp.MustCompile(`(?m)^xvs_real_connections_total\{real="198\.18\.0\.11:80",service="TCP 198\.18\.0\.100:80"\} (\d+)$`).FindStringSubmatch(out)
+		// Labels one thing each, as node_exporter's node_ipvs_backend_*.
+		m := regexp.MustCompile(`(?m)^xvs_real_connections_total\{mark="",port="80",protocol="tcp",real="198\.18\.0\.11",real_port="80",vip="198\.18\.0\.100"\} (\d+)$`).FindStringSubmatch(out)
 		if m == nil {
 			t.Fatalf("no connection counter for rs1 in the metrics:\n%s", out)
 		}
 		if n, _ := strconv.Atoi(m[1]); n < 100 {
 			t.Errorf("metrics count %d connections for rs1, want > 100", n)
 		}
-		for _, want := range []string{"xvs_worker_rx_frames_total{worker=\"0\"}", "xvs_conntrack_entries ", "xvs_real_weight{", "xvs_real_active_connections{"} {
+		svc := `{mark="",port="80",protocol="tcp",vip="198.18.0.100"}`
+		rs1 := `{mark="",port="80",protocol="tcp",real="198.18.0.11",real_port="80",vip="198.18.0.100"}`
+		for _, want := range []string{"xvs_worker_rx_frames_total{worker=\"0\"}", "xvs_conntrack_entries ", "xvs_real_weight{", "xvs_real_active_connections{",
+			"xvs_service_connections_total" + svc, `xvs_service_packets_total{direction="in",mark=""`, `xvs_service_bytes_total{direction="out",mark=""`,
+			`xvs_real_packets_total{direction="in",mark=""`, "xvs_real_persistent_connections" + rs1,
+			"xvs_service_connections_per_second" + svc, "xvs_build_info{goversion=", `xvs_reloads_total{result="ok"}`, `xvs_reloads_total{result="failed"}`,
+			// the health checks above took rs1 down and up again
+			`xvs_health_transitions_total{mark="",port="80",protocol="tcp",real="198.18.0.11",real_port="80",to="down",vip="198.18.0.100"} 1`,
+			`xvs_health_transitions_total{mark="",port="80",protocol="tcp",real="198.18.0.11",real_port="80",to="up",vip="198.18.0.100"} 1`,
+			"process_resident_memory_bytes ", "go_goroutines "} {
 			if !strings.Contains(out, want) {
-				t.Errorf("metrics lack %s", want)
+				t.Errorf("metrics lack %s; they have:\n%s", want, strings.Join(regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(want[:strings.IndexAny(want, "{ ")])+`.*$`).FindAllString(out, -1), "\n"))
 			}
 		}
 		// Loopback only by default: not reachable on the director's address.
@@ -726,6 +738,26 @@ func testHealth(t *testing.T, lvs *topo.LVS, dir *topo.Proc, path string) {
 	}
 	if s := split(); s["rs2"] != 20 {
 		t.Errorf("with rs1 down the split is %v, want all 20 on rs2", s)
+	}
+	// Listed with the weight in effect, 0, as IPVS lists a server that
+	// keepalived's inhibit_on_failure took out; --json keeps the
+	// configured one too.
+	vip := topo.VIP.String() + ":80"
+	if list, err := lvs.Xvsadm(bin, "", "-L", "-n", "-t", vip); err != nil || !regexp.MustCompile(`(?m)^  -> 198\.18\.0\.11:80 +Route +0 `).MatchString(list) {
+		t.Errorf("-L -n with rs1 down: %v\n%s", err, list)
+	}
+	js, err := lvs.Xvsadm(bin, "", "-L", "-n", "-t", vip, "--json")
+	var resp api.Response
+	if err == nil {
+		err = json.Unmarshal([]byte(js), &resp)
+	}
+	if err != nil || len(resp.Services) != 1 {
+		t.Fatalf("-L --json: %v\n%s", err, js)
+	}
+	for _, r := range resp.Services[0].Reals {
+		if down := r.Addr.String() == "198.18.0.11"; (down && r.Weight != 0) || r.ConfiguredWeight != 1 || (!down && r.Weight != 1) {
+			t.Errorf("--json with rs1 down: %s weight %d, configured %d", r.Addr, r.Weight, r.ConfiguredWeight)
+		}
 	}
 
 	// rs1 comes back: after rise good checks it takes connections again.

@@ -34,6 +34,9 @@ key = "the pair's shared secret"
   [[failover.address]]
   address = "198.19.0.1/24"
   interface = "{{IF1}}"
+  [[failover.address]]
+  address = "%s/128"
+  interface = "{{IF0}}"
 
 [[service]]
 vip = "198.18.0.100"
@@ -48,14 +51,15 @@ scheduler = "wlc"
   address = "198.19.0.12"
   port = 8080
   method = "nat"
-`, me, peer, i+1, me, peer, 200-100*i)
+`, me, peer, i+1, me, peer, 200-100*i, topo.VIP6)
 }
 
 // TestFailover runs two directors as active and standby (no router): the
-// active one holds the VIP and the real servers' gateway; connections are
-// synced to the standby. The active director's host fails (xvsd killed, its
-// links down): the standby takes the addresses over with gratuitous ARP,
-// and established NAT connections carry on through it.
+// active one holds the VIP (and an IPv6 one) and the real servers' gateway;
+// connections are synced to the standby. The active director's host fails
+// (xvsd killed, its links down): the standby takes the addresses over with
+// gratuitous ARP and, for the IPv6 address, unsolicited Neighbour
+// Advertisements, and established NAT connections carry on through it.
 func TestFailover(t *testing.T) {
 	p, err := topo.NewPair(nil)
 	if err != nil {
@@ -71,6 +75,36 @@ func TestFailover(t *testing.T) {
 	}
 	if err := p.StartRealServers(bin, 8080, 5353); err != nil {
 		t.Fatal(err)
+	}
+	// IPv6 on the client network: the client and each director's client
+	// side get an address of its /64, so that the floating IPv6 address
+	// (a /128) is on link for both.
+	v6 := []struct{ ns, ifname, addr string }{
+		{p.Client, p.Name("c0"), topo.ClientIP6.String() + "/64"},
+		{p.Directors[0], p.Ifs[0][0], "fd00:18::2/64"},
+		{p.Directors[1], p.Ifs[1][0], "fd00:18::3/64"},
+	}
+	for _, a := range v6 {
+		if err := p.In(a.ns, "ip", "-6", "addr", "add", a.addr, "dev", a.ifname, "nodad"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var macs [2]string
+	for i := range macs {
+		out, err := p.Output(p.Directors[i], "cat", "/sys/class/net/"+p.Ifs[i][0]+"/address")
+		if err != nil {
+			t.Fatal(err)
+		}
+		macs[i] = strings.TrimSpace(out)
+	}
+	// clientSees is the MAC the client's neighbour cache has for the
+	// floating IPv6 address.
+	clientSees := func() string {
+		out, _ := p.Output(p.Client, "ip", "-6", "neigh", "show", topo.VIP6.String(), "dev", p.Name("c0"))
+		if f := strings.Fields(out); len(f) >= 3 && f[1] == "lladdr" {
+			return f[2]
+		}
+		return out
 	}
 	tmp := t.TempDir()
 	var dirs [2]*topo.Proc
@@ -106,6 +140,13 @@ func TestFailover(t *testing.T) {
 	if err := p.WaitService(bin, vip, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	// The client reaches the IPv6 address at the active director.
+	if err := p.In(p.Client, "ping", "-6", "-c", "1", "-W", "2", topo.VIP6.String()); err != nil {
+		t.Fatal(err)
+	}
+	if got := clientSees(); got != macs[0] {
+		t.Fatalf("the client's neighbour entry for %s: %q, want the active director's %s", topo.VIP6, got, macs[0])
+	}
 	const held = 40
 	var took time.Duration
 	r := holdWhile(t, p.LVS, held, 8*time.Second, func() {
@@ -127,6 +168,16 @@ func TestFailover(t *testing.T) {
 	t.Logf("standby took over after %v; held connections: %d intact, %d failed, %d moved", took.Round(10*time.Millisecond), r.OK, r.Failed, r.Moved)
 	if r.OK != held || r.Failed != 0 || r.Moved != 0 {
 		t.Errorf("established NAT connections across the takeover: %+v", r)
+	}
+	// Without the client sending anything to it, its neighbour entry for
+	// the IPv6 address moved to the standby's MAC: the standby advertised
+	// it (unsolicited NA, Override).
+	deadline = time.Now().Add(3 * time.Second)
+	for clientSees() != macs[1] && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := clientSees(); got != macs[1] {
+		t.Errorf("after the takeover the client's neighbour entry for %s is %q, want the standby's %s", topo.VIP6, got, macs[1])
 	}
 	if r, err := p.RunClient(bin, "-mode", "http", "-addr", vip, "-n", "20"); err != nil || r.OK != 20 {
 		t.Errorf("new connections after the takeover: %+v %v", r, err)

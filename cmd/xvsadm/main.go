@@ -8,6 +8,7 @@
 //	xvsadm -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
 //	xvsadm -L -n [--stats|--rate|--thresholds|-c|--timeout] [--json]
 //	xvsadm -S -n > rules; xvsadm -R < rules
+//	xvsadm --start-daemon master|backup [--syncid SID]; xvsadm -L --daemon
 //	xvsadm status | health | reload | save-config FILE
 //	xvsadm realserver dr|tun|nat --vip VIP ... (on a real server; see -h)
 //	xvsadm import-keepalived [-o FILE] keepalived.conf (see -h)
@@ -15,8 +16,11 @@
 // The socket is --socket's, else $XVS_SOCKET's, else /run/xvs/xvsd.sock.
 // (ipvsadm's -S is --save, so the socket has only a long option.)
 //
-// Exit status, as ipvsadm's: 0 on success, 1 when xvsd refused the command,
-// 2 for a command line that is not valid or when xvsd cannot be reached.
+// Messages and exit status are ipvsadm's: 0 on success; 255 when xvsd
+// refused the change, with libipvs's message alone ("No such service"), and
+// for a command line whose first option is not a command (after ipvsadm's
+// "Try `ipvsadm -h'" line); 2 for any other command line that is not valid,
+// with ipvsadm's message alone, and when xvsd cannot be reached.
 package main
 
 import (
@@ -44,16 +48,28 @@ func main() {
 	os.Exit(code)
 }
 
-// Exit statuses.
+// Exit statuses, ipvsadm's.
 const (
-	exitOK     = 0
-	exitFailed = 1 // xvsd refused
-	exitUsage  = 2 // bad command line, or no xvsd
+	exitOK      = 0
+	exitRefused = 255 // xvsd refused (ipvsadm returns libipvs's -1)
+	exitUsage   = 2   // bad command line, or no xvsd (ipvsadm's fail(2, ...))
+	exitFailed  = 1   // a command of xvsadm's own (realserver, import-keepalived, manpage, completion) failed
 )
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// fail prints an error of xvsadm's own; ipvsadm's messages (usage,
+	// refusals) are printed as ipvsadm prints them, alone.
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "xvsadm: "+format+"\n", a...)
+		return code
+	}
+	plain := func(code int, err error) int {
+		var e *ipvsadm.Error
+		if errors.As(err, &e) && e.TryHelp {
+			fmt.Fprintf(stderr, "%v\nTry `xvsadm -h' or 'xvsadm --help' for more information.\n", err)
+			return exitRefused
+		}
+		fmt.Fprintln(stderr, err)
 		return code
 	}
 	if len(args) > 0 {
@@ -67,11 +83,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, err := ipvsadm.Parse(args)
 	if err != nil {
-		return fail(exitUsage, "%v", err)
+		return plain(exitUsage, err)
 	}
 	if cmd.Local() {
 		if err := cmd.Print(stdout, &api.Response{}); err != nil {
-			return fail(exitFailed, "%v", err)
+			return fail(exitRefused, "%v", err)
 		}
 		return exitOK
 	}
@@ -85,7 +101,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		// Refuse a bad file here, with its line, before xvsd sees any of
 		// it; xvsd applies all of the rules or none.
 		if _, err := ipvsadm.ParseRules(text); err != nil {
-			return fail(exitUsage, "restore: %v", err)
+			return plain(exitUsage, err)
 		}
 		cmd.Request.Text = text
 	case api.OpSaveConfig:
@@ -101,12 +117,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var remote *api.RemoteError
 	switch {
 	case errors.As(err, &remote):
-		return fail(exitFailed, "%s", remote.Msg)
+		fmt.Fprintln(stderr, remote.Msg)
+		return exitRefused
 	case err != nil:
 		return fail(exitUsage, "%v", err)
 	}
 	if err := cmd.Print(stdout, resp); err != nil {
-		return fail(exitFailed, "%v", err)
+		return fail(exitRefused, "%v", err)
+	}
+	if cmd.Layout == ipvsadm.LayoutConns && resp.ConnsTotal > len(resp.Conns) {
+		fmt.Fprintf(stderr, "xvsadm: listing cut: %d of %d connection entries shown (xvsd sends at most %d; name a service to narrow it)\n",
+			len(resp.Conns), resp.ConnsTotal, api.MaxListedConns)
 	}
 	return exitOK
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/control/ipvsadm"
+	"github.com/xvs-lb/xvs/internal/version"
 )
 
 // With runMainEnv set, the test binary is xvsadm: the tests run it as a
@@ -47,8 +48,7 @@ type fakeXVSD struct {
 	saved string
 }
 
-// fakeConfig is what the fake starts with: a group, which xvsadm cannot
-// add (groups are written in the file).
+// fakeConfig is what the fake starts with: a group from the file.
 const fakeConfig = `[director]
 interfaces = ["xvs0"]
 
@@ -91,6 +91,14 @@ func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
 			return fail(ipvsadm.ErrNoService)
 		}
 		return &api.Response{Services: out, Capacity: 4096}
+	case api.OpConns:
+		// A table larger than one answer carries: cut, and said so.
+		return &api.Response{ConnsTotal: 150_000, Conns: []api.Conn{
+			{Protocol: "tcp", Client: netip.MustParseAddrPort("203.0.113.5:40000"), Virtual: netip.MustParseAddrPort("198.18.0.100:80"),
+				Real: netip.MustParseAddrPort("198.18.0.11:80"), State: "ESTABLISHED", ExpiresIn: time.Minute},
+			{Protocol: "tcp", Client: netip.MustParseAddrPort("203.0.113.0:0"), Virtual: netip.MustParseAddrPort("198.18.0.100:80"),
+				Real: netip.MustParseAddrPort("198.18.0.11:80"), State: "NONE", ExpiresIn: time.Minute, Template: true},
+		}}
 	case api.OpGetTimeouts:
 		t := f.cfg.Timeouts
 		return &api.Response{Timeouts: &api.Timeouts{TCP: t.TCP, TCPFin: t.TCPFin, UDP: t.UDP}}
@@ -225,7 +233,7 @@ func TestEndToEnd(t *testing.T) {
 	rules := "-A -t 198.18.0.100:80 -s rr\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.12:80 -g -w 1\n" +
-		"-A -f 1 -s sh -p 300 -b sh-port\n" +
+		"-A -f 1 -s sh -p 300 -b sh-port --name web --match tcp:198.18.0.200:1000-2000\n" +
 		"-a -f 1 -r 198.18.0.21:8080 -m -w 1 -x 100\n"
 	if got := ok(t, socket, "", "-S", "-n"); got != rules {
 		t.Errorf("-S -n:\n%s\nwant\n%s", got, rules)
@@ -240,35 +248,25 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("--json: %+v", resp)
 	}
 
-	// -C, then -R from standard input in one request. -C took the group
-	// too, and rules cannot bring a group back: the whole restore is
-	// refused, naming the line.
+	// -C, then -R from standard input in one request: -C takes the group
+	// too, as ipvsadm -C takes fwmark services, and -R brings it back.
 	ok(t, socket, "", "-C")
 	if got := ok(t, socket, "", "-S"); got != "" {
 		t.Errorf("-S after -C: %q", got)
 	}
 	fake.takeOps()
-	_, errOut, code := xvsadm(t, socket, "# from -S\n"+rules, "-R")
-	if code != 1 || errOut != "xvsadm: line 5: groups (fwmark services) are defined in the configuration file\n" {
-		t.Errorf("-R of a group: exit %d, %q", code, errOut)
-	}
-	if got := ok(t, socket, "", "-S"); got != "" {
-		t.Errorf("a refused restore changed the table:\n%s", got)
-	}
-	tcpRules := rules[:strings.Index(rules, "-A -f")]
-	fake.takeOps()
-	ok(t, socket, "# from -S\n"+tcpRules, "-R")
+	ok(t, socket, "# from -S\n"+rules, "-R")
 	if ops := fake.takeOps(); len(ops) != 1 || ops[0] != api.OpRestore {
 		t.Errorf("-R sent %v, want one restore", ops)
 	}
-	if got := ok(t, socket, "", "--save"); got != tcpRules {
-		t.Errorf("-S after -R:\n%s\nwant\n%s", got, tcpRules)
+	if got := ok(t, socket, "", "--save"); got != rules {
+		t.Errorf("-S after -R:\n%s\nwant\n%s", got, rules)
 	}
-
+	tcpRules := rules
 	// A bad rules file is refused before xvsd sees it.
 	fake.takeOps()
-	_, errOut, code = xvsadm(t, socket, "-A -t 198.18.0.101:80\n-a -t 198.18.0.101:80 -r db1\n", "-R")
-	if code != 2 || errOut != "xvsadm: restore: line 2: illegal real server address[:port] specified: `db1' is not a numeric address (xvsadm resolves no host names)\n" {
+	_, errOut, code := xvsadm(t, socket, "-A -t 198.18.0.101:80\n-a -t 198.18.0.101:80 -r db1\n", "-R")
+	if code != 2 || errOut != "line 2: illegal real server address[:port] specified: `db1' is not a numeric address (xvsadm resolves no host names)\n" {
 		t.Errorf("-R with a bad line: exit %d, %q", code, errOut)
 	}
 	if ops := fake.takeOps(); len(ops) != 0 {
@@ -276,7 +274,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// One that xvsd refuses changes nothing.
 	_, errOut, code = xvsadm(t, socket, "-A -t 198.18.0.101:80\n-A -t 198.18.0.100:80\n", "-R")
-	if code != 1 || errOut != "xvsadm: line 2: Service already exists\n" {
+	if code != 255 || errOut != "line 2: Service already exists\n" {
 		t.Errorf("-R refused by xvsd: exit %d, %q", code, errOut)
 	}
 	if got := ok(t, socket, "", "-S"); got != tcpRules {
@@ -289,17 +287,35 @@ func TestEndToEnd(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, 1, "xvsadm: Destination already exists\n"},
-		{[]string{"-D", "-t", "198.18.0.200:80"}, 1, "xvsadm: No such service\n"},
-		{[]string{"-A", "-t", "host:80"}, 2, "xvsadm: illegal virtual server address[:port] specified: `host' is not a numeric address (xvsadm resolves no host names)\n"},
-		{[]string{"-A"}, 2, "xvsadm: You need to supply the 'service-address' option for the 'add-service' command\n"},
-		{[]string{"--bogus"}, 2, "xvsadm: invalid option `--bogus'\n"},
+		// As ipvsadm: libipvs's words alone and 255 for a refused
+		// change, ipvsadm's words alone and 2 for a bad command line.
+		{[]string{"-a", "-t", "198.18.0.100:80", "-r", "198.18.0.11"}, 255, "Destination already exists\n"},
+		{[]string{"-A", "-t", "198.18.0.100:80"}, 255, "Service already exists\n"},
+		{[]string{"-D", "-t", "198.18.0.200:80"}, 255, "No such service\n"},
+		{[]string{"-Z", "-t", "198.18.0.200:80"}, 255, "No such service\n"},
+		{[]string{"-e", "-t", "198.18.0.100:80", "-r", "198.18.0.99"}, 255, "No such destination\n"},
+		{[]string{"-a", "-t", "198.18.0.201:80", "-r", "198.18.0.99"}, 255, "Service not defined\n"},
+		{[]string{"-A", "-t", "host:80"}, 2, "illegal virtual server address[:port] specified: `host' is not a numeric address (xvsadm resolves no host names)\n"},
+		{[]string{"-A"}, 2, "You need to supply the 'service-address' option for the 'add-service' command\n"},
+		{[]string{"--bogus"}, 2, "invalid option `--bogus'\n"},
+		{[]string{"-A", "-6", "-f", "1"}, 2, "-6 used before -f\n"},
+		{[]string{"-n", "-L"}, 255, "the command (-A, -a, -L, ...) must come first, as in ipvsadm: `-n' is not a command\nTry `xvsadm -h' or 'xvsadm --help' for more information.\n"},
 		{[]string{"--socket"}, 2, "xvsadm: option `--socket' requires an argument\n"},
 	} {
 		out, errOut, code := xvsadm(t, socket, "", tt.args...)
 		if code != tt.code || errOut != tt.stderr || out != "" {
 			t.Errorf("xvsadm %v: exit %d, stdout %q, stderr %q; want exit %d, %q", tt.args, code, out, errOut, tt.code, tt.stderr)
 		}
+	}
+
+	// A cut connection listing says so, on standard error, and the
+	// listing itself stays ipvsadm's.
+	out, errOut, code := xvsadm(t, socket, "", "-L", "-n", "-c")
+	if code != 0 || out != "IPVS connection entries\npro expire state       source             virtual            destination\n"+
+		"TCP 01:00  ESTABLISHED 203.0.113.5:40000  198.18.0.100:80    198.18.0.11:80\n"+
+		"TCP 01:00  NONE        203.0.113.0:0      198.18.0.100:80    198.18.0.11:80\n" ||
+		errOut != "xvsadm: listing cut: 2 of 150000 connection entries shown (xvsd sends at most 100000; name a service to narrow it)\n" {
+		t.Errorf("-L -n -c of a cut table: exit %d\n%s\nstderr %q", code, out, errOut)
 	}
 
 	// xvs's own commands.
@@ -322,8 +338,15 @@ func TestEndToEnd(t *testing.T) {
 	if want := filepath.Join(cwd, "saved.toml"); fake.saved != want {
 		t.Errorf("save-config sent %q, want the absolute %q", fake.saved, want)
 	}
-	if got := ok(t, socket, "", "-h"); !strings.HasPrefix(got, "xvsadm (xvs;") || !strings.Contains(got, "Usage:\n") {
+	if got := ok(t, socket, "", "-h"); !strings.HasPrefix(got, "xvsadm ") || !strings.Contains(got, "Usage:\n") {
 		t.Errorf("-h:\n%s", got)
+	}
+	// -v names xvs's own version as well as whose syntax this is.
+	want := fmt.Sprintf("xvsadm %s (xvs %[1]s; ipvsadm v1.31 syntax and layouts, IPVS v1.2.1)\n", version.String())
+	for _, v := range []string{"-v", "--version"} {
+		if got := ok(t, socket, "", v); got != want {
+			t.Errorf("%s: %q, want %q", v, got, want)
+		}
 	}
 
 	// --socket wins over the environment.
@@ -380,7 +403,8 @@ func TestReadRules(t *testing.T) {
 
 // TestSyncDaemons: ipvsadm's sync daemon verbs start and stop [sync]'s
 // roles (through ipvsadm.Edit, as in xvsd) and -L --daemon lists them in
-// ipvsadm's layout; ipvsadm's refusals exit 1.
+// ipvsadm's layout; as ipvsadm, refusals print libipvs's words alone and
+// exit 255, a bad command line ipvsadm's words alone and exit 2.
 func TestSyncDaemons(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "xvsd.sock")
 	fake := newFakeWith(t, `[director]
@@ -407,18 +431,22 @@ backup = false
 	if got := ok(t, socket, "", "-L", "--daemon"); got != want {
 		t.Errorf("-L --daemon:\n%s\nwant\n%s", got, want)
 	}
-	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "master"); code != exitFailed || !strings.Contains(errOut, "Daemon has already run") {
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "master"); code != exitRefused || errOut != "Daemon has already run\n" {
 		t.Errorf("second master: exit %d, %q", code, errOut)
 	}
 	ok(t, socket, "", "--stop-daemon", "master")
 	if got := ok(t, socket, "", "-L", "--daemon"); got != "backup sync daemon (mcast=eth1, syncid=3)\n" {
 		t.Errorf("after --stop-daemon master: %q", got)
 	}
-	if _, errOut, code := xvsadm(t, socket, "", "--stop-daemon", "master"); code != exitFailed || !strings.Contains(errOut, "No daemon is running") {
+	if _, errOut, code := xvsadm(t, socket, "", "--stop-daemon", "master"); code != exitRefused || errOut != "No daemon is running\n" {
 		t.Errorf("stopping a stopped master: exit %d, %q", code, errOut)
 	}
-	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "primary"); code != exitUsage || !strings.Contains(errOut, "illegal start-daemon parameter specified") {
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "primary"); code != exitUsage || errOut != "illegal start-daemon parameter specified\n" {
 		t.Errorf("--start-daemon primary: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--syncid", "3", "--start-daemon", "master"); code != exitRefused ||
+		errOut != "the command (-A, -a, -L, ...) must come first, as in ipvsadm: `--syncid' is not a command\nTry `xvsadm -h' or 'xvsadm --help' for more information.\n" {
+		t.Errorf("--syncid before --start-daemon: exit %d, %q", code, errOut)
 	}
 }
 

@@ -98,19 +98,21 @@ func xvsadmPage() manpage.Page {
 	p := manpage.Page{
 		Name: "xvsadm", Section: "8", Summary: "administer the xvs director with ipvsadm's commands",
 		Synopsis: []string{
-			"xvsadm -A|-E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]",
+			"xvsadm -A|-E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [--name name] [--match proto:vip:ports,...] [--laddr address,...] [--local-ports lo-hi] [--toa] [--no-fast-path] [--health check]",
 			"xvsadm -D virtual-service", "xvsadm -C", "xvsadm -R", "xvsadm -S [-n]",
-			"xvsadm -a|-e virtual-service -r server-address [-g|-i|-m] [-w weight] [-x upper] [-y lower]",
+			"xvsadm -a|-e virtual-service -r server-address [-g|-i [--tun-type ipip]|-m|--fullnat] [-w weight] [-x upper] [-y lower]",
 			"xvsadm -d virtual-service -r server-address",
 			"xvsadm -L|-l [virtual-service] [options] [--json]", "xvsadm -Z [virtual-service]", "xvsadm --set tcp tcpfin udp",
 			"xvsadm --start-daemon master|backup [--mcast-interface interface] [--syncid sid]", "xvsadm --stop-daemon master|backup",
 			"xvsadm status|health [--json] | reload | save-config FILE | drain | undrain",
-			"xvsadm import-keepalived [-o FILE] KEEPALIVED.CONF", "xvsadm realserver dr|tun|nat --vip VIP ...",
+			"xvsadm import-keepalived [-o FILE] KEEPALIVED.CONF", "xvsadm realserver dr|tun|nat --vip VIP ...", "xvsadm -v|-h",
 		},
 		Sections: []manpage.Section{
 			{Heading: "Description", Text: []string{
 				"xvsadm administers xvsd(8) as ipvsadm(8) administers the kernel's IPVS: the same commands, options, messages and output layouts, sent to xvsd over its control socket. Changes take effect at once and are kept in xvsd's running configuration: xvsadm -S writes them as rules, xvsadm save-config as a configuration file; a reload from the file replaces them.",
-				"Addresses and ports are numeric: xvsadm resolves no names. Groups (-f) are written in the configuration file.",
+				"The command comes first, as ipvsadm takes it: the first option must be one (-A, -a, -L, --start-daemon, ...).",
+				"Addresses and ports are numeric: xvsadm resolves no names. xvs has no firewall marks: a group (-f, [[group]] in xvs.toml(5)) is added with -A -f MARK --match, its matches saying which packets it takes, and -6 after -f makes it IPv6.",
+				"What xvs has and ipvsadm lacks is set with long options of xvs's own (--fullnat, --laddr, --local-ports, --toa, --no-fast-path, --name, --match, --health), which -S writes after ipvsadm's options so that -S, -C and -R lose nothing; a real ipvsadm -R refuses them (invalid option) rather than misreads them. Tunnel servers are written with --tun-type ipip, as ipvsadm 1.31 writes them.",
 				"Connection synchronisation: --start-daemon and --stop-daemon start and stop the roles of [sync] in xvsd's configuration file (xvs.toml(5)), which names the peers and the shared key; xvs keeps its unicast, HMAC-authenticated transport, so there is no multicast group, port or TTL to set. -L --daemon lists the roles that run in ipvsadm's layout.",
 			}},
 			{Heading: "Options", Items: opts},
@@ -120,7 +122,7 @@ func xvsadmPage() manpage.Page {
 	p.Sections = append(p.Sections, sections...)
 	p.Sections = append(p.Sections,
 		manpage.Section{Heading: "Refused options", Text: []string{"ipvsadm options for what xvs does not have; xvsadm names them in its error."}, Items: refused},
-		manpage.Section{Heading: "Exit status", Text: []string{"As ipvsadm's: 0 on success, 1 when xvsd refused the command, 2 for a command line that is not valid or when xvsd cannot be reached."}},
+		manpage.Section{Heading: "Exit status", Text: []string{"As ipvsadm's, whose messages xvsadm prints alone: 0 on success; 255 when xvsd refused the command (\"No such service\", \"Daemon has already run\"), and for a command line whose first option is not a command (after ipvsadm's \"Try\" line); 2 for any other command line that is not valid, and when xvsd cannot be reached; 1 when a command of xvsadm's own (realserver, import-keepalived, manpage, completion) fails."}},
 		manpage.Section{Heading: "Environment", Items: []manpage.Item{{Tag: SocketEnv, Text: "xvsd's control socket."}}},
 		manpage.Section{Heading: "See also", Text: []string{"xvsd(8), xvs.toml(5), ipvsadm(8), keepalived.conf(5)"}},
 	)
@@ -179,6 +181,7 @@ func bashCompletion() string {
 	for _, s := range sched.Names() {
 		flagNames = append(flagNames, sched.FlagsFor(s)...)
 	}
+	flagNames = append(flagNames, "flag-1", "flag-2", "flag-3") // ipvsadm's generic ones
 	slices.Sort(flagNames)
 	flagNames = slices.Compact(flagNames)
 	return fmt.Sprintf(`# bash completion for xvsadm(8), written by "xvsadm completion bash".
@@ -209,10 +212,12 @@ _xvsadm() {
         -f|--fwmark-service) COMPREPLY=($(compgen -W "$(_xvsadm_services -f)" -- "$cur")); return ;;
         -s|--scheduler) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
         -b|--sched-flags) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
+        --tun-type) COMPREPLY=($(compgen -W "ipip" -- "$cur")); return ;;
         --start-daemon|--stop-daemon) COMPREPLY=($(compgen -W "master backup" -- "$cur")); return ;;
         --mcast-interface) COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur")); return ;;
         --socket) COMPREPLY=($(compgen -f -- "$cur")); return ;;
         -r|--real-server|-w|--weight|-x|--u-threshold|-y|--l-threshold|-M|--netmask|-p|--persistent|--syncid) return ;;
+        --laddr|--local-ports|--name|--match|--health) return ;;
     esac
     if [[ $COMP_CWORD -eq 1 && "$cur" != -* ]]; then
         COMPREPLY=($(compgen -W "$commands" -- "$cur"))

@@ -29,6 +29,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"os/user"
@@ -42,13 +43,14 @@ import (
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/internal/sdnotify"
+	"github.com/xvs-lb/xvs/internal/version"
 )
 
 // options are xvsd's command line. Their flags are defined once, in
 // defineFlags, for the command line and for xvsd(8).
 type options struct {
 	path, socket, group, metrics, logFormat, manpage string
-	check, watch                                     bool
+	check, watch, version                            bool
 }
 
 func defineFlags(fs *flag.FlagSet) *options {
@@ -61,6 +63,7 @@ func defineFlags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.metrics, "metrics", control.DefaultMetrics, "address for Prometheus metrics (/metrics); empty: none")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "log format: console, json, or auto (console; without timestamps under systemd, whose journal stamps each line)")
 	fs.StringVar(&o.manpage, "manpage", "", "write the manual page xvsd.8 or xvs.toml.5 (roff) to standard output and exit")
+	fs.BoolVar(&o.version, "version", false, "print xvs's version and exit")
 	return o
 }
 
@@ -71,6 +74,10 @@ const DefaultConfig = "/etc/xvs/xvs.toml"
 func main() {
 	o := defineFlags(flag.CommandLine)
 	flag.Parse()
+	if o.version {
+		writeVersion(os.Stdout)
+		return
+	}
 	if o.manpage != "" {
 		if err := writeManpage(os.Stdout, o.manpage, flag.CommandLine); err != nil {
 			fmt.Fprintln(os.Stderr, "xvsd:", err)
@@ -93,6 +100,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "xvsd:", err)
 		os.Exit(1)
 	}
+}
+
+// writeVersion writes -version's line: xvs's version.
+func writeVersion(w io.Writer) {
+	fmt.Fprintf(w, "xvsd %s (xvs %[1]s)\n", version.String())
 }
 
 // underSystemd reports whether xvsd's output goes to systemd's journal:

@@ -1,13 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xvs-lb/xvs/control"
+	"github.com/xvs-lb/xvs/internal/version"
 )
+
+// TestVersion: -version names xvs's version.
+func TestVersion(t *testing.T) {
+	var b bytes.Buffer
+	writeVersion(&b)
+	if want := "xvsd " + version.String() + " (xvs " + version.String() + ")\n"; b.String() != want || version.String() == "" {
+		t.Errorf("-version printed %q, want %q", b.String(), want)
+	}
+}
 
 // TestCheck: -check validates the file as a start would, and starts
 // nothing.

@@ -28,7 +28,7 @@ func writeManpage(w io.Writer, name string, fs *flag.FlagSet) error {
 func xvsdPage(fs *flag.FlagSet) manpage.Page {
 	return manpage.Page{
 		Name: "xvsd", Section: "8", Summary: "the xvs layer-4 load balancer (director) over AF_XDP",
-		Synopsis: []string{"xvsd [-config FILE] [-socket PATH] [-metrics ADDR] [-log-format auto|console|json]", "xvsd -check [-config FILE]"},
+		Synopsis: []string{"xvsd [-config FILE] [-socket PATH] [-metrics ADDR] [-log-format auto|console|json]", "xvsd -check [-config FILE]", "xvsd -version", "xvsd -manpage xvsd.8|xvs.toml.5"},
 		Sections: []manpage.Section{
 			{Heading: "Description", Text: []string{
 				"xvsd is a director in the sense of Linux Virtual Server: clients connect to virtual IPs, and xvsd forwards every packet of a connection to a real server its scheduler picked, by direct routing, NAT, IPIP tunnel or FullNAT, in userspace over AF_XDP with an XDP steering program (and an XDP fast path for established connections). xvsadm(8) administers it with ipvsadm's commands.",

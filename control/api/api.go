@@ -102,9 +102,20 @@ type Service struct {
 	Flags         []string      `json:"flags,omitempty"`       // -b
 	Persistence   time.Duration `json:"persistence,omitempty"` // -p
 	PersistPrefix int           `json:"persist_prefix,omitempty"`
-	// Matches of a group (mark services); read-only over the API: groups
-	// are defined in the configuration file.
+	// Matches of a group (mark services, -f): which packets it takes.
 	Matches []Match `json:"matches,omitempty"`
+	// What xvs has and ipvsadm lacks (xvsadm's long options --laddr,
+	// --local-ports, --toa, --no-fast-path, --health): FullNAT's local
+	// addresses and port range (0, 0: the default), TOA, the XDP fast
+	// path opt-out, and the health check as a TOML inline table's
+	// contents (`check = "tcp", interval = "2s"`, see
+	// config.ParseHealth); "" for none. An edit (-E) changes only those
+	// it is given.
+	LocalAddrs []netip.Addr `json:"local_addresses,omitempty"`
+	LocalPorts [2]uint16    `json:"local_ports,omitzero"`
+	TOA        bool         `json:"toa,omitempty"`
+	NoFastPath bool         `json:"no_fast_path,omitempty"`
+	Health     string       `json:"health,omitempty"`
 }
 
 // Match is one (VIP, port range, protocol) of a group.
@@ -146,9 +157,14 @@ type Rates struct {
 // RealState is a real server as listed.
 type RealState struct {
 	Real
-	Weight     int   `json:"weight"`
-	ActiveConn int64 `json:"active_conn"`
-	InActConn  int64 `json:"inact_conn"`
+	// Weight is the weight in effect, what the scheduler uses: 0 while
+	// the server fails its health checks (keepalived's
+	// inhibit_on_failure) or drains; ConfiguredWeight is the
+	// configuration's (-w).
+	Weight           int   `json:"weight"`
+	ConfiguredWeight int   `json:"configured_weight"`
+	ActiveConn       int64 `json:"active_conn"`
+	InActConn        int64 `json:"inact_conn"`
 	// PersistConn counts the persistence templates that point at this
 	// real server (ipvsadm -L --persistent-conn).
 	PersistConn int64    `json:"persist_conn,omitempty"`
@@ -166,7 +182,15 @@ type ServiceState struct {
 	Rates Rates       `json:"rates"`
 }
 
-// Conn is one entry of the connection table (ipvsadm -L -c).
+// MaxListedConns bounds the entries one OpConns answer carries;
+// Response.ConnsTotal says how many there were.
+const MaxListedConns = 100_000
+
+// Conn is one entry of the connection table (ipvsadm -L -c): a
+// connection, or a persistence template (Template: IPVS lists them among
+// the connections, with state NONE, the client's address under the
+// service's netmask and port 0, a group's virtual address as its mark and
+// protocol IP).
 type Conn struct {
 	Protocol  string         `json:"protocol"`
 	Client    netip.AddrPort `json:"client"`
@@ -174,6 +198,7 @@ type Conn struct {
 	Real      netip.AddrPort `json:"real"`
 	State     string         `json:"state"`
 	ExpiresIn time.Duration  `json:"expires_in"`
+	Template  bool           `json:"template,omitempty"`
 }
 
 // Timeouts are ipvsadm --set's.
@@ -288,13 +313,17 @@ type Request struct {
 // Response is the answer to one Request. Error is set when it failed; the
 // running state is unchanged then.
 type Response struct {
-	Error    string            `json:"error,omitempty"`
-	Services []ServiceState    `json:"services,omitempty"`
-	Conns    []Conn            `json:"conns,omitempty"`
-	Status   *Status           `json:"status,omitempty"`
-	Timeouts *Timeouts         `json:"timeouts,omitempty"`
-	Health   []HealthState     `json:"health,omitempty"`
-	Daemons  []SyncDaemonState `json:"daemons,omitempty"` // OpDaemons
-	Text     string            `json:"text,omitempty"`    // OpRules
-	Capacity int               `json:"capacity,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Services []ServiceState `json:"services,omitempty"`
+	Conns    []Conn         `json:"conns,omitempty"`
+	// ConnsTotal is how many entries the table had when Conns were
+	// listed: more than len(Conns) when the answer was cut at
+	// MaxListedConns.
+	ConnsTotal int               `json:"conns_total,omitempty"`
+	Status     *Status           `json:"status,omitempty"`
+	Timeouts   *Timeouts         `json:"timeouts,omitempty"`
+	Health     []HealthState     `json:"health,omitempty"`
+	Daemons    []SyncDaemonState `json:"daemons,omitempty"` // OpDaemons
+	Text       string            `json:"text,omitempty"`    // OpRules
+	Capacity   int               `json:"capacity,omitempty"`
 }

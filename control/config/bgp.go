@@ -38,8 +38,11 @@ type BGPPeer struct {
 	AS       uint32
 	Port     uint16 // default 179
 	Passive  bool
-	Password string // TCP MD5
-	Line     int
+	Password string // TCP MD5: inline (password), or read from PasswordFile (password_file)
+	// PasswordFile is the absolute path Password was read from; "" when
+	// inline.
+	PasswordFile string
+	Line         int
 }
 
 // DefaultBGPHoldTime is short, so that a dead director's routes go fast.
@@ -113,8 +116,8 @@ func (d *decoder) bgp(t *tomlTable) *BGP {
 			if b, ok := pt.boolean("passive"); ok {
 				p.Passive = b
 			}
-			if s, ok := pt.str("password"); ok {
-				p.Password = s
+			if pt.has("password_file") || pt.has("password") {
+				p.Password, p.PasswordFile = pt.password()
 			}
 			pt.done()
 			b.Peers = append(b.Peers, p)
@@ -122,6 +125,24 @@ func (d *decoder) bgp(t *tomlTable) *BGP {
 	}
 	t.done()
 	return b
+}
+
+// password reads a peer's TCP MD5 password, inline or from
+// password_file (any length: it is the router's).
+func (t *tomlTable) password() (string, string) {
+	if t.has("password") && t.has("password_file") {
+		t.errorf("password_file", "set together with password: give the password inline or in a file, not both")
+		return "", ""
+	}
+	if path, ok := t.str("password_file"); ok {
+		s, abs, msg := secretFile(t.d.file, path)
+		if msg != "" {
+			t.errorf("password_file", "%q %s", path, msg)
+		}
+		return s, abs
+	}
+	s, _ := t.str("password")
+	return s, ""
 }
 
 func writeBGP(w func(string, ...any), b *BGP) {
@@ -145,7 +166,7 @@ func writeBGP(w func(string, ...any), b *BGP) {
 			w("  passive = true\n")
 		}
 		if p.Password != "" {
-			w("  password = %q\n", p.Password)
+			w("  %s\n", secretLine("password", p.Password, p.PasswordFile))
 		}
 	}
 }

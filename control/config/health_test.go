@@ -237,3 +237,41 @@ func TestHealthBad(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthInline: a health check written as an inline table's contents
+// (how xvsadm -S carries it) reads back the same, with the table's checks.
+func TestHealthInline(t *testing.T) {
+	for _, tt := range []struct {
+		in, want, err string
+	}{
+		{in: `check = "tcp"`, want: `check = "tcp", interval = "2s", timeout = "1s", rise = 2, fall = 3, on_failure = "quiesce", initial = "up"`},
+		{in: `check = "https", path = "/x?y=1", host = "example.org", insecure = false, port = 8443`,
+			want: `check = "https", interval = "2s", timeout = "1s", rise = 2, fall = 3, port = 8443, path = "/x?y=1", expect_status = 200, host = "example.org", insecure = false, on_failure = "quiesce", initial = "up"`},
+		{in: `check = "udp", send = "it's \"quoted\"", interval = "500ms"`,
+			want: `check = "udp", interval = "500ms", timeout = "250ms", rise = 2, fall = 3, send = "it's \"quoted\"", on_failure = "quiesce", initial = "up"`},
+		{in: `check = "none"`, want: ""},
+		{in: `check = "tcp", path = "/"`, err: "applies to check http and https only"},
+		{in: `check = "ftp"`, err: "check"},
+		{in: `check = "tcp", bogus = 1`, err: "bogus"},
+		{in: `check = `, err: "not a TOML inline table's contents"},
+	} {
+		h, err := ParseHealth(tt.in)
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseHealth(%q) error %v, want %q", tt.in, err, tt.err)
+			}
+			continue
+		case err != nil:
+			t.Errorf("ParseHealth(%q): %v", tt.in, err)
+			continue
+		}
+		got := HealthInline(h)
+		if got != tt.want {
+			t.Errorf("HealthInline(ParseHealth(%q)) =\n %s\nwant\n %s", tt.in, got, tt.want)
+		}
+		if again, err := ParseHealth(got); h != nil && (err != nil || HealthInline(again) != got) {
+			t.Errorf("%q does not read back: %v", got, err)
+		}
+	}
+}

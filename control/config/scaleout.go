@@ -4,8 +4,21 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 )
+
+// secretLine writes a secret as it was given: the file it came from, or
+// inline.
+func secretLine(key, secret, file string) string {
+	if file != "" {
+		return key + "_file = " + strconv.Quote(file)
+	}
+	return key + " = " + strconv.Quote(secret)
+}
 
 // Sync is connection sync between directors (IPVS's sync daemon, between
 // all peers): connections one director makes are sent to the others, so
@@ -26,9 +39,12 @@ import (
 // The roles are IPVS's sync daemons: xvsadm --start-daemon and --stop-daemon
 // change them at run time, as they change the running configuration.
 type Sync struct {
-	Listen            netip.AddrPort
-	Peers             []netip.AddrPort
+	Listen netip.AddrPort
+	Peers  []netip.AddrPort
+	// Key is the shared secret, written inline (key) or read from KeyFile
+	// (key_file, an absolute path then; see secretFile).
 	Key               string
+	KeyFile           string
 	NodeID            uint32
 	MaxBytesPerSecond int
 	// Master and Backup are the roles that run: a master sends this
@@ -62,7 +78,8 @@ type Failover struct {
 	Peer      netip.AddrPort
 	Priority  int
 	Interval  time.Duration
-	Key       string
+	Key       string // inline (key), or read from KeyFile (key_file)
+	KeyFile   string
 	Addresses []FloatingAddress
 	Line      int
 }
@@ -73,13 +90,68 @@ type FloatingAddress struct {
 	Interface string
 }
 
-func (t *tomlTable) secret(key string) string {
-	t.require(key)
+// secret reads a shared secret: inline under key, or from the file named
+// by key+"_file", one of the two (see secretFile). It returns the secret
+// and the file's absolute path ("" when inline).
+func (t *tomlTable) secret(key string, required bool) (secret, file string) {
+	fileKey := key + "_file"
+	switch {
+	case t.has(key) && t.has(fileKey):
+		t.errorf(fileKey, "set together with %s: give the secret inline or in a file, not both", key)
+		return "", ""
+	case t.has(fileKey):
+		path, ok := t.str(fileKey)
+		if !ok {
+			return "", ""
+		}
+		s, abs, msg := secretFile(t.d.file, path)
+		if msg != "" {
+			t.errorf(fileKey, "%q %s", path, msg)
+			return "", abs
+		}
+		if len(s) < 16 {
+			t.errorf(fileKey, "%q: the secret is too short: at least 16 bytes", path)
+		}
+		return s, abs
+	case required:
+		t.require(key)
+	}
 	s, ok := t.str(key)
 	if ok && len(s) < 16 {
 		t.errorf(key, "too short: at least 16 bytes")
 	}
-	return s
+	return s, ""
+}
+
+// secretFile reads a secret from path, relative to the configuration
+// file's directory (source), without its trailing newline. The file must be
+// a regular file that neither group nor others may read. It returns the
+// secret and path made absolute, or why not.
+func secretFile(source, path string) (secret, abs, msg string) {
+	if path == "" {
+		return "", "", "is empty"
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(source), path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", path, err.Error()
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		return "", abs, fmt.Sprintf("cannot be read: %v", err)
+	case !fi.Mode().IsRegular():
+		return "", abs, "is not a regular file"
+	case fi.Mode().Perm()&0o077 != 0:
+		return "", abs, fmt.Sprintf("may be read by others than its owner (mode %04o): chmod 600 it", fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		return "", abs, fmt.Sprintf("cannot be read: %v", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), abs, ""
 }
 
 func (d *decoder) sync(t *tomlTable) *Sync {
@@ -96,7 +168,7 @@ func (d *decoder) sync(t *tomlTable) *Sync {
 		s.Peers = append(s.Peers, ap)
 		return ""
 	})
-	s.Key = t.secret("key")
+	s.Key, s.KeyFile = t.secret("key", true)
 	t.require("node_id")
 	if n, ok := t.integer("node_id", 1, math.MaxUint32); ok {
 		s.NodeID = uint32(n)
@@ -141,7 +213,7 @@ func (d *decoder) failover(t *tomlTable) *Failover {
 			f.Interval = dur
 		}
 	}
-	f.Key = t.secret("key")
+	f.Key, f.KeyFile = t.secret("key", true)
 	t.require("address")
 	if as, ok := t.list("address", keysOf("failover.address")...); ok {
 		for _, at := range as {
@@ -179,8 +251,8 @@ func writeScaleOut(w func(string, ...any), c *Config) {
 		for _, p := range s.Peers {
 			peers = append(peers, p.String())
 		}
-		w("\n[sync]\nlisten = %q\npeers = %s\nkey = %q\nnode_id = %d\nmax_bytes_per_second = %d\n",
-			s.Listen.String(), strList(peers), s.Key, s.NodeID, s.MaxBytesPerSecond)
+		w("\n[sync]\nlisten = %q\npeers = %s\n%s\nnode_id = %d\nmax_bytes_per_second = %d\n",
+			s.Listen.String(), strList(peers), secretLine("key", s.Key, s.KeyFile), s.NodeID, s.MaxBytesPerSecond)
 		w("master = %t\nbackup = %t\n", s.Master, s.Backup)
 		if s.SyncID != 0 {
 			w("sync_id = %d\n", s.SyncID)
@@ -190,8 +262,8 @@ func writeScaleOut(w func(string, ...any), c *Config) {
 		}
 	}
 	if f := c.Failover; f != nil {
-		w("\n[failover]\nlisten = %q\npeer = %q\npriority = %d\ninterval = %q\nkey = %q\n",
-			f.Listen.String(), f.Peer.String(), f.Priority, f.Interval.String(), f.Key)
+		w("\n[failover]\nlisten = %q\npeer = %q\npriority = %d\ninterval = %q\n%s\n",
+			f.Listen.String(), f.Peer.String(), f.Priority, f.Interval.String(), secretLine("key", f.Key, f.KeyFile))
 		for _, a := range f.Addresses {
 			w("  [[failover.address]]\n  address = %q\n  interface = %q\n", a.Prefix.String(), a.Interface)
 		}

@@ -241,46 +241,114 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
 }
 
-// announce sends a gratuitous ARP for every IPv4 floating address, so that
-// neighbours replace the old owner's MAC at once.
+// announce sends a gratuitous ARP for every IPv4 floating address and an
+// unsolicited Neighbour Advertisement (RFC 4861 7.2.6, Override set) for
+// every IPv6 one, so that neighbours replace the old owner's MAC at once.
 func (p *Pair) announce() {
 	for _, a := range p.addresses {
-		if !a.Prefix.Addr().Is4() {
-			continue
+		kind, frame := "gratuitous ARP", arpFrame
+		if a.Prefix.Addr().Is6() {
+			kind, frame = "unsolicited neighbour advertisement", naFrame
 		}
-		if err := gratuitousARP(a.Interface, a.Prefix.Addr()); err != nil {
-			p.log.Debug("failover: gratuitous ARP", zap.Stringer("address", a.Prefix), zap.Error(err))
+		if err := sendFrame(a.Interface, a.Prefix.Addr(), frame); err != nil {
+			p.log.Debug("failover: "+kind, zap.Stringer("address", a.Prefix), zap.Error(err))
 		}
 	}
 }
 
-func gratuitousARP(ifname string, ip netip.Addr) error {
+// sendFrame sends frame(the interface's MAC, ip) out of interface ifname.
+func sendFrame(ifname string, ip netip.Addr, frame func(net.HardwareAddr, netip.Addr) []byte) error {
 	ifc, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return err
+		return fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	if len(ifc.HardwareAddr) != 6 {
+		return fmt.Errorf("interface %s has no Ethernet address", ifname)
 	}
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("packet socket: %w", err)
 	}
 	defer unix.Close(fd)
+	f := frame(ifc.HardwareAddr, ip)
+	sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6, Protocol: htons(binary.BigEndian.Uint16(f[12:14]))}
+	copy(sa.Addr[:], f[0:6])
+	if err := unix.Sendto(fd, f, 0, sa); err != nil {
+		return fmt.Errorf("send on %s: %w", ifname, err)
+	}
+	return nil
+}
+
+// arpFrame is a gratuitous ARP request for ip from mac, broadcast.
+func arpFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
 	f := make([]byte, 42)
 	for i := 0; i < 6; i++ {
 		f[i] = 0xff
 	}
-	copy(f[6:12], ifc.HardwareAddr)
+	copy(f[6:12], mac)
 	binary.BigEndian.PutUint16(f[12:], unix.ETH_P_ARP)
 	binary.BigEndian.PutUint16(f[14:], 1)      // Ethernet
 	binary.BigEndian.PutUint16(f[16:], 0x0800) // IPv4
 	f[18], f[19] = 6, 4
 	binary.BigEndian.PutUint16(f[20:], 1) // request: updates every cache that has the address
-	copy(f[22:28], ifc.HardwareAddr)
+	copy(f[22:28], mac)
 	a := ip.As4()
 	copy(f[28:32], a[:])
 	copy(f[38:42], a[:])
-	sa := &unix.SockaddrLinklayer{Ifindex: ifc.Index, Halen: 6, Protocol: htons(unix.ETH_P_ARP)}
-	copy(sa.Addr[:], f[0:6])
-	return unix.Sendto(fd, f, 0, sa)
+	return f
+}
+
+// naFrame is an unsolicited Neighbour Advertisement of ip at mac, from ip
+// to all nodes (ff02::1), with the Override flag and the target's
+// link-layer address, hop limit 255, as the kernel sends one for a new
+// address (ndisc_send_unsol_na).
+func naFrame(mac net.HardwareAddr, ip netip.Addr) []byte {
+	const icmpLen = 4 + 4 + 16 + 8 // header, flags, target, target link-layer address option
+	f := make([]byte, 14+40+icmpLen)
+	allNodes := netip.MustParseAddr("ff02::1")
+	copy(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 1}) // ff02::1's multicast MAC
+	copy(f[6:12], mac)
+	binary.BigEndian.PutUint16(f[12:], unix.ETH_P_IPV6)
+	ip6 := f[14:54]
+	ip6[0] = 6 << 4
+	binary.BigEndian.PutUint16(ip6[4:], icmpLen)
+	ip6[6], ip6[7] = unix.IPPROTO_ICMPV6, 255
+	src, dst := ip.As16(), allNodes.As16()
+	copy(ip6[8:24], src[:])
+	copy(ip6[24:40], dst[:])
+	na := f[54:]
+	na[0] = 136                               // Neighbor Advertisement
+	binary.BigEndian.PutUint32(na[4:], 1<<29) // Override; not Router, not Solicited
+	copy(na[8:24], src[:])
+	na[24], na[25] = 2, 1 // Target Link-Layer Address, 8 bytes
+	copy(na[26:32], mac)
+	binary.BigEndian.PutUint16(na[2:], icmp6Checksum(src, dst, na))
+	return f
+}
+
+// icmp6Checksum is the ICMPv6 checksum of msg (its checksum field zero)
+// from src to dst (RFC 4443 2.3).
+func icmp6Checksum(src, dst [16]byte, msg []byte) uint16 {
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(src[:])
+	add(dst[:])
+	var tail [8]byte
+	binary.BigEndian.PutUint32(tail[0:], uint32(len(msg)))
+	tail[7] = unix.IPPROTO_ICMPV6
+	add(tail[:])
+	add(msg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

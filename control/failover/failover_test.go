@@ -2,10 +2,13 @@ package failover
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"go.uber.org/zap"
 )
 
@@ -59,5 +62,41 @@ func TestPairElectsAndFailsOver(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if lo.State() != Master {
 		t.Error("a heartbeat with the wrong key displaced the master")
+	}
+}
+
+// TestNAFrame: the unsolicited Neighbour Advertisement decodes as one, to
+// all nodes at hop limit 255, with Override, the target and its link-layer
+// address, and a checksum that verifies.
+func TestNAFrame(t *testing.T) {
+	mac := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x42}
+	ip := netip.MustParseAddr("fd00:18::100")
+	f := naFrame(mac, ip)
+	pkt := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	if err := pkt.ErrorLayer(); err != nil {
+		t.Fatalf("does not decode: %v", err.Error())
+	}
+	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip6 := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6)
+	icmp := pkt.Layer(layers.LayerTypeICMPv6).(*layers.ICMPv6)
+	na, ok := pkt.Layer(layers.LayerTypeICMPv6NeighborAdvertisement).(*layers.ICMPv6NeighborAdvertisement)
+	if !ok {
+		t.Fatalf("no neighbour advertisement in\n%s", pkt.Dump())
+	}
+	if eth.DstMAC.String() != "33:33:00:00:00:01" || eth.SrcMAC.String() != mac.String() ||
+		ip6.HopLimit != 255 || ip6.SrcIP.String() != ip.String() || ip6.DstIP.String() != "ff02::1" ||
+		icmp.TypeCode.Type() != layers.ICMPv6TypeNeighborAdvertisement || !na.Override() || na.Solicited() || na.Router() ||
+		na.TargetAddress.String() != ip.String() || len(na.Options) != 1 ||
+		na.Options[0].Type != layers.ICMPv6OptTargetAddress || net.HardwareAddr(na.Options[0].Data).String() != mac.String() {
+		t.Errorf("not the advertisement wanted:\n%s", pkt.Dump())
+	}
+	// Recompute the checksum as gopacket serializes it.
+	icmp.SetNetworkLayerForChecksum(ip6)
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, icmp, gopacket.Payload(icmp.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if want := buf.Bytes()[2:4]; f[56] != want[0] || f[57] != want[1] {
+		t.Errorf("checksum %x, want %x", f[56:58], want)
 	}
 }

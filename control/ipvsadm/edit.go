@@ -11,6 +11,7 @@ import (
 	"github.com/xvs-lb/xvs/control/api"
 	"github.com/xvs-lb/xvs/control/config"
 	"github.com/xvs-lb/xvs/internal/xvs"
+	"github.com/xvs-lb/xvs/sched"
 )
 
 // IPVSError is one of IPVS's refusals, with ipvsadm's message for it (as
@@ -35,9 +36,9 @@ const (
 // the peers and the key, which only the file gives.
 var errNoSync = errors.New("no [sync] in the configuration file: xvs syncs connections over unicast UDP to the peers it names, authenticated with its key; add [sync] and reload")
 
-// errGroups refuses -A -f: a group's matches (which packets the mark
-// stands for) are written in the configuration file only.
-var errGroups = errors.New("groups (fwmark services) are defined in the configuration file")
+// errNoMatch refuses -A -f without --match: xvs has no firewall marks, so
+// a group's matches say which packets it takes.
+var errNoMatch = errors.New("xvs has no firewall marks: give the group's matches with --match PROTO:VIP:PORTS[,...]")
 
 // runningName names the configuration that Edit checks: the running one,
 // not a file.
@@ -125,15 +126,22 @@ func edit(cfg *config.Config, req *api.Request) error {
 		if i >= 0 {
 			return ErrServiceExists
 		}
+		s := config.Service{Scheduler: config.DefaultScheduler}
 		if id.Mark != 0 {
-			return errGroups
+			if len(req.Service.Matches) == 0 {
+				return errNoMatch
+			}
+			s.Mark, s.Name = id.Mark, fmt.Sprintf("fwm%d", id.Mark)
+		} else {
+			proto, err := xvs.ParseProtocol(id.Protocol)
+			if err != nil {
+				return err
+			}
+			s.VIP, s.Port, s.Protocol = id.VIP, id.Port, proto
 		}
-		proto, err := xvs.ParseProtocol(id.Protocol)
-		if err != nil {
+		if err := setPolicy(&s, req.Service); err != nil {
 			return err
 		}
-		s := config.Service{VIP: id.VIP, Port: id.Port, Protocol: proto, Scheduler: config.DefaultScheduler}
-		setPolicy(&s, req.Service)
 		cfg.Services = append(cfg.Services, s)
 		return nil
 	case api.OpEditService, api.OpDelService, api.OpZero:
@@ -141,7 +149,7 @@ func edit(cfg *config.Config, req *api.Request) error {
 		case i < 0:
 			return ErrNoService
 		case req.Op == api.OpEditService:
-			setPolicy(&cfg.Services[i], req.Service)
+			return setPolicy(&cfg.Services[i], req.Service)
 		case req.Op == api.OpDelService:
 			cfg.Services = slices.Delete(cfg.Services, i, i+1)
 		}
@@ -245,17 +253,85 @@ func interfaceName(s string) string {
 	return s
 }
 
-// setPolicy applies -A and -E's options.
-func setPolicy(s *config.Service, a *api.Service) {
+// setPolicy applies -A and -E's options. As with ipvsadm -E, the
+// scheduler's flags and persistence are what the command says (none when
+// it says nothing); xvs's own options (--laddr, --local-ports, --toa,
+// --no-fast-path, --name, --match, --health) change only what they name.
+func setPolicy(s *config.Service, a *api.Service) error {
 	if a.Scheduler != "" {
 		s.Scheduler = a.Scheduler
 	}
-	s.Flags = slices.Clone(a.Flags)
+	s.Flags = schedFlags(s.Scheduler, a.Flags)
 	s.Persistence = a.Persistence
 	s.PersistPrefix = a.PersistPrefix
 	if a.Name != "" {
 		s.Name = a.Name
 	}
+	if len(a.Matches) > 0 {
+		if s.Mark == 0 {
+			return errors.New("--match is for groups (-f) only")
+		}
+		s.Matches = s.Matches[:0:0]
+		for _, m := range a.Matches {
+			p, err := xvs.ParseProtocol(m.Protocol)
+			if err != nil {
+				return fmt.Errorf("--match: %w", err)
+			}
+			s.Matches = append(s.Matches, config.Match{VIP: m.VIP.Unmap(), FromPort: m.FromPort, ToPort: m.ToPort, Protocol: p})
+		}
+	}
+	if len(a.LocalAddrs) > 0 {
+		s.LocalAddrs = slices.Clone(a.LocalAddrs)
+	}
+	if a.LocalPorts != [2]uint16{} {
+		s.LocalPortMin, s.LocalPortMax = a.LocalPorts[0], a.LocalPorts[1]
+	}
+	s.TOA = s.TOA || a.TOA
+	s.NoFastPath = s.NoFastPath || a.NoFastPath
+	if a.Health != "" {
+		h, err := config.ParseHealth(a.Health)
+		if err != nil {
+			return fmt.Errorf("--health: %w", err)
+		}
+		s.Health = h
+	}
+	return nil
+}
+
+// schedFlags turns -b's flags into the scheduler's: ipvsadm's generic
+// flag-1 and flag-2 are the same bits as sh's and mh's -fallback and -port
+// (IP_VS_SVC_F_SCHED1, _SCHED2), and no other IPVS scheduler reads any of
+// flag-1..3, so those are dropped, as the kernel ignores them. The result
+// is in ipvsadm's order, -fallback before -port.
+func schedFlags(scheduler string, flags []string) []string {
+	var out []string
+	for _, f := range flags {
+		switch f {
+		case "flag-1", "flag-2", "flag-3":
+			suffix := map[string]string{"flag-1": "-fallback", "flag-2": "-port"}[f]
+			i := slices.IndexFunc(sched.FlagsFor(scheduler), func(n string) bool { return suffix != "" && strings.HasSuffix(n, suffix) })
+			if i < 0 {
+				continue
+			}
+			f = sched.FlagsFor(scheduler)[i]
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	// In ipvsadm's order (its flag bits'): the scheduler's own order.
+	known := sched.FlagsFor(scheduler)
+	slices.SortStableFunc(out, func(a, b string) int {
+		ia, ib := slices.Index(known, a), slices.Index(known, b)
+		if ia < 0 {
+			ia = len(known)
+		}
+		if ib < 0 {
+			ib = len(known)
+		}
+		return ia - ib
+	})
+	return out
 }
 
 // setReal applies -a and -e's options.
@@ -274,6 +350,9 @@ func setReal(r *config.Real, a *api.Real) error {
 	return nil
 }
 
+// NormalID is id as ServiceID names a configured service (see normalID).
+func NormalID(id api.ServiceID) api.ServiceID { return normalID(id) }
+
 // normalID is id as ServiceID names a configured service: protocol in
 // lower case, an IPv4-mapped VIP as IPv4.
 func normalID(id api.ServiceID) api.ServiceID {
@@ -291,6 +370,8 @@ func clone(c *config.Config) *config.Config {
 		s := &n.Services[i]
 		s.Reals = slices.Clone(s.Reals)
 		s.Flags = slices.Clone(s.Flags)
+		s.Matches = slices.Clone(s.Matches)
+		s.LocalAddrs = slices.Clone(s.LocalAddrs)
 	}
 	return &n
 }
@@ -314,6 +395,8 @@ func Services(cfg *config.Config) []api.ServiceState {
 		st := api.ServiceState{Service: api.Service{
 			ServiceID: ServiceID(s), Name: s.Name, Scheduler: s.Scheduler, Flags: slices.Clone(s.Flags),
 			Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
+			LocalAddrs: slices.Clone(s.LocalAddrs), LocalPorts: [2]uint16{s.LocalPortMin, s.LocalPortMax},
+			TOA: s.TOA, NoFastPath: s.NoFastPath, Health: config.HealthInline(s.Health),
 		}}
 		for _, m := range s.Matches {
 			st.Matches = append(st.Matches, api.Match{Protocol: m.Protocol.String(), VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort})
@@ -327,8 +410,11 @@ func Services(cfg *config.Config) []api.ServiceState {
 	return out
 }
 
-// RealState is a real server's settings as the control API lists them.
+// RealState is a real server's settings as the control API lists them:
+// its weight in effect is the configured one until the data plane says
+// otherwise (a failed health check, draining).
 func RealState(addr netip.Addr, port uint16, m xvs.Method, weight, upper, lower int) api.RealState {
 	w := weight
-	return api.RealState{Real: api.Real{Addr: addr, Port: port, Method: m.String(), Weight: &w, UpperThreshold: upper, LowerThreshold: lower}, Weight: weight}
+	return api.RealState{Real: api.Real{Addr: addr, Port: port, Method: m.String(), Weight: &w, UpperThreshold: upper, LowerThreshold: lower},
+		Weight: weight, ConfiguredWeight: weight}
 }

@@ -52,7 +52,18 @@ func TestEdit(t *testing.T) {
 		{"-A -t 198.18.0.100:80 -s wrr", "Service already exists"},
 		{"-A -u 198.18.0.100:80", ""},
 		{"-A -f 1 -s sh -p", "Service already exists"},
-		{"-A -f 2 -s sh -p", "groups (fwmark services) are defined in the configuration file"},
+		{"-A -f 2 -s sh -p", "xvs has no firewall marks: give the group's matches with --match"},
+		{"-A -f 2 -s rr --match tcp:198.18.0.200:1500", "overlaps the service or match"},
+		{"-A -f 2 -s rr --match tcp:198.18.0.201:80,udp:198.18.0.201:53 --name dns", ""},
+		{"-A -f 3 -s rr --match tcp:198.18.0.202:80 --name dns", "duplicate name \"dns\""},
+		{"-E -f 2 -s wrr -p 10 --match tcp:198.18.0.201:81", ""},
+		{"-a -f 2 -r 198.18.0.31 -g", ""},
+		{"-e -f 2 -r 198.18.0.31 -w 4", ""},
+		{"-d -f 2 -r 198.18.0.31", ""},
+		{"-D -f 2", ""},
+		{"-E -f 2 -s rr", "No such service"},
+		{"-A -f 4 -s sh -b flag-1,flag-2,flag-3 --match tcp:198.18.0.204:80 --name four", ""},
+		{"-D -f 4", ""},
 		{"-a -t 198.18.0.100:80 -r 198.18.0.11", ""},
 		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -w 3", "Destination already exists"},
 		{"-a -t 198.18.0.100:80 -r 198.18.0.12 -m -w 4 -x 10", ""},
@@ -91,7 +102,7 @@ func TestEdit(t *testing.T) {
 	want := "-A -t 198.18.0.100:80 -s rr -p 60\n" +
 		"-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 7\n" +
 		"-A -u 198.18.0.100:80 -s wlc\n" +
-		"-A -f 1 -s sh -p 300\n" +
+		"-A -f 1 -s sh -p 300 --name web --match tcp:198.18.0.200:1000-2000\n" +
 		"-a -f 1 -r 198.18.0.21:8080 -m -w 1\n"
 	if got := Rules(Services(cfg)); got != want {
 		t.Errorf("table:\n%s\nwant\n%s", got, want)
@@ -135,7 +146,7 @@ func TestEditRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Rules(Services(next)); got != "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n-A -f 1 -s sh -p 300\n" {
+	if got := Rules(Services(next)); got != "-A -t 198.18.0.100:80 -s rr\n-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 2\n-A -f 1 -s sh -p 300 --name web --match tcp:198.18.0.200:1000-2000\n" {
 		t.Errorf("restored:\n%s", got)
 	}
 	if next.Timeouts.TCP != 100*time.Second {
@@ -156,7 +167,9 @@ func TestEditRestore(t *testing.T) {
 }
 
 // genConfigState generates a table xvs accepts: what a director could be
-// running after xvsadm commands (no groups: those come from the file).
+// running after xvsadm commands, with every forwarding method, groups and
+// xvs's own settings (FullNAT's local addresses and ports, TOA, the fast
+// path opt-out, names, health checks).
 func genConfigState(t *rapid.T) []api.ServiceState {
 	v4 := []string{"198.18.0.100", "198.18.0.101", "198.18.0.11", "10.0.0.1"}
 	v6 := []string{"2001:db8::100", "2001:db8::1:100", "2001:db8::11", "fe80::1"}
@@ -178,11 +191,52 @@ func genConfigState(t *rapid.T) []api.ServiceState {
 		if slices.ContainsFunc(out, func(o api.ServiceState) bool { return o.ServiceID == s.ServiceID }) {
 			continue
 		}
+		if rapid.Bool().Draw(t, "group") {
+			// A group of its own VIP and ports, none of which another
+			// service takes.
+			s.ServiceID = api.ServiceID{Mark: uint32(len(out) + 1)}
+			s.Name = fmt.Sprintf("g%d", len(out)+1)
+			vip := ip(fmt.Sprintf("198.18.1.%d", len(out)+1))
+			if is6 {
+				vip = ip(fmt.Sprintf("2001:db8:1::%d", len(out)+1))
+			}
+			for i := range rapid.IntRange(1, 3).Draw(t, "matches") {
+				lo := uint16(1000 * (i + 1))
+				s.Matches = append(s.Matches, api.Match{Protocol: rapid.SampledFrom([]string{"tcp", "udp"}).Draw(t, "mproto"),
+					VIP: vip, FromPort: lo, ToPort: lo + rapid.Uint16Range(0, 999).Draw(t, "mports")})
+			}
+		} else if rapid.Bool().Draw(t, "named") {
+			s.Name = fmt.Sprintf("s%d", len(out)+1)
+		}
 		s.Scheduler = rapid.SampledFrom(sched.Names()).Draw(t, "scheduler")
 		for _, f := range sched.FlagsFor(s.Scheduler) {
-			if rapid.Bool().Draw(t, "flag") {
+			// ipvsadm's generic flag-N are read as the scheduler's own.
+			if !strings.HasPrefix(f, "flag-") && rapid.Bool().Draw(t, "flag") {
 				s.Flags = append(s.Flags, f)
 			}
+		}
+		fullnat := rapid.Bool().Draw(t, "fullnat")
+		if fullnat {
+			for i := range rapid.IntRange(1, 3).Draw(t, "laddrs") {
+				a := ip(fmt.Sprintf("198.19.0.%d", i+2))
+				if is6 {
+					a = ip(fmt.Sprintf("2001:db8:2::%d", i+2))
+				}
+				s.LocalAddrs = append(s.LocalAddrs, a)
+			}
+			if rapid.Bool().Draw(t, "lports") {
+				lo := rapid.Uint16Range(1024, 60000).Draw(t, "lport")
+				s.LocalPorts = [2]uint16{lo, lo + rapid.Uint16Range(0, 5000).Draw(t, "lportspan")}
+			}
+			s.TOA = rapid.Bool().Draw(t, "toa")
+		}
+		s.NoFastPath = rapid.Bool().Draw(t, "nofastpath")
+		if rapid.Bool().Draw(t, "health") {
+			s.Health = rapid.SampledFrom([]string{
+				`check = "tcp", interval = "2s", timeout = "1s", rise = 2, fall = 3, on_failure = "quiesce", initial = "up"`,
+				`check = "http", interval = "1s", timeout = "500ms", rise = 1, fall = 5, port = 8080, path = "/healthz", expect_status = 204, expect_body = "it's ok", host = "example.org", on_failure = "reset", initial = "down"`,
+				`check = "udp", interval = "3s", timeout = "1s", rise = 2, fall = 3, port = 53, send = "ping", expect = "pong", on_failure = "quiesce", initial = "up"`,
+			}).Draw(t, "check")
 		}
 		if rapid.Bool().Draw(t, "persistent") {
 			s.Persistence = time.Duration(rapid.IntRange(1, int(MaxTimeout/time.Second)).Draw(t, "persistence")) * time.Second
@@ -193,10 +247,20 @@ func genConfigState(t *rapid.T) []api.ServiceState {
 			s.PersistPrefix = rapid.IntRange(1, bits).Draw(t, "prefix")
 		}
 		for range rapid.IntRange(0, 5).Draw(t, "reals") {
+			methods := []string{"dr", "nat", "tun"}
+			if fullnat {
+				methods = append(methods, "fullnat")
+			}
 			r := api.RealState{Real: api.Real{Addr: addr("rip", is6), Port: s.Port,
-				Method: rapid.SampledFrom([]string{"dr", "nat", "tun"}).Draw(t, "method")}}
-			if r.Method == "nat" {
+				Method: rapid.SampledFrom(methods).Draw(t, "method")}}
+			if r.Method == "nat" || r.Method == "fullnat" {
 				r.Port = port("rport")
+			}
+			if s.Mark != 0 && (r.Method == "dr" || r.Method == "tun" || rapid.Bool().Draw(t, "keepport")) {
+				r.Port = 0 // each packet keeps its port
+			}
+			if s.Health != "" && r.Port == 0 && !strings.Contains(s.Health, "port =") {
+				continue // a check needs a port
 			}
 			if r.Addr == s.VIP || slices.ContainsFunc(s.Reals, func(o api.RealState) bool { return o.Addr == r.Addr && o.Port == r.Port }) {
 				continue
@@ -253,7 +317,7 @@ func TestServices(t *testing.T) {
 				UpperThreshold: 10, LowerThreshold: 5}}}},
 		{Service: api.Service{ServiceID: api.ServiceID{Mark: 1}, Name: "web", Scheduler: "sh", Persistence: 300 * time.Second,
 			Matches: []api.Match{{Protocol: "tcp", VIP: ip("198.18.0.200"), FromPort: 1000, ToPort: 2000}}},
-			Reals: []api.RealState{{Real: api.Real{Addr: ip("198.18.0.22"), Method: "tun", Weight: &w1}, Weight: 1}}},
+			Reals: []api.RealState{{Real: api.Real{Addr: ip("198.18.0.22"), Method: "tun", Weight: &w1}, Weight: 1, ConfiguredWeight: 1}}},
 	}
 	if got := Services(next); !reflect.DeepEqual(got, want) {
 		t.Errorf("Services:\n%s\nwant\n%s", fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want))
@@ -331,5 +395,26 @@ backup = false
 	c, _ := Parse([]string{"--start-daemon", "master"})
 	if _, err := Edit(running(t), &c.Request); err == nil || !strings.Contains(err.Error(), "no [sync] in the configuration file") {
 		t.Fatalf("--start-daemon without [sync]: %v", err)
+	}
+}
+
+// TestSchedFlags: -b's flags as xvs keeps them: ipvsadm's generic flag-N
+// as the scheduler's own names where it has them, else dropped; ipvsadm's
+// order.
+func TestSchedFlags(t *testing.T) {
+	for _, tt := range []struct {
+		scheduler string
+		in, want  []string
+	}{
+		{"sh", []string{"flag-1"}, []string{"sh-fallback"}},
+		{"sh", []string{"flag-2", "flag-1", "flag-3"}, []string{"sh-fallback", "sh-port"}},
+		{"mh", []string{"flag-2", "mh-port"}, []string{"mh-port"}},
+		{"sh", []string{"sh-port", "sh-fallback"}, []string{"sh-fallback", "sh-port"}},
+		{"rr", []string{"flag-1", "flag-2", "flag-3"}, nil},
+		{"wlc", nil, nil},
+	} {
+		if got := schedFlags(tt.scheduler, tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("schedFlags(%s, %q) = %q, want %q", tt.scheduler, tt.in, got, tt.want)
+		}
 	}
 }

@@ -128,19 +128,26 @@ func WriteServices(w io.Writer, services []api.ServiceState, o ListOptions) {
 		}
 		for _, r := range sortedReals(s.Reals, o.NoSort, true) {
 			dest := addrPort(r.Addr, r.Port)
+			var line string
 			switch {
 			case o.Stats:
-				fmt.Fprintf(w, "  -> %-28s%s\n", dest, counters(r.Stats, o.Exact))
+				line = fmt.Sprintf("  -> %-28s%s", dest, counters(r.Stats, o.Exact))
 			case o.Rate:
-				fmt.Fprintf(w, "  -> %-28s %8d %8d %8d%s%s\n", dest, rate(r.Rates.CPS), rate(r.Rates.InPPS), rate(r.Rates.OutPPS),
+				line = fmt.Sprintf("  -> %-28s %8d %8d %8d%s%s", dest, rate(r.Rates.CPS), rate(r.Rates.InPPS), rate(r.Rates.OutPPS),
 					largeNum(rate(r.Rates.InBPS), o.Exact), largeNum(rate(r.Rates.OutBPS), o.Exact))
 			case o.Thresholds:
-				fmt.Fprintf(w, "  -> %-28s %-10d %-10d %-10d %-10d\n", dest, r.UpperThreshold, r.LowerThreshold, r.ActiveConn, r.InActConn)
+				line = fmt.Sprintf("  -> %-28s %-10d %-10d %-10d %-10d", dest, r.UpperThreshold, r.LowerThreshold, r.ActiveConn, r.InActConn)
 			case o.PersistentConn:
-				fmt.Fprintf(w, "  -> %-28s %-9d %-11d %-10d %-10d\n", dest, r.Weight, r.PersistConn, r.ActiveConn, r.InActConn)
+				line = fmt.Sprintf("  -> %-28s %-9d %-11d %-10d %-10d", dest, r.Weight, r.PersistConn, r.ActiveConn, r.InActConn)
 			default:
-				fmt.Fprintf(w, "  -> %-28s %-7s %-6d %-10d %-10d\n", dest, forwardName(r.Method), r.Weight, r.ActiveConn, r.InActConn)
+				line = fmt.Sprintf("  -> %-28s %-7s %-6d %-10d %-10d", dest, forwardName(r.Method), r.Weight, r.ActiveConn, r.InActConn)
 			}
+			// A removed server still carrying connections (IPVS keeps
+			// such a destination out of -L; xvs lists it, marked).
+			if r.Draining {
+				line += " draining"
+			}
+			fmt.Fprintln(w, line)
 		}
 	}
 }
@@ -242,7 +249,8 @@ func addrPort(a netip.Addr, port uint16) string {
 	return netip.AddrPortFrom(a, port).String()
 }
 
-// forwardName is the Forward column of an api.Real.Method.
+// forwardName is the Forward column of an api.Real.Method (FullNAT's is
+// DPVS's ipvsadm's, FullNat).
 func forwardName(method string) string {
 	if method == "" {
 		return xvs.MethodDR.Forward()
@@ -253,15 +261,20 @@ func forwardName(method string) string {
 	return method
 }
 
-// forwardSwitches are the rule options for the methods ipvsadm has.
-var forwardSwitches = map[xvs.Method]string{xvs.MethodDR: "-g", xvs.MethodNAT: "-m", xvs.MethodTUN: "-i"}
-
-// forwardSwitch is the rule option for an api.Real.Method; -g for a method
-// ipvsadm has no option for.
+// forwardSwitch is the rule option for an api.Real.Method: ipvsadm's -g,
+// -m, -i, or xvs's --fullnat (DPVS's ipvsadm's name for it).
 func forwardSwitch(method string) string {
 	m, err := xvs.ParseMethod(method)
-	if s, ok := forwardSwitches[m]; ok && err == nil {
-		return s
+	if err != nil {
+		return "-g"
+	}
+	switch m {
+	case xvs.MethodNAT:
+		return "-m"
+	case xvs.MethodTUN:
+		return "-i"
+	case xvs.MethodFullNAT:
+		return "--fullnat"
 	}
 	return "-g"
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/internal/version"
 )
 
 var (
@@ -76,6 +77,12 @@ func fixture() *api.Response {
 				State: "FIN_WAIT", ExpiresIn: 100 * time.Minute},
 			{Protocol: "udp", Client: ap("[2001:db8::5]:5353"), Virtual: ap("[2001:db8::100]:53"), Real: ap("[2001:db8::11]:53"),
 				State: "UDP", ExpiresIn: -time.Second},
+			// Persistence templates, as IPVS lists them: a service's, and
+			// a group's (protocol IP, its mark as the virtual address).
+			{Protocol: "udp", Client: ap("203.0.113.0:0"), Virtual: ap("198.18.0.100:53"), Real: ap("198.18.0.21:53"),
+				State: "NONE", ExpiresIn: 599 * time.Second, Template: true},
+			{Protocol: "ip", Client: ap("203.0.113.5:0"), Virtual: ap("0.0.0.1:0"), Real: ap("198.18.0.21:8080"),
+				State: "NONE", ExpiresIn: 300 * time.Second, Template: true},
 		},
 		Timeouts: &api.Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second},
 	}
@@ -184,7 +191,7 @@ func TestNoSort(t *testing.T) {
 	}
 	b.Reset()
 	WriteRules(&b, fixture().Services, ListOptions{NoSort: true})
-	if !strings.HasPrefix(b.String(), "-A -f 1 -s sh -p 300 -b sh-port,sh-fallback\n-a -f 1 -r 198.18.0.22:0 -g -w 0\n") {
+	if !strings.HasPrefix(b.String(), "-A -f 1 -s sh -p 300 -b sh-port,sh-fallback --match tcp:198.18.0.200:1000-2000\n-a -f 1 -r 198.18.0.22:0 -g -w 0\n") {
 		t.Errorf("-S --nosort reordered:\n%s", b.String())
 	}
 }
@@ -199,14 +206,14 @@ func TestMarkIPv6(t *testing.T) {
 		t.Errorf("IPv6 mark service:\n%s", b.String())
 	}
 	rules := Rules([]api.ServiceState{s})
-	if rules != "-A -f 9 -6 -s rr -p 60 -M 48\n" {
+	if rules != "-A -f 9 -6 -s rr -p 60 -M 48 --match tcp:[2001:db8::1]:80\n" {
 		t.Errorf("IPv6 mark rule %q", rules)
 	}
 	cmds, err := ParseRules(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cmds[0].Request.Service; got.Mark != 9 || got.PersistPrefix != 48 {
+	if got := cmds[0].Request.Service; got.Mark != 9 || got.PersistPrefix != 48 || len(got.Matches) != 1 {
 		t.Errorf("read back as %+v", got)
 	}
 }
@@ -285,7 +292,7 @@ func TestLocalCommands(t *testing.T) {
 	}{
 		{"-h", "Usage:\n  xvsadm -A|E virtual-service"},
 		{"--help", "  --add-service     -A        add virtual service with options\n"},
-		{"-v", "xvsadm (xvs; ipvsadm v1.31 syntax and layouts, IPVS v1.2.1)\n"},
+		{"-v", "xvsadm " + version.String() + " (xvs " + version.String() + "; ipvsadm v1.31 syntax and layouts, IPVS v1.2.1)\n"},
 	} {
 		c := mustParse(t, tt.args)
 		if !c.Local() {

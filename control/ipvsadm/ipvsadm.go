@@ -93,6 +93,9 @@ func (c *Command) Local() bool { return c.Request.Op == "" }
 type Error struct {
 	Line int // of the rules text (ParseRules); 0 for a command line
 	Msg  string
+	// TryHelp: ipvsadm answers this with its "Try `ipvsadm -h'" line
+	// and exit status 255 rather than 2.
+	TryHelp bool
 }
 
 func (e *Error) Error() string {

@@ -77,6 +77,15 @@ const (
 	optJSON
 	optMcastInterface
 	optSyncID
+	optTunType
+	// xvs's own (long options only)
+	optLAddr
+	optLocalPorts
+	optTOA
+	optNoFastPath
+	optName
+	optMatch
+	optHealth
 	numOpts
 )
 
@@ -84,10 +93,11 @@ func (o optID) String() string {
 	return [...]string{"numeric", "connection", "service-address", "scheduler", "persistent", "netmask",
 		"real-server", "forwarding-method", "weight", "u-threshold", "l-threshold", "timeout", "daemon",
 		"stats", "rate", "thresholds", "persistent-conn", "nosort", "exact", "sched-flags", "ipv6", "json",
-		"mcast-interface", "syncid"}[o]
+		"mcast-interface", "syncid",
+		"tun-type", "laddr", "local-ports", "toa", "no-fast-path", "name", "match", "health"}[o]
 }
 
-type optSet uint32
+type optSet uint64 // a bit per optID: numOpts must stay <= 64
 
 func (s optSet) has(o optID) bool { return s&(1<<o) != 0 }
 
@@ -110,11 +120,12 @@ func ruleFor(c cmdID) commandRule {
 	svc := opts(optService)
 	switch c {
 	case cmdAdd, cmdEdit:
-		return commandRule{need: svc, allow: opts(optScheduler, optPersistent, optNetmask, optSchedFlags, optIPv6)}
+		return commandRule{need: svc, allow: opts(optScheduler, optPersistent, optNetmask, optSchedFlags, optIPv6,
+			optLAddr, optLocalPorts, optTOA, optNoFastPath, optName, optMatch, optHealth)}
 	case cmdDel:
 		return commandRule{need: svc, allow: opts(optIPv6)}
 	case cmdAddDest, cmdEditDest:
-		return commandRule{need: opts(optService, optServer), allow: opts(optForward, optWeight, optUThreshold, optLThreshold, optIPv6)}
+		return commandRule{need: opts(optService, optServer), allow: opts(optForward, optWeight, optUThreshold, optLThreshold, optIPv6, optTunType)}
 	case cmdDelDest:
 		return commandRule{need: opts(optService, optServer), allow: opts(optIPv6)}
 	case cmdList:
@@ -188,6 +199,19 @@ type parsed struct {
 	list   ListOptions
 	json   bool
 	daemon api.SyncDaemon // --start-daemon, --stop-daemon
+	maskV6 bool           // -M came after -6 (ipvsadm reads the mask by the family known then)
+	ext    serviceExt
+}
+
+// serviceExt are the service options of xvs's own.
+type serviceExt struct {
+	laddrs     []netip.Addr
+	lports     [2]uint16
+	toa        bool
+	noFastPath bool
+	name       string
+	matches    []api.Match
+	health     string
 }
 
 func (p *parsed) setCommand(c cmdID) error {
@@ -219,6 +243,10 @@ func Parse(args []string) (*Command, error) {
 	if err != nil {
 		return nil, err
 	}
+	// ipvsadm takes the command from the first option only.
+	if len(occ) > 0 && !isCommand(occ[0].opt) {
+		return nil, &Error{TryHelp: true, Msg: fmt.Sprintf("the command (-A, -a, -L, ...) must come first, as in ipvsadm: `%s' is not a command", occ[0].name)}
+	}
 	var p parsed
 	for _, oc := range occ {
 		if err := p.apply(oc); err != nil {
@@ -240,6 +268,16 @@ func Parse(args []string) (*Command, error) {
 		return nil, err
 	}
 	return p.command(pos)
+}
+
+// isCommand reports whether o names a command.
+func isCommand(o option) bool {
+	switch o.long {
+	case "add-service", "edit-service", "delete-service", "clear", "list", "zero", "add-server", "edit-server",
+		"delete-server", "set", "help", "version", "restore", "save", "start-daemon", "stop-daemon":
+		return true
+	}
+	return o.short == 'l'
 }
 
 // apply records one option.
@@ -358,7 +396,7 @@ func (p *parsed) apply(oc occurrence) error {
 		if err := p.setOption(optNetmask); err != nil {
 			return err
 		}
-		p.mask = oc.value
+		p.mask, p.maskV6 = oc.value, p.set.has(optIPv6)
 	case "real-server":
 		if err := p.setOption(optServer); err != nil {
 			return err
@@ -368,16 +406,31 @@ func (p *parsed) apply(oc occurrence) error {
 			return errorf("illegal real server address[:port] specified: %v", err)
 		}
 		p.real, p.rHas = netip.AddrPortFrom(a, port), hasPort
-	case "gatewaying", "masquerading", "ipip":
+	case "gatewaying", "masquerading", "ipip", "fullnat":
 		if err := p.setOption(optForward); err != nil {
 			return err
 		}
 		// ParseMethod knows ipvsadm's option letters.
-		m, err := xvs.ParseMethod(string(o.short))
+		name := string(o.short)
+		if key == "fullnat" {
+			name = key
+		}
+		m, err := xvs.ParseMethod(name)
 		if err != nil {
 			return err
 		}
 		p.fwd = &m
+	case "tun-type":
+		if err := p.setOption(optTunType); err != nil {
+			return err
+		}
+		switch oc.value {
+		case "ipip":
+		case "gue", "gre":
+			return errorf("tunnel type `%s' is not supported by xvs: -i is ipip (IPv6-in-IPv6 for IPv6) only", oc.value)
+		default:
+			return errorf("illegal tunnel type specified")
+		}
 	case "weight":
 		w, err := p.number(oc, optWeight, MaxWeight, "weight")
 		if err != nil {
@@ -409,6 +462,10 @@ func (p *parsed) apply(oc occurrence) error {
 	case "sort":
 		// The default; accepted for compatibility, as ipvsadm does.
 	case "ipv6":
+		// ipvsadm: -6 applies to the -f given before it.
+		if p.svc.Mark == 0 {
+			return errorf("-6 used before -f")
+		}
 		return p.setOption(optIPv6)
 	case "sched-flags":
 		if err := p.setOption(optSchedFlags); err != nil {
@@ -425,10 +482,127 @@ func (p *parsed) apply(oc occurrence) error {
 	case "json":
 		p.json = true
 		return p.setOption(optJSON)
+	case "laddr", "local-ports", "toa", "no-fast-path", "name", "match", "health":
+		return p.extension(key, oc.value)
 	default:
 		return errorf("invalid option `%s'", oc.name)
 	}
 	return nil
+}
+
+// extension records one of xvs's own service options.
+func (p *parsed) extension(key, v string) error {
+	o := map[string]optID{"laddr": optLAddr, "local-ports": optLocalPorts, "toa": optTOA, "no-fast-path": optNoFastPath,
+		"name": optName, "match": optMatch, "health": optHealth}[key]
+	if err := p.setOption(o); err != nil {
+		return err
+	}
+	e := &p.ext
+	switch key {
+	case "laddr":
+		for a := range strings.SplitSeq(v, ",") {
+			addr, err := netip.ParseAddr(a)
+			if err != nil || addr.Zone() != "" {
+				return errorf("illegal local address `%s' specified in --laddr", a)
+			}
+			e.laddrs = append(e.laddrs, addr)
+		}
+	case "local-ports":
+		lo, hi, ok := parsePorts(v)
+		if !ok || lo == 0 {
+			return errorf("illegal local port range `%s' specified (want lo-hi)", v)
+		}
+		e.lports = [2]uint16{lo, hi}
+	case "toa":
+		e.toa = true
+	case "no-fast-path":
+		e.noFastPath = true
+	case "name":
+		if v == "" {
+			return errorf("empty --name")
+		}
+		e.name = v
+	case "match":
+		ms, err := ParseMatches(v)
+		if err != nil {
+			return err
+		}
+		e.matches = ms
+	case "health":
+		if v == "" {
+			return errorf("empty --health")
+		}
+		e.health = v
+	}
+	return nil
+}
+
+// ParseMatches parses --match's list of a group's matches:
+// PROTO:VIP:PORTS[,...], PORTS a port or a range lo-hi, an IPv6 VIP in
+// brackets ("tcp:198.18.0.100:443", "udp:[2001:db8::100]:8000-8010").
+func ParseMatches(s string) ([]api.Match, error) {
+	var out []api.Match
+	for item := range strings.SplitSeq(s, ",") {
+		proto, rest, _ := strings.Cut(item, ":")
+		bad := errorf("illegal group match `%s' specified (want tcp|udp:VIP:PORT[-PORT])", item)
+		if proto != "tcp" && proto != "udp" {
+			return nil, bad
+		}
+		var host, ports string
+		if strings.HasPrefix(rest, "[") {
+			end := strings.Index(rest, "]:")
+			if end < 0 {
+				return nil, bad
+			}
+			host, ports = rest[1:end], rest[end+2:]
+		} else {
+			i := strings.LastIndexByte(rest, ':')
+			if i < 0 {
+				return nil, bad
+			}
+			host, ports = rest[:i], rest[i+1:]
+		}
+		vip, err := netip.ParseAddr(host)
+		lo, hi, ok := parsePorts(ports)
+		if err != nil || vip.Zone() != "" || vip.Is6() != strings.HasPrefix(rest, "[") || !ok || lo == 0 {
+			return nil, bad
+		}
+		out = append(out, api.Match{Protocol: proto, VIP: vip, FromPort: lo, ToPort: hi})
+	}
+	return out, nil
+}
+
+// FormatMatches writes matches as ParseMatches reads them.
+func FormatMatches(ms []api.Match) string {
+	parts := make([]string, 0, len(ms))
+	for _, m := range ms {
+		ports := strconv.Itoa(int(m.FromPort))
+		if m.ToPort != m.FromPort {
+			ports += "-" + strconv.Itoa(int(m.ToPort))
+		}
+		host := m.VIP.String()
+		if m.VIP.Is6() {
+			host = "[" + host + "]"
+		}
+		parts = append(parts, m.Protocol+":"+host+":"+ports)
+	}
+	return strings.Join(parts, ",")
+}
+
+// parsePorts parses a port or a range lo-hi.
+func parsePorts(s string) (lo, hi uint16, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	l, err := parseInt(a, 0, math.MaxUint16)
+	if err != nil {
+		return 0, 0, false
+	}
+	h := l
+	if isRange {
+		if h, err = parseInt(b, l, math.MaxUint16); err != nil {
+			return 0, 0, false
+		}
+	}
+	return uint16(l), uint16(h), true
 }
 
 // number records option o, whose value must be a number in 0..max; what
@@ -488,9 +662,6 @@ func (p *parsed) command(pos []string) (*Command, error) {
 	}
 	if len(pos) > 0 {
 		return nil, errorf("unexpected argument %s", pos[0])
-	}
-	if p.set.has(optIPv6) && p.svc.Mark == 0 {
-		return nil, errorf("-6 used without -f")
 	}
 
 	switch p.cmd {
@@ -557,7 +728,10 @@ func (p *parsed) command(pos []string) (*Command, error) {
 
 // service builds -A and -E's service.
 func (p *parsed) service() (*api.Service, error) {
-	s := &api.Service{ServiceID: p.svc, Scheduler: p.sched, Persistence: p.pers, Flags: p.flags}
+	e := &p.ext
+	s := &api.Service{ServiceID: p.svc, Scheduler: p.sched, Persistence: p.pers, Flags: p.flags,
+		Name: e.name, Matches: e.matches, LocalAddrs: e.laddrs, LocalPorts: e.lports, TOA: e.toa,
+		NoFastPath: e.noFastPath, Health: e.health}
 	if p.svc.Mark == 0 && p.svc.Port == 0 && p.pers == 0 {
 		return nil, errorf("Zero port specified for non-persistent service")
 	}
@@ -566,8 +740,11 @@ func (p *parsed) service() (*api.Service, error) {
 	if p.cmd == cmdAdd && s.Scheduler == "" {
 		s.Scheduler = DefaultScheduler
 	}
+	if p.svc.Mark == 0 && len(e.matches) > 0 {
+		return nil, errorf("--match is for groups (-f) only")
+	}
 	if p.mask != "" {
-		v6 := p.svc.VIP.Is6() || (p.svc.Mark != 0 && p.set.has(optIPv6))
+		v6 := p.svc.VIP.Is6() || (p.svc.Mark != 0 && p.maskV6)
 		bits, err := parseNetmask(p.mask, v6)
 		if err != nil {
 			return nil, err
@@ -588,6 +765,9 @@ func checkFlags(scheduler string, flags []string) error {
 		any = append(any, sched.FlagsFor(name)...)
 	}
 	for _, f := range flags {
+		if f == "flag-1" || f == "flag-2" || f == "flag-3" {
+			continue // ipvsadm's generic flags, for any scheduler (see schedFlags)
+		}
 		if !slices.Contains(any, f) {
 			return errorf("invalid scheduler flag `%s'", f)
 		}
@@ -605,6 +785,9 @@ func (p *parsed) realServer() (*api.Real, error) {
 		port = p.svc.Port // ipvsadm copies the service's port
 	}
 	method := p.fwd
+	if p.set.has(optTunType) && (method == nil || *method != xvs.MethodTUN) {
+		return nil, errorf("Tunnel options conflict with forward method")
+	}
 	if p.cmd == cmdAddDest && method == nil {
 		dr := xvs.MethodDR // ipvsadm's default
 		method = &dr

@@ -3,6 +3,7 @@ package ipvsadm
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
@@ -46,6 +47,20 @@ func TestParse(t *testing.T) {
 			&Command{Request: api.Request{Op: api.OpAddService, Service: &api.Service{ServiceID: v6, Scheduler: "wlc",
 				Persistence: time.Minute, PersistPrefix: 64}}}},
 		{"-A -f 1 -s rr", &Command{Request: api.Request{Op: api.OpAddService, Service: svc(mark1, "rr")}}},
+		// xvs's own options.
+		{"-A -f 1 -s rr --name web --match tcp:198.18.0.100:80,udp:[2001:db8::1]:8000-8010",
+			&Command{Request: api.Request{Op: api.OpAddService, Service: &api.Service{ServiceID: mark1, Scheduler: "rr", Name: "web",
+				Matches: []api.Match{{Protocol: "tcp", VIP: ip("198.18.0.100"), FromPort: 80, ToPort: 80},
+					{Protocol: "udp", VIP: ip("2001:db8::1"), FromPort: 8000, ToPort: 8010}}}}}},
+		{"-A -t 198.18.0.100:80 --laddr 198.19.0.2,198.19.0.3 --local-ports 20000-29999 --toa --no-fast-path --health check=\"tcp\"",
+			&Command{Request: api.Request{Op: api.OpAddService, Service: &api.Service{ServiceID: web, Scheduler: "wlc",
+				LocalAddrs: []netip.Addr{ip("198.19.0.2"), ip("198.19.0.3")}, LocalPorts: [2]uint16{20000, 29999}, TOA: true,
+				NoFastPath: true, Health: `check="tcp"`}}}},
+		{"-A -t 198.18.0.100:80 -s sh -b flag-1,flag-2,flag-3",
+			&Command{Request: api.Request{Op: api.OpAddService, Service: &api.Service{ServiceID: web, Scheduler: "sh",
+				Flags: []string{"flag-1", "flag-2", "flag-3"}}}}},
+		{"-a -t 198.18.0.100:80 -r 198.19.0.11:8080 --fullnat -w 2", realReq(api.OpAddReal, web, api.Real{Addr: ip("198.19.0.11"), Port: 8080, Method: "fullnat", Weight: intp(2)})},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i -w 1 --tun-type ipip", realReq(api.OpAddReal, web, api.Real{Addr: ip("198.18.0.11"), Port: 80, Method: "tun", Weight: intp(1)})},
 		{"--add-service --fwmark-service 7 -6 -p -M 48",
 			&Command{Request: api.Request{Op: api.OpAddService, Service: &api.Service{ServiceID: api.ServiceID{Mark: 7},
 				Scheduler: "wlc", Persistence: 300 * time.Second, PersistPrefix: 48}}}},
@@ -266,14 +281,33 @@ func TestParseErrors(t *testing.T) {
 		{"-C extra", "unexpected argument extra"},
 		{"-L 198.18.0.100:80", "unexpected argument 198.18.0.100:80"},
 		{"-L -- -n", "unexpected argument -n"},
-		{"-t 198.18.0.100:80", "no command specified (try `xvsadm -h')"},
+		{"-t 198.18.0.100:80", "the command (-A, -a, -L, ...) must come first, as in ipvsadm: `-t' is not a command"},
+		{"-n -L", "must come first, as in ipvsadm: `-n' is not a command"},
+		{"-t 198.18.0.100:80 -A", "`-t' is not a command"},
+		{"--syncid 1 --start-daemon master", "`--syncid' is not a command"},
 		{"--bogus", "invalid option `--bogus'"},
 		{"-Q", "invalid option `-Q'"},
 		{"-LQ", "invalid option `-Q'"},
 		{"-A -t 198.18.0.100:80 -s", "option `-s' requires an argument"},
 		{"-A --tcp-service", "option `--tcp-service' requires an argument"},
 		{"--clear=1", "option `--clear' does not take a value"},
-		{"-A -t 198.18.0.100:80 -6", "-6 used without -f"},
+		{"-A -t 198.18.0.100:80 -6", "-6 used before -f"},
+		{"-A -6 -f 1", "-6 used before -f"},
+		{"-A -f 1 -p -M 64 -6", "is not a dotted IPv4 netmask"}, // -M read before -6, as ipvsadm
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -m --tun-type ipip", "Tunnel options conflict with forward method"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type vxlan", "illegal tunnel type specified"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gre", "tunnel type `gre' is not supported by xvs"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type ipip --tun-port 6080", "tunnel options are not supported by xvs"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -m --fullnat", "multiple 'forwarding-method' options specified"},
+		{"-A -t 198.18.0.100:80 --match tcp:198.18.0.100:443", "--match is for groups (-f) only"},
+		{"-A -f 1 --match tcp:198.18.0.100", "illegal group match `tcp:198.18.0.100' specified"},
+		{"-A -f 1 --match sctp:198.18.0.100:80", "illegal group match"},
+		{"-A -f 1 --match tcp:2001:db8::1:80", "illegal group match"},
+		{"-A -f 1 --match tcp:198.18.0.100:90-80", "illegal group match"},
+		{"-A -t 198.18.0.100:80 --laddr 198.19.0.2,x", "illegal local address `x' specified in --laddr"},
+		{"-A -t 198.18.0.100:80 --local-ports 2000-1000", "illegal local port range `2000-1000'"},
+		{"-A -t 198.18.0.100:80 --toa --toa", "multiple 'toa' options specified"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 --laddr 198.19.0.2", "Illegal 'laddr' option with the 'add-server' command"},
 		{"--start-daemon primary", "illegal start-daemon parameter specified"},
 		{"--stop-daemon primary", "illegal start_daemon specified"},
 		{"--start-daemon master --syncid 256", "illegal syncid specified"},
@@ -286,7 +320,7 @@ func TestParseErrors(t *testing.T) {
 		{"-A -u 198.18.0.100:53 -o", "option `-o': one-packet scheduling is not supported by xvs"},
 		{"-A -t 198.18.0.100:80 --pe sip", "persistence engines are not supported by xvs"},
 		{"-A --sctp-service 198.18.0.100:80", "SCTP services are not supported by xvs"},
-		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gue", "tunnel types and options are not supported by xvs"},
+		{"-a -t 198.18.0.100:80 -r 198.18.0.11 -i --tun-type gue", "tunnel type `gue' is not supported by xvs: -i is ipip"},
 		{"status extra", "unexpected argument extra"},
 		{"reload --json", "invalid option `--json' for the 'reload' command"},
 		{"status --json --json", "multiple 'json' options specified"},
@@ -361,4 +395,22 @@ func shortOf(o OptionDoc) byte {
 		return 0
 	}
 	return o.Short[0]
+}
+
+// TestMatches: --match's list reads back as written.
+func TestMatches(t *testing.T) {
+	for _, s := range []string{"tcp:198.18.0.100:80", "udp:[2001:db8::1]:8000-8010,tcp:198.18.0.100:1-65535"} {
+		ms, err := ParseMatches(s)
+		if err != nil {
+			t.Fatalf("ParseMatches(%q): %v", s, err)
+		}
+		if got := FormatMatches(ms); got != s {
+			t.Errorf("FormatMatches(ParseMatches(%q)) = %q", s, got)
+		}
+	}
+	for _, bad := range []string{"", "tcp", "tcp:198.18.0.100:0", "tcp:198.18.0.100:80-", "tcp:[198.18.0.100]:80", "tcp:2001:db8::1:80", "tcp:198.18.0.100:80,"} {
+		if _, err := ParseMatches(bad); err == nil {
+			t.Errorf("ParseMatches(%q) succeeded", bad)
+		}
+	}
 }

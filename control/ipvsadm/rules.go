@@ -12,8 +12,16 @@ import (
 // WriteRules writes services as ipvsadm -S -n does: an -A line per service,
 // each followed by an -a line per real server, sorted as ipvsadm sorts them
 // unless o.NoSort. Real servers being drained are gone from the
-// configuration and left out. Unlike ipvsadm, the thresholds (-x, -y) are
-// written when set, so that -R restores them.
+// configuration and left out. Tunnel servers carry 1.31's --tun-type ipip.
+//
+// So that -R restores everything, two things are added. The thresholds
+// (-x, -y) are written when set, as ipvsadm reads but never writes them.
+// And what xvs has that ipvsadm lacks is written after ipvsadm's options,
+// as long options of xvs's own, which a real ipvsadm -R refuses loudly
+// ("invalid option") rather than misreads: --fullnat (a FullNAT real
+// server, in -g's place) and, on -A, --name, --match (a group's matches),
+// --laddr and --local-ports (FullNAT's local addresses and ports), --toa,
+// --no-fast-path and --health (the health check).
 func WriteRules(w io.Writer, services []api.ServiceState, o ListOptions) {
 	for _, s := range sortedServices(services, o.NoSort) {
 		name := ruleName(&s.ServiceID, markIs6(&s.Service))
@@ -31,10 +39,18 @@ func WriteRules(w io.Writer, services []api.ServiceState, o ListOptions) {
 		if len(s.Flags) > 0 {
 			b.WriteString(" -b " + strings.Join(s.Flags, ","))
 		}
+		writeExtensions(&b, &s.Service)
 		fmt.Fprintln(w, b.String())
 		for _, r := range sortedReals(s.Reals, o.NoSort, false) {
 			b.Reset()
-			fmt.Fprintf(&b, "-a %s -r %s %s -w %d", name, addrPort(r.Addr, r.Port), forwardSwitch(r.Method), r.Weight)
+			weight := r.Weight
+			if r.Real.Weight != nil {
+				weight = *r.Real.Weight // the configured one, not the one in effect
+			}
+			fmt.Fprintf(&b, "-a %s -r %s %s -w %d", name, addrPort(r.Addr, r.Port), forwardSwitch(r.Method), weight)
+			if forwardSwitch(r.Method) == "-i" {
+				b.WriteString(" --tun-type ipip")
+			}
 			if r.UpperThreshold > 0 {
 				fmt.Fprintf(&b, " -x %d", r.UpperThreshold)
 			}
@@ -44,6 +60,49 @@ func WriteRules(w io.Writer, services []api.ServiceState, o ListOptions) {
 			fmt.Fprintln(w, b.String())
 		}
 	}
+}
+
+// writeExtensions writes a service's settings that ipvsadm has no option
+// for, as xvsadm's own long options.
+func writeExtensions(b *strings.Builder, s *api.Service) {
+	if s.Name != "" {
+		b.WriteString(" --name " + quoteWord(s.Name))
+	}
+	if len(s.Matches) > 0 {
+		b.WriteString(" --match " + FormatMatches(s.Matches))
+	}
+	if len(s.LocalAddrs) > 0 {
+		as := make([]string, len(s.LocalAddrs))
+		for i, a := range s.LocalAddrs {
+			as[i] = a.String()
+		}
+		b.WriteString(" --laddr " + strings.Join(as, ","))
+	}
+	if p := s.LocalPorts; p != [2]uint16{} {
+		fmt.Fprintf(b, " --local-ports %d-%d", p[0], p[1])
+	}
+	if s.TOA {
+		b.WriteString(" --toa")
+	}
+	if s.NoFastPath {
+		b.WriteString(" --no-fast-path")
+	}
+	if s.Health != "" {
+		b.WriteString(" --health " + quoteWord(s.Health))
+	}
+}
+
+// quoteWord quotes s, when it needs it, so that splitLine reads it back as
+// one word.
+func quoteWord(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\r'\"\\#") {
+		return s
+	}
+	if !strings.Contains(s, "'") {
+		return "'" + s + "'"
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
 }
 
 // Rules returns WriteRules' text, sorted.

@@ -170,7 +170,8 @@ func normalize(ss []api.ServiceState) []api.ServiceState {
 	var out []api.ServiceState
 	for _, s := range sortedServices(ss, false) {
 		n := api.ServiceState{Service: api.Service{ServiceID: s.ServiceID, Scheduler: s.Scheduler,
-			Flags: s.Flags, Persistence: s.Persistence}}
+			Flags: s.Flags, Persistence: s.Persistence, Name: s.Name, Matches: s.Matches, LocalAddrs: s.LocalAddrs,
+			LocalPorts: s.LocalPorts, TOA: s.TOA, NoFastPath: s.NoFastPath, Health: s.Health}}
 		if s.Persistence > 0 && mask(&s.Service) != "" {
 			n.PersistPrefix = s.PersistPrefix
 		}

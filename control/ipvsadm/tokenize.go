@@ -27,7 +27,7 @@ type option struct {
 
 func options() []option {
 	const mcast = "xvs syncs over unicast UDP to the peers [sync] names in the configuration file, authenticated with its key: there is no multicast group, port, TTL or message size to set"
-	const tun = "tunnel types and options are not supported by xvs (-i is ipip)"
+	const tun = "tunnel options are not supported by xvs (-i is ipip)"
 	return []option{
 		{long: "add-service", short: 'A', doc: "Add a virtual service."},
 		{long: "edit-service", short: 'E', doc: "Edit a virtual service: its scheduler, persistence and flags."},
@@ -41,7 +41,7 @@ func options() []option {
 		{long: "delete-server", short: 'd', doc: "Delete a real server from a service; its connections drain."},
 		{long: "set", value: "tcp tcpfin udp", doc: "Set the idle timeouts of TCP, TCP after FIN and UDP connections, in seconds; 0 keeps one."},
 		{long: "help", short: 'h', doc: "Print the usage."},
-		{long: "version", short: 'v', doc: "Print the version."},
+		{long: "version", short: 'v', doc: "Print xvs's version, stamped at build time (as xvsd -version prints it), and whose syntax and layouts xvsadm speaks."},
 		{long: "restore", short: 'R', doc: "Apply rules, as -S writes them, from standard input: all of them or none."},
 		{long: "save", short: 'S', doc: "Write the table as rules that -R reads back."},
 		{long: "start-daemon", arg: argRequired, value: "master|backup", doc: "Start a connection sync role: a master sends this director's connections to the peers of [sync], a backup installs theirs. The transport is [sync]'s unicast, HMAC-authenticated UDP; the peers and the key come from the configuration file."},
@@ -76,18 +76,29 @@ func options() []option {
 		{long: "ipv6", short: '6', doc: "With -f: the group is IPv6."},
 		{long: "ops", short: 'o', unsupported: "one-packet scheduling is not supported by xvs"},
 		{long: "pe", arg: argRequired, value: "engine", unsupported: "persistence engines are not supported by xvs"},
-		{long: "sched-flags", short: 'b', arg: argRequired, value: "flags", doc: "Scheduler flags, comma-separated: sh-fallback, sh-port, mh-fallback, mh-port."},
+		{long: "sched-flags", short: 'b', arg: argRequired, value: "flags", doc: "Scheduler flags, comma-separated: sh-fallback, sh-port, mh-fallback, mh-port, or ipvsadm's generic flag-1, flag-2, flag-3 (flag-1 and flag-2 are sh's and mh's -fallback and -port; other schedulers read none)."},
 		{long: "mcast-group", arg: argRequired, value: "address", unsupported: mcast},
 		{long: "mcast-port", arg: argRequired, value: "port", unsupported: mcast},
 		{long: "mcast-ttl", arg: argRequired, value: "ttl", unsupported: mcast},
 		{long: "sync-maxlen", arg: argRequired, value: "length", unsupported: mcast},
 		{long: "tun-info", unsupported: tun},
-		{long: "tun-type", arg: argRequired, value: "type", unsupported: tun},
+		{long: "tun-type", arg: argRequired, value: "type", doc: "With -a/-e and -i: the tunnel type; ipip only (IPv6-in-IPv6 for IPv6), as ipvsadm 1.31's -S writes it; gue and gre are refused."},
 		{long: "tun-port", arg: argRequired, value: "port", unsupported: tun},
 		{long: "tun-nocsum", unsupported: tun},
 		{long: "tun-csum", unsupported: tun},
 		{long: "tun-remcsum", unsupported: tun},
 		{long: "json", doc: "Print the answer as JSON."},
+		// xvs's own, which ipvsadm lacks: long options only, so that
+		// ipvsadm -R refuses them rather than misreads them. The first
+		// two are DPVS's ipvsadm's.
+		{long: "fullnat", doc: "xvs's (DPVS's): with -a/-e, forward by FullNAT: connections reach the real server from one of the service's local addresses (--laddr)."},
+		{long: "laddr", arg: argRequired, value: "address[,address...]", doc: "xvs's (DPVS's): with -A/-E, FullNAT's local addresses (LIPs), required when a real server uses --fullnat."},
+		{long: "local-ports", arg: argRequired, value: "lo-hi", doc: "xvs's: with -A/-E, the local ports FullNAT takes from each local address (default 1024-65535)."},
+		{long: "toa", doc: "xvs's: with -A/-E, FullNAT passes the client's address and port to the real servers in a TCP option on the SYN (DPVS's TOA)."},
+		{long: "no-fast-path", doc: "xvs's: with -A/-E, keep the service's connections off the XDP fast path."},
+		{long: "name", arg: argRequired, value: "name", doc: "xvs's: with -A/-E, the service's or group's name, unique."},
+		{long: "match", arg: argRequired, value: "proto:vip:ports[,...]", doc: "xvs's: with -A/-E -f, what the group catches: tcp or udp, a VIP (an IPv6 one in brackets) and a port or a range lo-hi, comma-separated (\"tcp:198.18.0.100:443,udp:[2001:db8::100]:8000-8010\"); required to add a group."},
+		{long: "health", arg: argRequired, value: "check", doc: "xvs's: with -A/-E, the health check, a [service.health] table's keys as a TOML inline table's contents ('check = \"tcp\", interval = \"2s\"'), as -S writes it; check = \"none\" removes it."},
 	}
 }
 

@@ -6,12 +6,15 @@ import (
 	"strings"
 
 	"github.com/xvs-lb/xvs/control/api"
+	"github.com/xvs-lb/xvs/internal/version"
 	"github.com/xvs-lb/xvs/sched"
 )
 
-// WriteVersion writes -v's line.
+// WriteVersion writes -v's line: xvs's own version, then whose syntax and
+// layouts these are, as ipvsadm's "ipvsadm v1.31 2019/12/24 (compiled with
+// popt and IPVS v1.2.1)".
 func WriteVersion(w io.Writer) {
-	fmt.Fprintf(w, "%s (xvs; %s syntax and layouts, IPVS v%s)\n", programName, compatibleWith, ipvsVersion)
+	fmt.Fprintf(w, "%s %s (xvs %[2]s; %s syntax and layouts, IPVS v%s)\n", programName, version.String(), compatibleWith, ipvsVersion)
 }
 
 // WriteUsage writes -h's text, in ipvsadm's layout.
@@ -96,7 +99,18 @@ Options:
   --sort                              does nothing, for backwards compatibility
   --numeric      -n                   numeric output of addresses and ports
   --sched-flags  -b flags             scheduler flags (comma-separated)
+  --tun-type     ipip                 tunnel type (ipip only, as -S writes it)
   --json                              output of the answer as JSON
+
+xvs's own options (ipvsadm lacks them; its -R refuses them):
+  --fullnat                           FullNAT forwarding (-a, -e)
+  --laddr        address[,address]    FullNAT's local addresses
+  --local-ports  lo-hi                FullNAT's local ports
+  --toa                               FullNAT: client address in a TCP option
+  --no-fast-path                      keep connections off the XDP fast path
+  --name         name                 the service's or group's name
+  --match        proto:vip:ports,...  a group's (-f) matches: what it takes
+  --health       'check = "tcp", ...' the health check ([service.health])
 
 Connection sync: the daemons are the roles of [sync] in xvsd's configuration
 file, which names the peers and the key; xvs keeps its unicast,

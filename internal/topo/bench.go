@@ -41,6 +41,8 @@ type Bench struct {
 	// LocalIPs are the director's addresses on the real servers' network
 	// that FullNAT connections leave from (its local addresses).
 	LocalIPs []netip.Addr
+	// Queues is the number of queues of every veth (NewBenchQueues).
+	Queues int
 }
 
 // BenchMTU is the MTU of the director's link to the real servers: room for
@@ -60,12 +62,19 @@ func benchLocalIPs() []netip.Addr {
 }
 
 // NewBench builds the benchmark topology. Close removes it.
-func NewBench(log io.Writer) (*Bench, error) {
+func NewBench(log io.Writer) (*Bench, error) { return NewBenchQueues(log, 1) }
+
+// NewBenchQueues is NewBench with queues RX and TX queues on every veth, a
+// director worker per queue, as a multi-queue NIC gives. A frame the
+// generator sends arrives on the director's queue numbered after the CPU it
+// was sent from (veth's ndo_xdp_xmit picks the peer's queue so), so one
+// generator per CPU feeds one queue each.
+func NewBenchQueues(log io.Writer, queues int) (*Bench, error) {
 	lab, err := NewLab(log)
 	if err != nil {
 		return nil, err
 	}
-	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals, LocalIPs: benchLocalIPs()}
+	b := &Bench{Lab: lab, GenIP: ClientIP, RealIPs: NATReals, LocalIPs: benchLocalIPs(), Queues: max(queues, 1)}
 	if err := b.build(); err != nil {
 		return nil, errors.Join(err, b.Close())
 	}
@@ -95,10 +104,10 @@ func (b *Bench) build() error {
 	}
 	b.GenIf, b.DirGenIf = b.Name("g0"), b.Name("dg")
 	b.DirRealIf, b.RealIf = b.Name("dr"), b.Name("r0")
-	if err := b.Veth(b.Gen, b.GenIf, b.Director, b.DirGenIf); err != nil {
+	if err := b.VethQueues(b.Gen, b.GenIf, b.Director, b.DirGenIf, b.Queues); err != nil {
 		return err
 	}
-	if err := b.Veth(b.Director, b.DirRealIf, b.Real, b.RealIf); err != nil {
+	if err := b.VethQueues(b.Director, b.DirRealIf, b.Real, b.RealIf, b.Queues); err != nil {
 		return err
 	}
 	for _, ifc := range []struct {
