@@ -27,9 +27,11 @@ build:
 # The Debian package, bin/xvs_VERSION_ARCH.deb (dpkg-deb): xvsd, xvsadm,
 # the systemd unit, the commented /etc/xvs/xvs.toml (a conffile), the man
 # pages and bash completion the binaries write from their own tables, and
-# configs/ as examples. See internal/pkg/mkdeb.sh.
+# configs/ as examples. The binaries are build's, stamped with $(VERSION)
+# (LDFLAGS), and the package takes its version from them. See
+# internal/pkg/mkdeb.sh.
 package: build
-	bash internal/pkg/mkdeb.sh $(BIN)
+	VERSION='$(VERSION)' bash internal/pkg/mkdeb.sh $(BIN)
 
 # Installs the package with dpkg -i, checks the installed default
 # (xvsd -check), the man pages (man -w), the completion and the unit

@@ -8,11 +8,23 @@
 #   /usr/share/bash-completion/completions/xvsadm  written by xvsadm completion bash
 #   /usr/share/doc/xvs/examples/                   configs/*.toml
 # xvs-echo and xvs-pktgen are test and benchmark tools, not shipped.
-# Usage: mkdeb.sh BIN_DIR; writes BIN_DIR/xvs_VERSION_ARCH.deb and prints its path.
+# The package's version is the one the binaries were stamped with (see
+# version.sh). Usage: [VERSION=V] mkdeb.sh BIN_DIR; writes
+# BIN_DIR/xvs_VERSION_ARCH.deb and prints its path.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-bin}
-version=${VERSION:-0.1.0+git$(git rev-list --count HEAD 2>/dev/null || echo 0).$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+. internal/pkg/version.sh
+# The package's version is the binaries' own (make build stamps it with
+# LDFLAGS from git describe): both must carry the same, and the one the
+# Makefile asked for when it says ($VERSION).
+xvs_version=$(binary_version "$bin/xvsd")
+"$bin/xvsadm" -v | grep -qF "xvsadm $xvs_version " || { echo "mkdeb: $bin/xvsadm -v is not xvsd's version $xvs_version" >&2; exit 1; }
+if [ -n "${VERSION:-}" ] && [ "$xvs_version" != "$VERSION" ]; then
+	echo "mkdeb: $bin/xvsd is version $xvs_version, not $VERSION: build it with make build (LDFLAGS)" >&2
+	exit 1
+fi
+version=$(deb_version "$xvs_version")
 arch=$(dpkg --print-architecture)
 root="$bin/pkg/root"
 rm -rf "$bin/pkg"

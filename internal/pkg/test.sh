@@ -13,6 +13,12 @@ dpkg-query -W -f='${Conffiles}\n' xvs | grep -q "/etc/xvs/xvs.toml" || fail "/et
 /usr/sbin/xvsd -check /etc/xvs/xvs.toml || fail "xvsd -check refuses the installed default"
 /usr/sbin/xvsd -check || fail "xvsd -check refuses its default path"
 /usr/sbin/xvsadm -h >/dev/null || fail "xvsadm -h"
+# The binaries carry the version the package has (make build's LDFLAGS).
+. "$(dirname "$0")/version.sh"
+v=$(binary_version /usr/sbin/xvsd)
+/usr/sbin/xvsadm -v | grep -qF "xvsadm $v " || fail "xvsadm -v does not print xvsd's version $v"
+pkgv=$(dpkg-query -W -f='${Version}' xvs)
+[ "$pkgv" = "$(deb_version "$v")" ] || fail "package version $pkgv is not the binaries' ($v)"
 for page in xvsadm xvsd xvs.toml; do
 	if ! man -w "$page" >/dev/null 2>&1; then
 		grep -qs 'path-exclude.*/usr/share/man' /etc/dpkg/dpkg.cfg.d/* &&
