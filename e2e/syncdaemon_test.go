@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -129,6 +130,12 @@ func TestSyncDaemon(t *testing.T) {
 	}
 	if backup.WrongSyncID == 0 {
 		t.Fatalf("the backup filtered nothing from a master with syncid 6: %+v", backup)
+	}
+	// The metrics count it too.
+	if out, err := p.Output(p.Directors[1], "curl", "-sf", "http://127.0.0.1:9469/metrics"); err != nil {
+		t.Errorf("the backup's metrics: %v", err)
+	} else if m := regexp.MustCompile(`(?m)^xvs_sync_ignored_entries_total\{reason="wrong_syncid"\} ([0-9]+)$`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+		t.Errorf("the backup's metrics do not count the entries of another sync id: %q", m)
 	}
 	if got := standby(); got != 8 {
 		t.Errorf("the standby installed connections of another sync id: %d, want 8", got)
