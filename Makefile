@@ -12,7 +12,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.7.0
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X github.com/xvs-lb/xvs/internal/version.stamp=$(VERSION)
 
-.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check
+.PHONY: all build demo test test-short bench bench-micro lint fuzz soak deps clean generate generate-check package package-test
 
 all: build
 
@@ -23,6 +23,22 @@ deps:
 # needs a binary without cgo.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The Debian package, bin/xvs_VERSION_ARCH.deb (dpkg-deb): xvsd, xvsadm,
+# the systemd unit, the commented /etc/xvs/xvs.toml (a conffile), the man
+# pages and bash completion the binaries write from their own tables, and
+# configs/ as examples. The binaries are build's, stamped with $(VERSION)
+# (LDFLAGS), and the package takes its version from them. See
+# internal/pkg/mkdeb.sh.
+package: build
+	VERSION='$(VERSION)' bash internal/pkg/mkdeb.sh $(BIN)
+
+# Installs the package with dpkg -i, checks the installed default
+# (xvsd -check), the man pages (man -w), the completion and the unit
+# (systemd-analyze verify), then purges it (as root; CI runs it after make
+# test).
+package-test: deps package
+	bash internal/pkg/test.sh $$(ls -t $(BIN)/xvs_*.deb | head -n 1)
 
 # A real director forwarding real TCP and UDP between processes in network
 # namespaces (LVS-DR), printing what happened.

@@ -38,9 +38,17 @@ type Director struct {
 	cfg      *config.Config
 	health   *healthState
 	bgp      *bgp.Speaker
-	syncer   *connsync.Syncer
 	failover *failover.Pair
 	draining bool
+
+	// syncer runs [sync]'s roles (nil: none); replaced under mu and
+	// publishMu, read by the publish loop under publishMu. syncCtx is the
+	// director's, which syncers run under; syncEvents: the data plane
+	// queues connection events (the file had [sync] at start).
+	syncer     atomic.Pointer[connsync.Syncer]
+	publishMu  sync.Mutex
+	syncCtx    context.Context
+	syncEvents bool
 
 	// Reloads of the file, by result (xvs_reloads_total).
 	reloadsOK, reloadsFailed atomic.Uint64
@@ -75,7 +83,7 @@ func StartWith(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Op
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(ctx)
-	d := &Director{log: log, path: path, eng: eng, cfg: cfg, rates: newRateEstimator(eng), stop: stop}
+	d := &Director{log: log, path: path, eng: eng, cfg: cfg, rates: newRateEstimator(eng), stop: stop, syncEvents: ecfg.SyncEvents}
 	d.health = newHealthState(d)
 	if err := eng.Apply(d.specs(cfg)); err != nil {
 		stop()
@@ -227,6 +235,14 @@ func (d *Director) reload() error {
 		}
 		d.log.Info("fast path switched", zap.Stringer("fast_path", cfg.Director.FastPath))
 	}
+	if !sameSync(cfg.Sync, d.cfg.Sync) {
+		if cfg.Sync != nil && !d.syncEvents {
+			return fmt.Errorf("%s: [sync] added; it takes effect on restart only", d.path)
+		}
+		if err := d.setSync(cfg.Sync); err != nil {
+			return fmt.Errorf("%s: sync: %w", d.path, err)
+		}
+	}
 	if string(config.Marshal(cfg)) == string(config.Marshal(d.cfg)) {
 		// A touch, or the same change seen twice (file watch and SIGHUP):
 		// nothing to do, and schedulers keep their place.
@@ -234,6 +250,9 @@ func (d *Director) reload() error {
 		return nil
 	}
 	if err := d.eng.Apply(d.specs(cfg)); err != nil {
+		if !sameSync(cfg.Sync, d.cfg.Sync) {
+			_ = d.setSync(d.cfg.Sync) // the roles that ran, as the rest
+		}
 		return fmt.Errorf("%s: %w", d.path, err)
 	}
 	d.eng.Conntrack().SetTimeouts(timeouts(cfg.Timeouts))
@@ -242,6 +261,17 @@ func (d *Director) reload() error {
 	d.announce()
 	d.log.Info("configuration reloaded", zap.String("config", d.path), zap.Int("services", len(cfg.Services)))
 	return nil
+}
+
+// sameSync reports whether a and b run the same sync, wherever in their
+// files they were written.
+func sameSync(a, b *config.Sync) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Line, y.Line = 0, 0
+	return reflect.DeepEqual(x, y)
 }
 
 // restartFree reports whether [director] may go from cur to next on a
@@ -267,8 +297,8 @@ func (d *Director) Close() error {
 	if d.failover != nil {
 		_ = d.failover.Close() // hand the addresses to the peer now
 	}
-	if d.syncer != nil {
-		_ = d.syncer.Close()
+	if s := d.syncer.Swap(nil); s != nil {
+		_ = s.Close()
 	}
 	d.health.close()
 	d.stop()

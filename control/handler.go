@@ -60,6 +60,10 @@ func (d *Director) Handle(ctx context.Context, req *api.Request) *api.Response {
 	case api.OpDrain:
 		d.Drain(req.Text != "off")
 		return &api.Response{}
+	case api.OpDaemons:
+		return &api.Response{Daemons: d.daemons()}
+	case api.OpStartDaemon, api.OpStopDaemon:
+		return errResponse(d.changeSync(req))
 	}
 	return errResponse(d.change(req))
 }
@@ -112,6 +116,30 @@ func (d *Director) change(req *api.Request) error {
 	d.updateHealth()
 	d.announce()
 	d.log.Info("configuration applied", zap.String("by", string(req.Op)), zap.Int("services", len(next.Services)))
+	return nil
+}
+
+// changeSync starts or stops a sync role (ipvsadm.Edit changes [sync]'s
+// roles in the running configuration) and restarts the syncer with the
+// result. On any error nothing changes.
+func (d *Director) changeSync(req *api.Request) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, err := ipvsadm.Edit(d.cfg, req)
+	if err != nil {
+		return err
+	}
+	if !d.syncEvents {
+		// Only a file with [sync] gets this far (Edit refuses without
+		// one); the data plane queues events for a file that had it at
+		// start.
+		return fmt.Errorf("%s: [sync] was added after xvsd started; restart it", req.Op)
+	}
+	if err := d.setSync(next.Sync); err != nil {
+		return fmt.Errorf("%s: %w", req.Op, err)
+	}
+	d.cfg = next
+	d.log.Info("configuration applied", zap.String("by", string(req.Op)), zap.String("role", req.Daemon.Role))
 	return nil
 }
 

@@ -71,6 +71,7 @@ type metrics struct {
 	syncDgrams, syncEntries        *prometheus.Desc
 	syncBytes, syncDropped         *prometheus.Desc
 	syncRejected, failoverMaster   *prometheus.Desc
+	syncIgnored                    *prometheus.Desc
 }
 
 func newMetrics(d *Director) *metrics {
@@ -117,7 +118,9 @@ func newMetrics(d *Director) *metrics {
 		syncBytes: desc("xvs_sync_sent_bytes_total", "Connection-sync UDP payload sent.", nil, nil),
 		syncDropped: desc("xvs_sync_dropped_total", "Connections not sent to the peers, by reason (events_full: a worker's event ring; queue_full, rate_limited, invalid, send_error).",
 			[]string{"reason"}, nil),
-		syncRejected:   desc("xvs_sync_rejected_datagrams_total", "Received connection-sync datagrams rejected, by reason.", []string{"reason"}, nil),
+		syncRejected: desc("xvs_sync_rejected_datagrams_total", "Received connection-sync datagrams rejected, by reason.", []string{"reason"}, nil),
+		syncIgnored: desc("xvs_sync_ignored_entries_total", "Synced connections received and not installed, by reason (wrong_syncid: stamped with another sync id than the backup's --syncid; not_backup: no backup role runs).",
+			[]string{"reason"}, nil),
 		failoverMaster: desc("xvs_failover_master", "With [failover]: 1 while this director holds the floating addresses (master), 0 as backup.", nil, nil),
 	}
 }
@@ -126,7 +129,7 @@ func (m *metrics) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{m.svcConns, m.svcPkts, m.svcBytes, m.conns, m.pkts, m.bytes, m.active, m.inactive, m.persist,
 		m.weight, m.healthy, m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.ctEntries, m.ctCapacity,
 		m.ctInserts, m.ctExpired, m.ctFull, m.buildInfo, m.reloads, m.healthMove, m.bgpUp, m.bgpState, m.bgpAnnounced,
-		m.syncDgrams, m.syncEntries, m.syncBytes, m.syncDropped, m.syncRejected, m.failoverMaster}
+		m.syncDgrams, m.syncEntries, m.syncBytes, m.syncDropped, m.syncRejected, m.syncIgnored, m.failoverMaster}
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -215,8 +218,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) collectScaleOut(gauge func(*prometheus.Desc, float64, ...string), counter func(*prometheus.Desc, uint64, ...string)) {
 	d := m.d
 	d.mu.Lock()
-	speaker, syncer, pair := d.bgp, d.syncer, d.failover
+	speaker, pair := d.bgp, d.failover
 	d.mu.Unlock()
+	syncer := d.syncer.Load()
 	if speaker != nil {
 		for _, p := range speaker.Peers() {
 			peer := p.Address.String()
@@ -244,6 +248,8 @@ func (m *metrics) collectScaleOut(gauge func(*prometheus.Desc, float64, ...strin
 			{"clock_skew", s.ClockSkew}, {"malformed", s.Malformed}, {"misdirected", s.Misdirected}} {
 			counter(m.syncRejected, r.n, r.reason)
 		}
+		counter(m.syncIgnored, s.WrongSyncID, "wrong_syncid")
+		counter(m.syncIgnored, s.NotBackup, "not_backup")
 	}
 	if pair != nil {
 		gauge(m.failoverMaster, b2f(pair.State() == failover.Master))

@@ -8,8 +8,10 @@
 //	xvsadm -a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1
 //	xvsadm -L -n [--stats|--rate|--thresholds|-c|--timeout] [--json]
 //	xvsadm -S -n > rules; xvsadm -R < rules
+//	xvsadm --start-daemon master|backup [--syncid SID]; xvsadm -L --daemon
 //	xvsadm status | health | reload | save-config FILE
 //	xvsadm realserver dr|tun|nat --vip VIP ... (on a real server; see -h)
+//	xvsadm import-keepalived [-o FILE] keepalived.conf (see -h)
 //
 // The socket is --socket's, else $XVS_SOCKET's, else /run/xvs/xvsd.sock.
 // (ipvsadm's -S is --save, so the socket has only a long option.)
@@ -51,7 +53,7 @@ const (
 	exitOK      = 0
 	exitRefused = 255 // xvsd refused (ipvsadm returns libipvs's -1)
 	exitUsage   = 2   // bad command line, or no xvsd (ipvsadm's fail(2, ...))
-	exitFailed  = 1   // xvsadm realserver could not set the host up
+	exitFailed  = 1   // a command of xvsadm's own (realserver, import-keepalived, manpage, completion) failed
 )
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -70,8 +72,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, err)
 		return code
 	}
-	if len(args) > 0 && args[0] == "realserver" {
-		return realserverMain(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		if c, ok := lookupLocal(args[0]); ok {
+			return c.run(args[1:], stdout, stderr)
+		}
 	}
 	socket, args, err := socketArg(args)
 	if err != nil {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -59,9 +61,11 @@ persistence = 300
 match = [ { vip = "198.18.0.200", ports = "1000-2000", protocol = "tcp" } ]
 `
 
-func newFake(t *testing.T) *fakeXVSD {
+func newFake(t *testing.T) *fakeXVSD { return newFakeWith(t, fakeConfig) }
+
+func newFakeWith(t *testing.T, text string) *fakeXVSD {
 	t.Helper()
-	cfg, err := config.Parse("fake.toml", []byte(fakeConfig))
+	cfg, err := config.Parse("fake.toml", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +114,19 @@ func (f *fakeXVSD) Handle(ctx context.Context, req *api.Request) *api.Response {
 	case api.OpSaveConfig:
 		f.saved = req.Path
 		return &api.Response{}
+	case api.OpDaemons:
+		var ds []api.SyncDaemonState
+		if s := f.cfg.Sync; s != nil {
+			for _, r := range []struct {
+				on   bool
+				role string
+			}{{s.Master, api.RoleMaster}, {s.Backup, api.RoleBackup}} {
+				if r.on {
+					ds = append(ds, api.SyncDaemonState{Role: r.role, Interface: s.Interface, SyncID: int(s.SyncID)})
+				}
+			}
+		}
+		return &api.Response{Daemons: ds}
 	}
 	next, err := ipvsadm.Edit(f.cfg, req)
 	if err != nil {
@@ -381,5 +398,177 @@ func TestReadRules(t *testing.T) {
 	}
 	if got, err := readRules(strings.NewReader("-C\n")); err != nil || got != "-C\n" {
 		t.Errorf("readRules: %q, %v", got, err)
+	}
+}
+
+// TestSyncDaemons: ipvsadm's sync daemon verbs start and stop [sync]'s
+// roles (through ipvsadm.Edit, as in xvsd) and -L --daemon lists them in
+// ipvsadm's layout; as ipvsadm, refusals print libipvs's words alone and
+// exit 255, a bad command line ipvsadm's words alone and exit 2.
+func TestSyncDaemons(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "xvsd.sock")
+	fake := newFakeWith(t, `[director]
+interfaces = ["eth0", "eth1"]
+[sync]
+listen = "198.18.0.2:8848"
+peers = ["198.18.0.3:8848"]
+key = "0123456789abcdef"
+node_id = 1
+master = false
+backup = false
+`)
+	srv, err := api.Listen(socket, -1, fake, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if got := ok(t, socket, "", "-L", "--daemon"); got != "" {
+		t.Errorf("no daemon: -L --daemon printed %q", got)
+	}
+	ok(t, socket, "", "--start-daemon", "master", "--mcast-interface", "eth1", "--syncid", "3")
+	ok(t, socket, "", "--start-daemon", "backup")
+	want := "master sync daemon (mcast=eth1, syncid=3)\nbackup sync daemon (mcast=eth1, syncid=3)\n"
+	if got := ok(t, socket, "", "-L", "--daemon"); got != want {
+		t.Errorf("-L --daemon:\n%s\nwant\n%s", got, want)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "master"); code != exitRefused || errOut != "Daemon has already run\n" {
+		t.Errorf("second master: exit %d, %q", code, errOut)
+	}
+	ok(t, socket, "", "--stop-daemon", "master")
+	if got := ok(t, socket, "", "-L", "--daemon"); got != "backup sync daemon (mcast=eth1, syncid=3)\n" {
+		t.Errorf("after --stop-daemon master: %q", got)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--stop-daemon", "master"); code != exitRefused || errOut != "No daemon is running\n" {
+		t.Errorf("stopping a stopped master: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--start-daemon", "primary"); code != exitUsage || errOut != "illegal start-daemon parameter specified\n" {
+		t.Errorf("--start-daemon primary: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := xvsadm(t, socket, "", "--syncid", "3", "--start-daemon", "master"); code != exitRefused ||
+		errOut != "the command (-A, -a, -L, ...) must come first, as in ipvsadm: `--syncid' is not a command\nTry `xvsadm -h' or 'xvsadm --help' for more information.\n" {
+		t.Errorf("--syncid before --start-daemon: exit %d, %q", code, errOut)
+	}
+}
+
+// TestImportKeepalived: import-keepalived writes the configuration to
+// standard output or -o, reports what has no equivalent on standard error
+// with its line, and exits non-zero only for a syntax error.
+func TestImportKeepalived(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "keepalived.conf")
+	if err := os.WriteFile(good, []byte("virtual_server 198.18.0.100 80 {\n  lb_kind DR\n  sorry_server 198.18.0.99 80\n  real_server 198.18.0.11 80 {\n    weight 2\n  }\n}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := xvsadm(t, "/nonexistent", "", "import-keepalived", "-interface", "eth3", good)
+	if code != exitOK || !strings.Contains(out, `vip = "198.18.0.100"`) || !strings.Contains(out, `interfaces = ["eth3"]`) ||
+		errOut != good+":3: sorry_server: not supported (xvs has no sorry server: a service whose real servers are all down takes no connections); ignored\n" {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	saved := filepath.Join(dir, "xvs.toml")
+	if out, _, code := xvsadm(t, "/nonexistent", "", "import-keepalived", "-o", saved, good); code != exitOK || out != "" {
+		t.Errorf("-o: exit %d, stdout %q", code, out)
+	}
+	if _, err := config.Load(saved); err != nil {
+		t.Errorf("-o wrote a configuration xvsd refuses: %v", err)
+	}
+	bad := filepath.Join(dir, "bad.conf")
+	if err := os.WriteFile(bad, []byte("virtual_server 198.18.0.100 80 {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := xvsadm(t, "/nonexistent", "", "import-keepalived", bad); code != exitUsage || !strings.Contains(errOut, "bad.conf:1: the { of virtual_server is never closed") {
+		t.Errorf("syntax error: exit %d, %q", code, errOut)
+	}
+	if _, _, code := xvsadm(t, "/nonexistent", "", "import-keepalived"); code != exitUsage {
+		t.Errorf("no file: exit %d", code)
+	}
+}
+
+// TestManual: xvsadm(8) documents every option of the option table the
+// command line is parsed with, every command of xvs's, and every flag of
+// the local commands; an undocumented one fails.
+func TestManual(t *testing.T) {
+	var page bytes.Buffer
+	if code := manpageMain(nil, &page, io.Discard); code != exitOK {
+		t.Fatalf("manpage: exit %d", code)
+	}
+	roff := func(s string) string { return strings.ReplaceAll(s, "-", `\-`) }
+	for _, o := range ipvsadm.Options() {
+		if !strings.Contains(page.String(), ".B "+roff(optionTag(o))+"\n") {
+			t.Errorf("xvsadm.8 does not document %s", optionTag(o))
+		}
+	}
+	for _, c := range ipvsadm.Commands() {
+		if c.Doc == "" || !strings.Contains(page.String(), ".B "+roff(c.Name)) {
+			t.Errorf("xvsadm.8 does not document the command %s", c.Name)
+		}
+	}
+	for _, c := range localCommands() {
+		if c.doc == "" || !strings.Contains(page.String(), ".B "+roff(c.name)) {
+			t.Errorf("xvsadm.8 does not document the command %s", c.name)
+		}
+		if c.flags == nil {
+			continue
+		}
+		c.flags(io.Discard).VisitAll(func(f *flag.Flag) {
+			if strings.TrimSpace(f.Usage) == "" || !strings.Contains(page.String(), ".B "+roff("-"+f.Name)) {
+				t.Errorf("xvsadm.8 does not document %s -%s", c.name, f.Name)
+			}
+		})
+	}
+}
+
+// TestCompletion runs the bash completion against a stand-in xvsadm that
+// lists two services: commands, options, daemon roles and the running
+// services complete.
+func TestCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	dir := t.TempDir()
+	var script bytes.Buffer
+	if code := completionMain([]string{"bash"}, &script, io.Discard); code != exitOK {
+		t.Fatalf("completion: exit %d", code)
+	}
+	for _, o := range ipvsadm.Options() {
+		if o.Unsupported == "" && o.Long != "" && !strings.Contains(script.String()+" ", "--"+o.Long+" ") {
+			t.Errorf("the completion lacks --%s", o.Long)
+		}
+	}
+	comp := filepath.Join(dir, "xvsadm.bash")
+	fake := filepath.Join(dir, "fake-xvsadm")
+	if err := os.WriteFile(comp, script.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nprintf '%s\\n' '-A -t 198.18.0.100:80 -s rr' '-a -t 198.18.0.100:80 -r 198.18.0.11:80 -g -w 1' '-A -u 198.18.0.100:53 -s wlc'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"st"}, "status"},
+		{[]string{"imp"}, "import-keepalived"},
+		{[]string{"-a", "-t", ""}, "198.18.0.100:80"},
+		{[]string{"-L", "-u", ""}, "198.18.0.100:53"},
+		{[]string{"--start-daemon", ""}, "master backup"},
+		{[]string{"-A", "-t", "198.18.0.100:80", "-s", "w"}, "wrr wlc"},
+		{[]string{"--sta"}, "--start-daemon --stats"},
+		{[]string{"realserver", ""}, "dr tun nat"},
+		{[]string{"import-keepalived", "-con"}, "-config-id"},
+	} {
+		words := append([]string{fake}, tt.words...)
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+w+"'")
+		}
+		cmd := exec.Command(bash, "--norc", "-c", fmt.Sprintf(". %s; COMP_WORDS=(%s); COMP_CWORD=%d; _xvsadm; echo \"${COMPREPLY[*]}\"", comp, strings.Join(quoted, " "), len(words)-1))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", tt.words, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tt.want {
+			t.Errorf("completing %q: %q, want %q", tt.words, got, tt.want)
+		}
 	}
 }

@@ -19,18 +19,31 @@ Sets a real server up as the seed's lvs*_realserver_setup.sh scripts do:
   nat  default route through the director (--director)
 --undo puts back what an earlier run changed; --dry-run says what it would do.`
 
-// realserverMain runs on the real server itself, not against xvsd.
-func realserverMain(args []string, stdout, stderr io.Writer) int {
+type realserverOpts struct {
+	vips, ifname, director, state, xdpMode *string
+	undo, dry                              *bool
+}
+
+// realserverFlags are xvsadm realserver's options, also listed by xvsadm(8).
+func realserverFlags(stderr io.Writer) (*flag.FlagSet, realserverOpts) {
 	fs := flag.NewFlagSet("realserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, realserverUsage) }
-	vips := fs.String("vip", "", "virtual IP addresses, comma-separated")
-	ifname := fs.String("interface", "", "the interface towards the director (tun: where the decapsulator goes)")
-	director := fs.String("director", "", "nat: the director's address, the new default gateway")
-	undo := fs.Bool("undo", false, "restore what an earlier run changed")
-	dry := fs.Bool("dry-run", false, "report what would be done, change nothing")
-	state := fs.String("state", "", "where to record changes for --undo (default /run/xvs/realserver-IF.json)")
-	xdpMode := fs.String("xdp-mode", "auto", "tun: auto, driver or generic")
+	return fs, realserverOpts{
+		vips:     fs.String("vip", "", "virtual IP addresses, comma-separated"),
+		ifname:   fs.String("interface", "", "the interface towards the director (tun: where the decapsulator goes)"),
+		director: fs.String("director", "", "nat: the director's address, the new default gateway"),
+		undo:     fs.Bool("undo", false, "restore what an earlier run changed"),
+		dry:      fs.Bool("dry-run", false, "report what would be done, change nothing"),
+		state:    fs.String("state", "", "where to record changes for --undo (default /run/xvs/realserver-IF.json)"),
+		xdpMode:  fs.String("xdp-mode", "auto", "tun: auto, driver or generic"),
+	}
+}
+
+// realserverMain runs on the real server itself, not against xvsd.
+func realserverMain(args []string, stdout, stderr io.Writer) int {
+	fs, f := realserverFlags(stderr)
+	vips, ifname, director, undo, dry, state, xdpMode := f.vips, f.ifname, f.director, f.undo, f.dry, f.state, f.xdpMode
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stderr, realserverUsage)
 		return exitUsage

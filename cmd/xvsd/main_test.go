@@ -37,7 +37,7 @@ func TestCheck(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		err := run(path, true, control.Options{SocketGroup: -1})
+		err := run(path, true, "auto", control.Options{SocketGroup: -1})
 		switch {
 		case tt.err == "" && err != nil:
 			t.Errorf("%s: %v", tt.name, err)

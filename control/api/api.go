@@ -40,7 +40,41 @@ const (
 	OpRestore     Op = "restore"      // apply ipvsadm -R rules from Text
 	OpDrain       Op = "drain"        // reserved for scale-out
 	OpHealth      Op = "health"       // health-check state of every real server
+	OpStartDaemon Op = "start-daemon" // --start-daemon master|backup: a connection sync role
+	OpStopDaemon  Op = "stop-daemon"  // --stop-daemon master|backup
+	OpDaemons     Op = "daemons"      // -L --daemon: the sync roles that run
 )
+
+// Sync daemon roles, as ipvsadm names them.
+const (
+	RoleMaster = "master" // sends this director's connections
+	RoleBackup = "backup" // installs the peers' connections
+)
+
+// SyncDaemon is a connection sync role as ipvsadm --start-daemon and
+// --stop-daemon name it.
+type SyncDaemon struct {
+	Role string `json:"role"` // RoleMaster or RoleBackup
+	// Interface is --mcast-interface; "": as the other role has it, or
+	// the route's.
+	Interface string `json:"interface,omitempty"`
+	// SyncID is --syncid, 0..255; nil: as the other role has it, or 0.
+	SyncID *int `json:"sync_id,omitempty"`
+}
+
+// SyncDaemonState is a sync role that runs (-L --daemon).
+type SyncDaemonState struct {
+	Role string `json:"role"`
+	// Interface is the one sync datagrams use: the configured one, or the
+	// one that holds the listen address ("" when none does).
+	Interface string `json:"interface"`
+	SyncID    int    `json:"sync_id"`
+	// Entries sent (master) and installed (backup); received entries a
+	// backup did not take because of their sync id.
+	Sent        uint64 `json:"sent"`
+	Received    uint64 `json:"received"`
+	WrongSyncID uint64 `json:"wrong_sync_id"`
+}
 
 // ServiceID names a service as ipvsadm does: protocol + VIP + port, or a
 // group's mark (-f).
@@ -265,14 +299,15 @@ type HealthState struct {
 
 // Request is one call.
 type Request struct {
-	Op       Op         `json:"op"`
-	Service  *Service   `json:"service,omitempty"`
-	Real     *Real      `json:"real,omitempty"`
-	Timeouts *Timeouts  `json:"timeouts,omitempty"`
-	Text     string     `json:"text,omitempty"` // rules for OpRestore
-	Path     string     `json:"path,omitempty"` // file for OpSaveConfig
-	Exact    bool       `json:"exact,omitempty"`
-	Filter   *ServiceID `json:"filter,omitempty"` // OpList/OpConns: one service only
+	Op       Op          `json:"op"`
+	Service  *Service    `json:"service,omitempty"`
+	Real     *Real       `json:"real,omitempty"`
+	Timeouts *Timeouts   `json:"timeouts,omitempty"`
+	Text     string      `json:"text,omitempty"` // rules for OpRestore
+	Path     string      `json:"path,omitempty"` // file for OpSaveConfig
+	Exact    bool        `json:"exact,omitempty"`
+	Filter   *ServiceID  `json:"filter,omitempty"` // OpList/OpConns: one service only
+	Daemon   *SyncDaemon `json:"daemon,omitempty"` // OpStartDaemon, OpStopDaemon
 }
 
 // Response is the answer to one Request. Error is set when it failed; the
@@ -284,10 +319,11 @@ type Response struct {
 	// ConnsTotal is how many entries the table had when Conns were
 	// listed: more than len(Conns) when the answer was cut at
 	// MaxListedConns.
-	ConnsTotal int           `json:"conns_total,omitempty"`
-	Status     *Status       `json:"status,omitempty"`
-	Timeouts   *Timeouts     `json:"timeouts,omitempty"`
-	Health     []HealthState `json:"health,omitempty"`
-	Text       string        `json:"text,omitempty"` // OpRules
-	Capacity   int           `json:"capacity,omitempty"`
+	ConnsTotal int               `json:"conns_total,omitempty"`
+	Status     *Status           `json:"status,omitempty"`
+	Timeouts   *Timeouts         `json:"timeouts,omitempty"`
+	Health     []HealthState     `json:"health,omitempty"`
+	Daemons    []SyncDaemonState `json:"daemons,omitempty"` // OpDaemons
+	Text       string            `json:"text,omitempty"`    // OpRules
+	Capacity   int               `json:"capacity,omitempty"`
 }

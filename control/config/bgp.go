@@ -95,7 +95,7 @@ func (d *decoder) bgp(t *tomlTable) *BGP {
 		return ""
 	})
 	t.require("peer")
-	if ps, ok := t.list("peer", "address", "as", "port", "passive", "password", "password_file"); ok {
+	if ps, ok := t.list("peer", keysOf("bgp.peer")...); ok {
 		for _, pt := range ps {
 			p := BGPPeer{Port: 179, Line: d.lines.lineOf(pt.path)}
 			pt.require("address")

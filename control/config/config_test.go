@@ -226,6 +226,11 @@ func TestParseBad(t *testing.T) {
 		{"key defined twice", doc("[director]", `interfaces = ["a"]`, `interfaces = ["b"]`), []wantErr{{3, "already been defined"}}},
 		{"unterminated string", doc("[director]", `interfaces = ["a]`), []wantErr{{2, ""}}},
 
+		// Sync daemon roles.
+		{"sync id out of range", doc(append(director, "[sync]", `listen = "198.18.0.2:8848"`, `peers = ["198.18.0.3:8848"]`, `key = "0123456789abcdef"`, "node_id = 1", "sync_id = 256")...), []wantErr{{8, "sync.sync_id: 256 is out of range 0..255"}}},
+		{"sync interface", doc(append(director, "[sync]", `listen = "198.18.0.2:8848"`, `peers = ["198.18.0.3:8848"]`, `key = "0123456789abcdef"`, "node_id = 1", `interface = "a b"`)...), []wantErr{{8, `sync.interface: "a b" contains`}}},
+		{"sync master not a boolean", doc(append(director, "[sync]", `listen = "198.18.0.2:8848"`, `peers = ["198.18.0.3:8848"]`, `key = "0123456789abcdef"`, "node_id = 1", `master = "yes"`)...), []wantErr{{8, "sync.master: want a boolean"}}},
+
 		// Unknown keys.
 		{"unknown top-level key", doc(append([]string{"verbose = true"}, director...)...), []wantErr{{1, `unknown key "verbose" in the top level (known keys: director, timeouts, service, group, bgp, sync, failover)`}}},
 		{"unknown table", doc(append(director, "", "[health]", "interval = 3")...), []wantErr{{4, `unknown key "health"`}}},

@@ -58,7 +58,7 @@ func (d *decoder) groups(ts []*tomlTable, services []Service) []Service {
 		}
 		marks[g.Mark] = g.Line
 		t.require("match")
-		if ms, ok := t.list("match", "vip", "ports", "protocol"); ok {
+		if ms, ok := t.list("match", keysOf("group.match")...); ok {
 			for _, mt := range ms {
 				if m, ok := d.match(mt); ok {
 					if len(g.Matches) > 0 && m.VIP.Is4() != g.Matches[0].VIP.Is4() {

@@ -133,9 +133,7 @@ func (d *decoder) healthChecks(ts []*tomlTable, services []Service) {
 		if i >= len(services) {
 			return
 		}
-		ht, ok := t.sub("health", "check", "interval", "timeout", "rise", "fall", "port",
-			"path", "expect_status", "expect_body", "host", "insecure", "send", "expect",
-			"on_failure", "initial")
+		ht, ok := t.sub("health", keysOf("service.health")...)
 		if ok {
 			services[i].Health = d.health(ht, &services[i])
 		}

@@ -75,8 +75,7 @@ func ParseHealth(inline string) (*HealthCheck, error) {
 	}
 	m, _ := doc["health"].(map[string]any)
 	d := &decoder{file: name}
-	t := d.newTable("health", "health", m, "check", "interval", "timeout", "rise", "fall", "port",
-		"path", "expect_status", "expect_body", "host", "insecure", "send", "expect", "on_failure", "initial")
+	t := d.newTable("health", "health", m, keysOf("service.health")...)
 	h := d.health(t, &Service{})
 	if len(d.errs) > 0 {
 		return nil, d.errs

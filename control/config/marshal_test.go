@@ -69,6 +69,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		"[bgp]", "local_as = 65001", `router_id = "198.18.0.2"`, `hold_time = "3s"`, `communities = ["65000:1"]`, `next_hop6 = "fd00::2"`,
 		"[[bgp.peer]]", `address = "198.18.0.254"`, "as = 65000", "passive = true",
 		"[sync]", `listen = "198.18.0.2:8848"`, `peers = ["198.18.0.3:8848"]`, `key = "0123456789abcdef"`, "node_id = 2",
+		"master = false", "sync_id = 7", `interface = "b"`,
 		"[failover]", `listen = "198.18.0.2:8849"`, `peer = "198.18.0.3:8849"`, "priority = 200", `key = "0123456789abcdef"`,
 		"[[failover.address]]", `address = "198.18.0.100/32"`, `interface = "a"`,
 	)

@@ -67,34 +67,33 @@ func (t *tomlTable) duration(key string) (time.Duration, bool) {
 }
 
 func (d *decoder) config(doc map[string]any) *Config {
-	root := d.newTable("", "the top level", doc, "director", "timeouts", "service", "group", "bgp", "sync", "failover")
+	root := d.newTable("", "the top level", doc, keysOf("")...)
 	cfg := &Config{}
-	if t, ok := root.sub("director", "interfaces", "xdp_mode", "zerocopy", "cpus", "log_level", "sloppy_tcp", "connections", "when_full",
-		"batch_size", "ring_size", "umem_frames", "idle_spins", "busy_poll", "need_wakeup", "verify_checksums", "fast_path"); ok {
+	if t, ok := root.sub("director", keysOf("director")...); ok {
 		cfg.Director = d.director(t)
 	} else if !root.has("director") {
 		d.errorf("", "missing [director] table (it must list the interfaces)")
 	}
 	cfg.Timeouts = Timeouts{TCP: DefaultTCPTimeout, TCPFin: DefaultTCPFinTimeout, UDP: DefaultUDPTimeout}
-	if t, ok := root.sub("timeouts", "tcp", "tcpfin", "udp"); ok {
+	if t, ok := root.sub("timeouts", keysOf("timeouts")...); ok {
 		d.timeouts(t, &cfg.Timeouts)
 	}
-	if ts, ok := root.list("service", "name", "vip", "port", "protocol", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "fast_path", "real", "health"); ok {
+	if ts, ok := root.list("service", keysOf("service")...); ok {
 		cfg.Services = d.services(ts)
 		d.healthChecks(ts, cfg.Services)
 	}
-	if ts, ok := root.list("group", "name", "mark", "match", "scheduler", "sched_flags", "persistence", "netmask", "local_addresses", "toa", "local_ports", "fast_path", "real", "health"); ok {
+	if ts, ok := root.list("group", keysOf("group")...); ok {
 		groups := d.groups(ts, cfg.Services)
 		d.healthChecks(ts, groups)
 		cfg.Services = append(cfg.Services, groups...)
 	}
-	if t, ok := root.sub("bgp", "local_as", "router_id", "next_hop", "next_hop6", "listen_port", "hold_time", "communities", "peer"); ok {
+	if t, ok := root.sub("bgp", keysOf("bgp")...); ok {
 		cfg.BGP = d.bgp(t)
 	}
-	if t, ok := root.sub("sync", "listen", "peers", "key", "key_file", "node_id", "max_bytes_per_second"); ok {
+	if t, ok := root.sub("sync", keysOf("sync")...); ok {
 		cfg.Sync = d.sync(t)
 	}
-	if t, ok := root.sub("failover", "listen", "peer", "priority", "interval", "key", "key_file", "address"); ok {
+	if t, ok := root.sub("failover", keysOf("failover")...); ok {
 		cfg.Failover = d.failover(t)
 	}
 	root.done()
@@ -493,7 +492,7 @@ func MaskBits(mask netip.Addr) (int, bool) {
 
 // reals decodes the [[...real]] tables of s.
 func (d *decoder) reals(t *tomlTable, s *Service, vipOK, portOK bool) {
-	rs, ok := t.list("real", "address", "port", "weight", "method", "upper_threshold", "lower_threshold")
+	rs, ok := t.list("real", keysOf("service.real")...)
 	if !ok {
 		return
 	}

@@ -31,6 +31,13 @@ func secretLine(key, secret, file string) string {
 //	peers = ["198.18.0.3:8848"]
 //	key = "a shared secret of 16 bytes or more"
 //	node_id = 1
+//	master = true        # ipvsadm --start-daemon master: send
+//	backup = true        # ipvsadm --start-daemon backup: receive
+//	sync_id = 0          # ipvsadm --syncid
+//	interface = "eth0"   # ipvsadm --mcast-interface
+//
+// The roles are IPVS's sync daemons: xvsadm --start-daemon and --stop-daemon
+// change them at run time, as they change the running configuration.
 type Sync struct {
 	Listen netip.AddrPort
 	Peers  []netip.AddrPort
@@ -40,7 +47,19 @@ type Sync struct {
 	KeyFile           string
 	NodeID            uint32
 	MaxBytesPerSecond int
-	Line              int
+	// Master and Backup are the roles that run: a master sends this
+	// director's connections, a backup installs its peers'. Neither:
+	// nothing is synced, but the peers and key are kept for
+	// --start-daemon.
+	Master, Backup bool
+	// SyncID is stamped by the master on what it sends; a backup with a
+	// non-zero one installs only what carries the same (IPVS's syncid).
+	// The roles share it, as they share one socket.
+	SyncID uint8
+	// Interface binds the sync socket to one interface (ipvsadm's
+	// --mcast-interface); "" lets routes decide.
+	Interface string
+	Line      int
 }
 
 // Failover is active/standby between two directors without a router:
@@ -157,6 +176,22 @@ func (d *decoder) sync(t *tomlTable) *Sync {
 	if n, ok := t.integer("max_bytes_per_second", 1000, math.MaxInt32); ok {
 		s.MaxBytesPerSecond = int(n)
 	}
+	s.Master, s.Backup = true, true
+	if b, ok := t.boolean("master"); ok {
+		s.Master = b
+	}
+	if b, ok := t.boolean("backup"); ok {
+		s.Backup = b
+	}
+	if n, ok := t.integer("sync_id", 0, math.MaxUint8); ok {
+		s.SyncID = uint8(n)
+	}
+	if str, ok := t.str("interface"); ok {
+		if msg := checkIfName(str); msg != "" {
+			t.errorf("interface", "%q %s", str, msg)
+		}
+		s.Interface = str
+	}
 	t.done()
 	return s
 }
@@ -180,7 +215,7 @@ func (d *decoder) failover(t *tomlTable) *Failover {
 	}
 	f.Key, f.KeyFile = t.secret("key", true)
 	t.require("address")
-	if as, ok := t.list("address", "address", "interface"); ok {
+	if as, ok := t.list("address", keysOf("failover.address")...); ok {
 		for _, at := range as {
 			var fa FloatingAddress
 			at.require("address")
@@ -218,6 +253,13 @@ func writeScaleOut(w func(string, ...any), c *Config) {
 		}
 		w("\n[sync]\nlisten = %q\npeers = %s\n%s\nnode_id = %d\nmax_bytes_per_second = %d\n",
 			s.Listen.String(), strList(peers), secretLine("key", s.Key, s.KeyFile), s.NodeID, s.MaxBytesPerSecond)
+		w("master = %t\nbackup = %t\n", s.Master, s.Backup)
+		if s.SyncID != 0 {
+			w("sync_id = %d\n", s.SyncID)
+		}
+		if s.Interface != "" {
+			w("interface = %q\n", s.Interface)
+		}
 	}
 	if f := c.Failover; f != nil {
 		w("\n[failover]\nlisten = %q\npeer = %q\npriority = %d\ninterval = %q\n%s\n",

@@ -15,6 +15,15 @@
 // 50 ms' worth of bandwidth and beyond that are dropped and counted. An entry's Expires is reduced by
 // the time it waited.
 //
+// # Roles and sync ids
+//
+// As IPVS's sync daemons, a Syncer plays one or both roles (Config.Roles): a Master sends what is
+// published to it and serves snapshots, a Backup asks for a snapshot at Start and installs what its
+// peers send. A Master stamps its SyncID on every entry; a Backup with a non-zero SyncID installs only
+// entries with the same id and counts the others (Stats.WrongSyncID), so that several sync groups can
+// share peers or a multicast group. Unlike IPVS's, the transport stays unicast (or multicast) UDP
+// between configured peers, authenticated with the shared key.
+//
 // # Snapshots
 //
 // Start sends a snapshot request to every peer. A peer serves it from its Source, paced by the same

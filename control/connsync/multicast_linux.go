@@ -8,6 +8,26 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// bindInterface binds conn's socket to the interface ifname (none when empty), so that datagrams
+// leave and arrive by it only, whatever the routes say: ipvsadm's --mcast-interface for unicast peers.
+func bindInterface(conn *net.UDPConn, ifname string) error {
+	if ifname == "" {
+		return nil
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("bind to interface %s: %w", ifname, err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), ifname) }); err != nil {
+		return fmt.Errorf("bind to interface %s: %w", ifname, err)
+	}
+	if serr != nil {
+		return fmt.Errorf("bind to interface %s: %w", ifname, serr)
+	}
+	return nil
+}
+
 // joinGroups joins the multicast groups among peers on conn's socket and sends multicast through
 // ifname (the kernel's choice when empty).
 func joinGroups(conn *net.UDPConn, peers []netip.AddrPort, ifname string) error {

@@ -115,3 +115,21 @@ func TestMulticast(t *testing.T) {
 		})
 	}
 }
+
+// TestBindInterface: Interface binds the socket to that interface
+// (ipvsadm's --mcast-interface for unicast peers): one that does not exist
+// fails Start, lo carries sync between two syncers on loopback.
+func TestBindInterface(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_BINDTODEVICE needs CAP_NET_RAW")
+	}
+	if _, err := Start(t.Context(), Config{Listen: freeAddr(t), NodeID: 1, Key: testKey, Interface: "xvsnosuch0"}, nil, nil, nil); err == nil {
+		t.Fatal("Start bound to an interface that does not exist")
+	}
+	aAddr, bAddr := freeAddr(t), freeAddr(t)
+	var bSink memSink
+	a := start(t, Config{Listen: aAddr, Peers: []netip.AddrPort{bAddr}, NodeID: 1, Interface: "lo"}, nil, nil)
+	start(t, Config{Listen: bAddr, NodeID: 2, Interface: "lo"}, nil, &bSink)
+	a.Publish(testConns[0])
+	eventually(t, 2*time.Second, "the entry over lo", func() bool { return bSink.len() == 1 })
+}

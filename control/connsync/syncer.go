@@ -50,10 +50,39 @@ type Config struct {
 	BatchDelay time.Duration
 	// QueueSize bounds the entries published but not yet taken by the sender (default 16384).
 	QueueSize int
-	// Interface is the interface for multicast peers (joining and sending); empty lets the kernel
-	// choose.
+	// Interface is the interface sync datagrams use (ipvsadm's --mcast-interface): multicast peers
+	// are joined and sent to through it, and the socket is bound to it (SO_BINDTODEVICE), so that
+	// unicast datagrams too leave and arrive by it only. Empty lets the kernel choose by route.
 	Interface string
+	// Roles are IPVS's sync daemon roles this Syncer plays: a Master sends the entries published to
+	// it and serves snapshots, a Backup asks for a snapshot at Start and hands what its peers send to
+	// the Sink. Zero is both, as every director was before the roles.
+	Roles Role
+	// SyncID is IPVS's syncid: a Master stamps it on every entry it sends, and a Backup with a
+	// non-zero SyncID hands the Sink only entries stamped with the same id (others are counted in
+	// Stats.WrongSyncID). 0..255.
+	SyncID uint8
 }
+
+// Role is a set of IPVS sync daemon roles.
+type Role uint8
+
+// The roles.
+const (
+	Master Role = 1 << iota // sends
+	Backup                  // receives
+)
+
+// roles are the roles c asks for, zero being both.
+func (c *Config) roles() Role {
+	if c.Roles == 0 {
+		return Master | Backup
+	}
+	return c.Roles
+}
+
+// Has reports whether r includes o.
+func (r Role) Has(o Role) bool { return r&o != 0 }
 
 // Source lists every current entry, for a peer that asks for a snapshot. yield may block to pace the
 // snapshot to the bandwidth limit, and returns false when the Syncer is closing.
@@ -81,6 +110,9 @@ type Stats struct {
 	Malformed    uint64 // bad magic, oversize, or authenticated but inconsistent
 	Misdirected  uint64 // snapshot data for another node
 	Own          uint64 // our own datagrams (multicast loopback); ignored
+	WrongSyncID  uint64 // entries and snapshot chunks stamped with a sync id a Backup does not take
+	NotBackup    uint64 // entries and snapshot chunks that arrived at a Syncer that is no Backup
+	NotMaster    uint64 // snapshot requests that arrived at a Syncer that is no Master
 	RecvErrors   uint64 // socket read errors
 
 	// Coalesced counts entries that replaced an unsent entry of the same connection.
@@ -124,6 +156,7 @@ type counters struct {
 	truncated, badVersion, authFailures       atomic.Uint64
 	replays, clockSkew, malformed             atomic.Uint64
 	misdirected, own, recvErrors              atomic.Uint64
+	wrongSyncID, notBackup, notMaster         atomic.Uint64
 	coalesced                                 atomic.Uint64
 	queueFull, rateLimited, invalid, sendErrs atomic.Uint64
 	snapRequests, snapServed, snapRefused     atomic.Uint64
@@ -182,6 +215,10 @@ func Start(ctx context.Context, cfg Config, src Source, sink Sink, log *zap.Logg
 	if err != nil {
 		return nil, fmt.Errorf("connsync listen %s: %w", cfg.Listen, err)
 	}
+	if err := bindInterface(conn, cfg.Interface); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connsync listen %s: %w", cfg.Listen, err)
+	}
 	if err := joinGroups(conn, peers, cfg.Interface); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("connsync listen %s: %w", cfg.Listen, err)
@@ -205,7 +242,9 @@ func Start(ctx context.Context, cfg Config, src Source, sink Sink, log *zap.Logg
 	// Sequence numbers start at the clock so that a restarted director's exceed those it sent
 	// before, which its peers remember.
 	s.seq.Store(uint64(now.UnixNano()))
-	s.snapReq <- struct{}{}
+	if cfg.roles().Has(Backup) {
+		s.snapReq <- struct{}{}
+	}
 	s.wg.Add(3)
 	go s.sendLoop()
 	go s.recvLoop()
@@ -249,8 +288,12 @@ func (c *Config) setDefaults() error {
 }
 
 // Publish queues c for the next batch. It is safe for concurrent use, never blocks, takes no lock and
-// allocates nothing: when the queue is full, c is dropped and counted.
+// allocates nothing: when the queue is full, c is dropped and counted. A Syncer that is no Master
+// sends nothing: c is dropped.
 func (s *Syncer) Publish(c Conn) {
+	if !s.cfg.roles().Has(Master) {
+		return
+	}
 	if !validConn(&c) {
 		s.stats.invalid.Add(1)
 		return
@@ -269,8 +312,12 @@ func (s *Syncer) Publish(c Conn) {
 	}
 }
 
-// RequestSnapshot asks every peer for all its entries. Start does so once.
+// RequestSnapshot asks every peer for all its entries. Start does so once for a Backup; a Syncer
+// that is no Backup asks for nothing.
 func (s *Syncer) RequestSnapshot() {
+	if !s.cfg.roles().Has(Backup) {
+		return
+	}
 	select {
 	case s.snapReq <- struct{}{}:
 	default: // one is already on its way
@@ -299,6 +346,9 @@ func (s *Syncer) Stats() Stats {
 		Malformed:     c.malformed.Load(),
 		Misdirected:   c.misdirected.Load(),
 		Own:           c.own.Load(),
+		WrongSyncID:   c.wrongSyncID.Load(),
+		NotBackup:     c.notBackup.Load(),
+		NotMaster:     c.notMaster.Load(),
 		RecvErrors:    c.recvErrors.Load(),
 		Coalesced:     c.coalesced.Load(),
 		Drops: Drops{
@@ -452,7 +502,7 @@ func (s *Syncer) flush(enc *encoder, p *pending, now time.Time, all bool) time.D
 			if wait := s.bucket.take(now, (len(enc.buf)+macLen)*len(s.peers)); wait > 0 {
 				return wait
 			}
-			b := enc.finish(s.cfg.NodeID, s.seq.Add(1), now.UnixNano(), 0)
+			b := enc.finish(s.cfg.NodeID, s.seq.Add(1), now.UnixNano(), uint32(s.cfg.SyncID))
 			s.write(b, n, s.peers...)
 		}
 		p.pop(n)
@@ -476,9 +526,11 @@ func (s *Syncer) sendSnapshotRequest(enc *encoder) {
 // peerState is what the receiver remembers of one sender.
 type peerState struct {
 	window replayWindow
-	// The snapshot this node is sending us, and how many of its entries arrived.
+	// The snapshot this node is sending us, and how many of its entries arrived; filtered: some of
+	// its chunks were not ours to take (sync id, role), so its count says nothing of losses.
 	snapRequest uint32
 	snapEntries uint32
+	filtered    bool
 }
 
 // recvLoop receives, authenticates and applies datagrams.
@@ -552,10 +604,16 @@ func (r *receiver) handle(b []byte, from netip.AddrPort, now time.Time) {
 	s.stats.recvDatagrams.Add(1)
 	switch h.typ {
 	case msgEntries:
-		r.apply(conns)
+		if r.take(h) {
+			r.apply(conns)
+		}
 	case msgSnapshotChunk:
 		if ps.snapRequest != h.request {
-			ps.snapRequest, ps.snapEntries = h.request, 0
+			ps.snapRequest, ps.snapEntries, ps.filtered = h.request, 0, false
+		}
+		if !r.take(h) {
+			ps.filtered = true
+			return
 		}
 		ps.snapEntries += uint32(len(conns))
 		s.stats.snapEntriesReceived.Add(uint64(len(conns)))
@@ -564,6 +622,9 @@ func (r *receiver) handle(b []byte, from netip.AddrPort, now time.Time) {
 		var got uint32
 		if ps.snapRequest == h.request {
 			got = ps.snapEntries
+			if ps.filtered {
+				got = h.aux // what we did not take was not lost
+			}
 		}
 		if got == h.aux {
 			s.stats.snapReceived.Add(1)
@@ -572,14 +633,33 @@ func (r *receiver) handle(b []byte, from netip.AddrPort, now time.Time) {
 			s.log.Info("connsync snapshot incomplete", zap.Uint32("peer", h.node),
 				zap.Uint32("entries", h.aux), zap.Uint32("received", got))
 		}
-		ps.snapRequest, ps.snapEntries = 0, 0
+		ps.snapRequest, ps.snapEntries, ps.filtered = 0, 0, false
 	case msgSnapshotRequest:
+		if !s.cfg.roles().Has(Master) {
+			s.stats.notMaster.Add(1)
+			return
+		}
 		select {
 		case s.serveReq <- snapshotRequest{node: h.node, id: h.request, to: s.replyAddr(from)}:
 		default:
 			s.stats.snapRefused.Add(1)
 		}
 	}
+}
+
+// take reports whether a datagram's entries are this Syncer's to install: it is a Backup, and the
+// entries carry its sync id (any, when that is 0, as IPVS's backup takes any syncid then).
+func (r *receiver) take(h header) bool {
+	s := r.s
+	switch {
+	case !s.cfg.roles().Has(Backup):
+		s.stats.notBackup.Add(1)
+		return false
+	case s.cfg.SyncID != 0 && h.aux != uint32(s.cfg.SyncID):
+		s.stats.wrongSyncID.Add(1)
+		return false
+	}
+	return true
 }
 
 func (r *receiver) apply(conns []Conn) {
@@ -630,7 +710,7 @@ func (s *Syncer) serve(enc *encoder, timer *time.Timer, r snapshotRequest) {
 				return true
 			}
 			if size := entrySize(&c); !enc.fits(size) {
-				if ok = s.sendPaced(enc, timer, r.to, 0); !ok {
+				if ok = s.sendPaced(enc, timer, r.to, uint32(s.cfg.SyncID)); !ok {
 					return false
 				}
 				enc.begin(msgSnapshotChunk, r.node, r.id)
@@ -641,7 +721,7 @@ func (s *Syncer) serve(enc *encoder, timer *time.Timer, r snapshotRequest) {
 		})
 	}
 	if ok && enc.count() > 0 {
-		ok = s.sendPaced(enc, timer, r.to, 0)
+		ok = s.sendPaced(enc, timer, r.to, uint32(s.cfg.SyncID))
 	}
 	if !ok {
 		return

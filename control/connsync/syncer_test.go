@@ -676,3 +676,65 @@ func TestCloseStopsSnapshot(t *testing.T) {
 		t.Fatalf("an interrupted snapshot counted as served")
 	}
 }
+
+// TestRoles: IPVS's sync daemon roles and syncid. A master stamps its sync
+// id on what it sends; a backup installs entries with its own id (any, when
+// it has 0) and counts the others; a syncer that is no backup installs
+// nothing, and one that is no master sends nothing and serves no snapshot.
+func TestRoles(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		sender, recv   Role
+		sendID, recvID uint8
+		// what the receiver does with the sender's entries
+		installed, wrongID, notBackup bool
+	}{
+		{name: "same id", sender: Master, recv: Backup, sendID: 1, recvID: 1, installed: true},
+		{name: "backup takes any id with 0", sender: Master, recv: Backup, sendID: 7, recvID: 0, installed: true},
+		{name: "wrong id", sender: Master, recv: Backup, sendID: 1, recvID: 2, wrongID: true},
+		{name: "id 0 is not id 2", sender: Master, recv: Backup, sendID: 0, recvID: 2, wrongID: true},
+		{name: "both roles", sender: Master | Backup, recv: Master | Backup, installed: true},
+		{name: "receiver is no backup", sender: Master, recv: Master, notBackup: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			aAddr, bAddr := freeAddr(t), freeAddr(t)
+			var aSink, bSink memSink
+			a := start(t, Config{Listen: aAddr, Peers: []netip.AddrPort{bAddr}, NodeID: 1, Roles: tt.sender, SyncID: tt.sendID}, nil, &aSink)
+			b := start(t, Config{Listen: bAddr, Peers: []netip.AddrPort{aAddr}, NodeID: 2, Roles: tt.recv, SyncID: tt.recvID}, nil, &bSink)
+			want := manyConns(5)
+			for _, c := range want {
+				a.Publish(c)
+			}
+			var bs Stats
+			eventually(t, 2*time.Second, "B to see A's entries", func() bool {
+				bs = b.Stats()
+				return bs.RecvEntries >= uint64(len(want)) || bs.WrongSyncID > 0 || bs.NotBackup > 0
+			})
+			if got := bSink.len() == len(want); got != tt.installed {
+				t.Errorf("installed %d of %d entries (want all: %v)", bSink.len(), len(want), tt.installed)
+			}
+			if (bs.WrongSyncID > 0) != tt.wrongID || (bs.NotBackup > 0) != tt.notBackup {
+				t.Errorf("wrong sync id %d, not backup %d", bs.WrongSyncID, bs.NotBackup)
+			}
+			if as := a.Stats(); as.SnapshotRequests > 0 != tt.sender.Has(Backup) {
+				t.Errorf("A (roles %d) asked for %d snapshots", tt.sender, as.SnapshotRequests)
+			}
+		})
+	}
+}
+
+// TestNoMasterNoSnapshot: a backup's snapshot request to a syncer that is
+// no master is refused (counted), and a backup's own entries go nowhere.
+func TestNoMasterNoSnapshot(t *testing.T) {
+	aAddr, bAddr := freeAddr(t), freeAddr(t)
+	var aSink memSink
+	a := start(t, Config{Listen: aAddr, Peers: []netip.AddrPort{bAddr}, NodeID: 1, Roles: Backup}, sliceSource(manyConns(3)), &aSink)
+	b := start(t, Config{Listen: bAddr, Peers: []netip.AddrPort{aAddr}, NodeID: 2, Roles: Backup}, sliceSource(manyConns(3)), nil)
+	// A listens before B starts, so B's request reaches it (A's may have
+	// gone before B listened).
+	eventually(t, 2*time.Second, "B's request refused", func() bool { return a.Stats().NotMaster >= 1 })
+	b.Publish(testConns[0])
+	if s := b.Stats(); s.SentEntries != 0 || s.SnapshotsServed != 0 || aSink.len() != 0 {
+		t.Fatalf("a backup sent %d entries, served %d snapshots; A installed %d", s.SentEntries, s.SnapshotsServed, aSink.len())
+	}
+}

@@ -20,7 +20,8 @@ import (
 //	 8  node     uint32 sender's NodeID
 //	12  target   uint32 snapshot chunk and end: the requester's NodeID; 0 otherwise
 //	16  request  uint32 snapshot request, chunk and end: the requester's request id; 0 otherwise
-//	20  aux      uint32 snapshot end: entries the snapshot held (mod 2^32); 0 otherwise
+//	20  aux      uint32 snapshot end: entries the snapshot held (mod 2^32); otherwise the sender's
+//	                    sync id, 0..255 (IPVS's syncid: backups filter on it; 0 before sync ids)
 //	24  seq      uint64 per-sender sequence number
 //	32  time     int64  sender's clock, Unix nanoseconds
 //	40  entries  count × entry
@@ -56,6 +57,9 @@ const (
 	// maxEntries is the most entries one datagram can carry: all IPv4, no local address.
 	maxEntries = maxBody / (entryFixed + 3*(4+2))
 )
+
+// maxSyncID bounds a sync id, a byte as in IPVS.
+const maxSyncID = 255
 
 const (
 	msgEntries         = 1
@@ -144,15 +148,15 @@ func parseHeader(b []byte) (header, error) {
 func checkHeader(h *header, bodyLen int) error {
 	switch h.typ {
 	case msgEntries:
-		if h.target != 0 || h.request != 0 || h.aux != 0 || h.count == 0 {
+		if h.target != 0 || h.request != 0 || h.aux > maxSyncID || h.count == 0 {
 			return errMalformed
 		}
 	case msgSnapshotChunk:
-		if h.aux != 0 || h.count == 0 {
+		if h.aux > maxSyncID || h.count == 0 {
 			return errMalformed
 		}
 	case msgSnapshotRequest:
-		if h.target != 0 || h.aux != 0 || h.count != 0 || bodyLen != 0 {
+		if h.target != 0 || h.aux > maxSyncID || h.count != 0 || bodyLen != 0 {
 			return errMalformed
 		}
 	case msgSnapshotEnd:

@@ -28,7 +28,13 @@ const (
 	ErrServiceNotDefined IPVSError = "Service not defined"        // -a, -e, -d
 	ErrDestExists        IPVSError = "Destination already exists" // -a
 	ErrNoDest            IPVSError = "No such destination"        // -e, -d
+	ErrDaemonRuns        IPVSError = "Daemon has already run"     // --start-daemon
+	ErrNoDaemon          IPVSError = "No daemon is running"       // --stop-daemon
 )
+
+// errNoSync refuses --start-daemon without [sync]: xvs's transport needs
+// the peers and the key, which only the file gives.
+var errNoSync = errors.New("no [sync] in the configuration file: xvs syncs connections over unicast UDP to the peers it names, authenticated with its key; add [sync] and reload")
 
 // errNoMatch refuses -A -f without --match: xvs has no firewall marks, so
 // a group's matches say which packets it takes.
@@ -48,7 +54,8 @@ const runningName = "(running configuration)"
 // (OpSetTimeouts: 0 keeps a timeout), -Z (OpZero: the configuration stays as
 // it is, but a named service must exist; the counters are the caller's) and
 // -R (OpRestore: every rule of req.Text in order, or, when one fails, none,
-// the error naming its line). An edited service keeps its scheduler when
+// the error naming its line), --start-daemon and --stop-daemon
+// (OpStartDaemon, OpStopDaemon: a role of [sync]; see startDaemon). An edited service keeps its scheduler when
 // req's is empty; an edited real server keeps its weight when req's is nil
 // and its method when req's is empty.
 //
@@ -103,6 +110,8 @@ func edit(cfg *config.Config, req *api.Request) error {
 		if req.Service == nil {
 			return nil // every counter
 		}
+	case api.OpStartDaemon, api.OpStopDaemon:
+		return editDaemon(cfg, req.Op, req.Daemon)
 	case api.OpAddService, api.OpEditService, api.OpDelService, api.OpAddReal, api.OpEditReal, api.OpDelReal:
 	default:
 		return fmt.Errorf("%q does not change the table", req.Op)
@@ -182,6 +191,66 @@ func editReal(s *config.Service, op api.Op, r *api.Real) error {
 		return nil
 	}
 	return setReal(&s.Reals[j], r)
+}
+
+// editDaemon starts or stops a sync role of cfg's [sync]. The roles share
+// one socket, so one interface and one sync id: a role started without
+// --mcast-interface or --syncid takes the other running role's, else the
+// route's interface and id 0 (ipvsadm's default); one started with values
+// the other running role does not have is refused.
+func editDaemon(cfg *config.Config, op api.Op, d *api.SyncDaemon) error {
+	if d == nil {
+		return fmt.Errorf("%s: no daemon given", op)
+	}
+	if cfg.Sync == nil {
+		return errNoSync
+	}
+	s := *cfg.Sync
+	this, other, otherName := &s.Master, s.Backup, api.RoleBackup
+	switch d.Role {
+	case api.RoleMaster:
+	case api.RoleBackup:
+		this, other, otherName = &s.Backup, s.Master, api.RoleMaster
+	default:
+		return fmt.Errorf("%s: %q is not master or backup", op, d.Role)
+	}
+	if op == api.OpStopDaemon {
+		if !*this {
+			return ErrNoDaemon
+		}
+		*this = false
+		cfg.Sync = &s
+		return nil
+	}
+	if *this {
+		return ErrDaemonRuns
+	}
+	id, ifname := 0, d.Interface
+	if d.SyncID != nil {
+		id = *d.SyncID
+	}
+	if other {
+		if d.SyncID != nil && id != int(s.SyncID) {
+			return fmt.Errorf("the %s sync daemon runs with syncid %d, and xvs's sync daemons share one: start with --syncid %d, or stop the %s first", otherName, s.SyncID, s.SyncID, otherName)
+		}
+		if ifname != "" && ifname != s.Interface {
+			return fmt.Errorf("the %s sync daemon runs on %s, and xvs's sync daemons share one socket: start without --mcast-interface, or stop the %s first", otherName, interfaceName(s.Interface), otherName)
+		}
+		id, ifname = int(s.SyncID), s.Interface
+	}
+	if id < 0 || id > 255 {
+		return errorf("illegal syncid specified")
+	}
+	*this, s.SyncID, s.Interface = true, uint8(id), ifname
+	cfg.Sync = &s
+	return nil
+}
+
+func interfaceName(s string) string {
+	if s == "" {
+		return "the route's interface"
+	}
+	return s
 }
 
 // setPolicy applies -A and -E's options. As with ipvsadm -E, the

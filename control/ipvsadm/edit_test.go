@@ -327,6 +327,77 @@ func TestServices(t *testing.T) {
 	}
 }
 
+// TestEditDaemons: --start-daemon and --stop-daemon change [sync]'s roles,
+// with ipvsadm's refusals; the roles share one sync id and interface.
+func TestEditDaemons(t *testing.T) {
+	withSync := func(t *testing.T) *config.Config {
+		cfg, err := config.Parse("xvs.toml", []byte(`[director]
+interfaces = ["eth0", "eth1"]
+[sync]
+listen = "198.18.0.2:8848"
+peers = ["198.18.0.3:8848"]
+key = "0123456789abcdef"
+node_id = 1
+master = false
+backup = false
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	type roles struct {
+		master, backup bool
+		id             uint8
+		ifname         string
+	}
+	steps := []struct {
+		line    string
+		wantErr string
+		want    roles
+	}{
+		{"--stop-daemon master", "No daemon is running", roles{}},
+		{"--start-daemon master --syncid 5 --mcast-interface eth1", "", roles{master: true, id: 5, ifname: "eth1"}},
+		{"--start-daemon master", "Daemon has already run", roles{master: true, id: 5, ifname: "eth1"}},
+		{"--start-daemon backup --syncid 6", "the master sync daemon runs with syncid 5", roles{master: true, id: 5, ifname: "eth1"}},
+		{"--start-daemon backup --mcast-interface eth0", "the master sync daemon runs on eth1", roles{master: true, id: 5, ifname: "eth1"}},
+		{"--start-daemon backup", "", roles{master: true, backup: true, id: 5, ifname: "eth1"}},
+		{"--stop-daemon master", "", roles{backup: true, id: 5, ifname: "eth1"}},
+		{"--stop-daemon backup", "", roles{id: 5, ifname: "eth1"}},
+		{"--stop-daemon backup", "No daemon is running", roles{id: 5, ifname: "eth1"}},
+		// With no role running, ipvsadm's defaults: syncid 0, the route's interface.
+		{"--start-daemon backup", "", roles{backup: true}},
+		{"--start-daemon master --mcast-interface no/slash", "illegal multicast interface name specified", roles{backup: true}},
+	}
+	cfg := withSync(t)
+	for _, st := range steps {
+		c, err := Parse(strings.Fields(st.line))
+		if err == nil {
+			var next *config.Config
+			if next, err = Edit(cfg, &c.Request); err == nil {
+				cfg = next
+			}
+		}
+		if st.wantErr == "" && err != nil || st.wantErr != "" && (err == nil || !strings.Contains(err.Error(), st.wantErr)) {
+			t.Fatalf("%s: %v, want %q", st.line, err, st.wantErr)
+		}
+		s := cfg.Sync
+		if got := (roles{s.Master, s.Backup, s.SyncID, s.Interface}); got != st.want {
+			t.Fatalf("%s: roles %+v, want %+v", st.line, got, st.want)
+		}
+	}
+	// What runs is kept in the configuration that save-config writes.
+	again, err := config.Parse("saved.toml", config.Marshal(cfg))
+	if err != nil || !again.Sync.Backup || again.Sync.Master {
+		t.Fatalf("saved roles: %+v %v", again.Sync, err)
+	}
+	// Without [sync] there are no peers or key to sync with.
+	c, _ := Parse([]string{"--start-daemon", "master"})
+	if _, err := Edit(running(t), &c.Request); err == nil || !strings.Contains(err.Error(), "no [sync] in the configuration file") {
+		t.Fatalf("--start-daemon without [sync]: %v", err)
+	}
+}
+
 // TestSchedFlags: -b's flags as xvs keeps them: ipvsadm's generic flag-N
 // as the scheduler's own names where it has them, else dropped; ipvsadm's
 // order.

@@ -25,7 +25,7 @@ func (c *Command) Print(w io.Writer, resp *api.Response) error {
 		WriteUsage(bw)
 	case c.Layout == LayoutVersion:
 		WriteVersion(bw)
-	case c.Layout == LayoutDaemon, c.Layout == LayoutNone:
+	case c.Layout == LayoutNone:
 	case c.JSON:
 		if err := WriteJSON(bw, resp); err != nil {
 			return err
@@ -52,6 +52,8 @@ func (c *Command) Print(w io.Writer, resp *api.Response) error {
 		WriteStatus(bw, resp.Status)
 	case c.Layout == LayoutHealth:
 		WriteHealth(bw, resp.Health)
+	case c.Layout == LayoutDaemon:
+		WriteDaemons(bw, resp.Daemons)
 	}
 	return bw.Flush()
 }
@@ -344,6 +346,18 @@ func WriteConns(w io.Writer, conns []api.Conn, o ListOptions) {
 		exp := max(seconds(c.ExpiresIn), 0)
 		fmt.Fprintf(w, "%-3s %-6s %-11s %-18s %-18s %s\n", strings.ToUpper(c.Protocol),
 			fmt.Sprintf("%02d:%02d", exp/60, exp%60), strings.ToUpper(c.State), c.Client, c.Virtual, c.Real)
+	}
+}
+
+// WriteDaemons writes ipvsadm -L --daemon's lines: the master's, then the
+// backup's, for those that run.
+func WriteDaemons(w io.Writer, ds []api.SyncDaemonState) {
+	for _, role := range []string{api.RoleMaster, api.RoleBackup} {
+		for _, d := range ds {
+			if d.Role == role {
+				fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d)\n", d.Role, d.Interface, d.SyncID)
+			}
+		}
 	}
 }
 

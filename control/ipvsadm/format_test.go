@@ -293,7 +293,6 @@ func TestLocalCommands(t *testing.T) {
 		{"-h", "Usage:\n  xvsadm -A|E virtual-service"},
 		{"--help", "  --add-service     -A        add virtual service with options\n"},
 		{"-v", "xvsadm " + version.String() + " (xvs " + version.String() + "; ipvsadm v1.31 syntax and layouts, IPVS v1.2.1)\n"},
-		{"-L --daemon", ""},
 	} {
 		c := mustParse(t, tt.args)
 		if !c.Local() {
@@ -313,6 +312,29 @@ func TestLocalCommands(t *testing.T) {
 	for line := range strings.Lines(b.String()) {
 		if len(line) > 100 {
 			t.Errorf("usage line too long: %q", line)
+		}
+	}
+}
+
+// TestDaemons: -L --daemon prints ipvsadm's lines, master first, for the
+// roles that run, and nothing when none does.
+func TestDaemons(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ds   []api.SyncDaemonState
+		want string
+	}{
+		{"none", nil, ""},
+		{"both", []api.SyncDaemonState{{Role: "backup", Interface: "eth1", SyncID: 3}, {Role: "master", Interface: "eth1", SyncID: 3}},
+			"master sync daemon (mcast=eth1, syncid=3)\nbackup sync daemon (mcast=eth1, syncid=3)\n"},
+		{"backup", []api.SyncDaemonState{{Role: "backup", Interface: "eth0"}}, "backup sync daemon (mcast=eth0, syncid=0)\n"},
+	} {
+		var b bytes.Buffer
+		if err := mustParse(t, "-L --daemon").Print(&b, &api.Response{Daemons: tt.ds}); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != tt.want {
+			t.Errorf("%s: got\n%s\nwant\n%s", tt.name, b.String(), tt.want)
 		}
 	}
 }

@@ -12,9 +12,12 @@
 //
 // Two things differ on purpose. Nothing is resolved: addresses and ports must
 // be numeric, and listings are always numeric, as with -n. And options that
-// configure what xvs does not have (connection sync daemons, one-packet
-// scheduling, persistence engines, tunnel types other than ipip) are refused
-// with an error naming them.
+// configure what xvs does not have (one-packet scheduling, persistence
+// engines, tunnel types other than ipip, the sync daemon's multicast group,
+// port, TTL and message size) are refused with an error naming them. The
+// sync daemons themselves (--start-daemon, --stop-daemon) are xvs's [sync]
+// roles: its unicast transport, peers and key come from the configuration
+// file.
 package ipvsadm
 
 import (
@@ -50,7 +53,7 @@ const (
 	LayoutServices               // -L: the service table
 	LayoutConns                  // -L -c: the connection table
 	LayoutTimeouts               // -L --timeout
-	LayoutDaemon                 // -L --daemon: xvs runs no sync daemon, so nothing
+	LayoutDaemon                 // -L --daemon: the sync daemons that run
 	LayoutRules                  // -S: rules that -R reads back
 	LayoutStatus                 // status: the data path
 	LayoutHealth                 // health: health checks
@@ -73,7 +76,7 @@ type ListOptions struct {
 // print its answer.
 type Command struct {
 	// Request is what to send. Its Op is empty for commands answered
-	// without xvsd (LayoutHelp, LayoutVersion, LayoutDaemon). For -R, the
+	// without xvsd (LayoutHelp, LayoutVersion). For -R, the
 	// caller fills Request.Text with the rules (see ParseRules).
 	Request api.Request
 	Layout  Layout

@@ -34,6 +34,8 @@ const (
 	cmdZero
 	cmdHelp
 	cmdVersion
+	cmdStartDaemon
+	cmdStopDaemon
 	// xvs's own
 	cmdStatus
 	cmdReload
@@ -44,7 +46,7 @@ const (
 func (c cmdID) String() string {
 	return [...]string{"none", "add-service", "edit-service", "delete-service", "flush", "list",
 		"add-server", "delete-server", "edit-server", "set", "restore", "save", "zero", "help", "version",
-		"status", "reload", "save-config", "health"}[c]
+		"start-daemon", "stop-daemon", "status", "reload", "save-config", "health"}[c]
 }
 
 // The options that commands take, with ipvsadm's names.
@@ -73,6 +75,8 @@ const (
 	optSchedFlags
 	optIPv6
 	optJSON
+	optMcastInterface
+	optSyncID
 	optTunType
 	// xvs's own (long options only)
 	optLAddr
@@ -89,10 +93,11 @@ func (o optID) String() string {
 	return [...]string{"numeric", "connection", "service-address", "scheduler", "persistent", "netmask",
 		"real-server", "forwarding-method", "weight", "u-threshold", "l-threshold", "timeout", "daemon",
 		"stats", "rate", "thresholds", "persistent-conn", "nosort", "exact", "sched-flags", "ipv6", "json",
+		"mcast-interface", "syncid",
 		"tun-type", "laddr", "local-ports", "toa", "no-fast-path", "name", "match", "health"}[o]
 }
 
-type optSet uint32
+type optSet uint64 // a bit per optID: numOpts must stay <= 64
 
 func (s optSet) has(o optID) bool { return s&(1<<o) != 0 }
 
@@ -140,6 +145,8 @@ func ruleFor(c cmdID) commandRule {
 		return commandRule{allow: opts(optService, optIPv6)}
 	case cmdStatus, cmdHealth:
 		return commandRule{allow: opts(optJSON)}
+	case cmdStartDaemon:
+		return commandRule{allow: opts(optMcastInterface, optSyncID)}
 	}
 	return commandRule{}
 }
@@ -191,7 +198,8 @@ type parsed struct {
 	flags  []string
 	list   ListOptions
 	json   bool
-	maskV6 bool // -M came after -6 (ipvsadm reads the mask by the family known then)
+	daemon api.SyncDaemon // --start-daemon, --stop-daemon
+	maskV6 bool           // -M came after -6 (ipvsadm reads the mask by the family known then)
 	ext    serviceExt
 }
 
@@ -228,11 +236,8 @@ func (p *parsed) setOption(o optID) error {
 // commands: "status", "reload", "save-config FILE", "health", "drain",
 // "undrain".
 func Parse(args []string) (*Command, error) {
-	if len(args) > 0 {
-		switch args[0] {
-		case "status", "reload", "save-config", "health", "drain", "undrain":
-			return parseXVS(args)
-		}
+	if len(args) > 0 && slices.ContainsFunc(Commands(), func(c CommandDoc) bool { return c.Name == args[0] }) {
+		return parseXVS(args)
 	}
 	occ, pos, err := tokenize(args)
 	if err != nil {
@@ -314,6 +319,39 @@ func (p *parsed) apply(oc occurrence) error {
 		return p.setCommand(cmdRestore)
 	case "save":
 		return p.setCommand(cmdSave)
+	case "start-daemon", "stop-daemon":
+		c := cmdStartDaemon
+		if key == "stop-daemon" {
+			c = cmdStopDaemon
+		}
+		if err := p.setCommand(c); err != nil {
+			return err
+		}
+		if oc.value != api.RoleMaster && oc.value != api.RoleBackup {
+			if c == cmdStopDaemon {
+				return errorf("illegal start_daemon specified") // sic: ipvsadm's
+			}
+			return errorf("illegal start-daemon parameter specified")
+		}
+		p.daemon.Role = oc.value
+	case "mcast-interface":
+		if err := p.setOption(optMcastInterface); err != nil {
+			return err
+		}
+		// IP_VS_IFNAME_MAXLEN is 16 with the NUL.
+		if oc.value == "" || len(oc.value) > 15 || strings.ContainsAny(oc.value, "/: \t\n") {
+			return errorf("illegal multicast interface name specified")
+		}
+		p.daemon.Interface = oc.value
+	case "syncid":
+		if err := p.setOption(optSyncID); err != nil {
+			return err
+		}
+		id, err := parseInt(oc.value, 0, 255)
+		if err != nil {
+			return errorf("illegal syncid specified")
+		}
+		p.daemon.SyncID = &id
 	case "tcp-service", "udp-service":
 		if err := p.setOption(optService); err != nil {
 			return err
@@ -662,11 +700,17 @@ func (p *parsed) command(pos []string) (*Command, error) {
 		case p.set.has(optTimeout):
 			c.Layout, c.Request.Op = LayoutTimeouts, api.OpGetTimeouts
 		case p.set.has(optDaemon):
-			c.Layout, c.Request = LayoutDaemon, api.Request{}
+			c.Layout, c.Request = LayoutDaemon, api.Request{Op: api.OpDaemons}
 		}
 		if p.set.has(optService) {
 			id := p.svc
 			c.Request.Filter = &id
+		}
+	case cmdStartDaemon, cmdStopDaemon:
+		d := p.daemon
+		c.Request = api.Request{Op: api.OpStartDaemon, Daemon: &d}
+		if p.cmd == cmdStopDaemon {
+			c.Request.Op = api.OpStopDaemon
 		}
 	case cmdRestore:
 		c.Request = api.Request{Op: api.OpRestore}
@@ -765,6 +809,24 @@ func (p *parsed) realServer() (*api.Real, error) {
 		}
 	}
 	return r, nil
+}
+
+// CommandDoc is one of xvs's own commands, which ipvsadm has not.
+type CommandDoc struct {
+	Name, Args, Doc string
+}
+
+// Commands lists xvs's own commands that Parse reads, documented for
+// xvsadm(8) and completion.
+func Commands() []CommandDoc {
+	return []CommandDoc{
+		{"status", "[--json]", "Show the data path: workers, queues, XDP mode, copy or zero-copy, drops by reason, the fast path and the data path's knobs in effect."},
+		{"health", "[--json]", "Show the health checks of the real servers: state, since when, the last failure."},
+		{"reload", "", "Make xvsd read its configuration file again (as SIGHUP)."},
+		{"save-config", "FILE", "Write the running configuration, changes made with xvsadm included, as a configuration file."},
+		{"drain", "", "Withdraw this director's VIPs from its BGP peers (scale-out), keeping the connections it carries."},
+		{"undrain", "", "Announce the VIPs again."},
+	}
 }
 
 // parseXVS parses xvs's own commands.

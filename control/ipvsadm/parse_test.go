@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,7 +142,14 @@ func TestParse(t *testing.T) {
 		{"-L --connection -t 198.18.0.100:80", &Command{Layout: LayoutConns, Request: api.Request{Op: api.OpConns, Filter: &web}}},
 		{"-L -c --persistent-conn", &Command{Layout: LayoutConns, List: ListOptions{PersistentConn: true}, Request: api.Request{Op: api.OpConns}}},
 		{"-L --timeout", &Command{Layout: LayoutTimeouts, Request: api.Request{Op: api.OpGetTimeouts}}},
-		{"-L --daemon", &Command{Layout: LayoutDaemon}},
+		{"-L --daemon", &Command{Layout: LayoutDaemon, Request: api.Request{Op: api.OpDaemons}}},
+		{"-L --daemon --json", &Command{Layout: LayoutDaemon, JSON: true, Request: api.Request{Op: api.OpDaemons}}},
+		// Sync daemons.
+		{"--start-daemon master", &Command{Request: api.Request{Op: api.OpStartDaemon, Daemon: &api.SyncDaemon{Role: "master"}}}},
+		{"--start-daemon backup --mcast-interface eth1 --syncid 7", &Command{Request: api.Request{Op: api.OpStartDaemon,
+			Daemon: &api.SyncDaemon{Role: "backup", Interface: "eth1", SyncID: intp(7)}}}},
+		{"--start-daemon=master --syncid=0", &Command{Request: api.Request{Op: api.OpStartDaemon, Daemon: &api.SyncDaemon{Role: "master", SyncID: intp(0)}}}},
+		{"--stop-daemon backup", &Command{Request: api.Request{Op: api.OpStopDaemon, Daemon: &api.SyncDaemon{Role: "backup"}}}},
 		// -Z, --set, -S, -R
 		{"-Z", &Command{Request: api.Request{Op: api.OpZero}}},
 		{"--zero -t 198.18.0.100:80", &Command{Request: api.Request{Op: api.OpZero, Service: &api.Service{ServiceID: web}}}},
@@ -276,6 +284,7 @@ func TestParseErrors(t *testing.T) {
 		{"-t 198.18.0.100:80", "the command (-A, -a, -L, ...) must come first, as in ipvsadm: `-t' is not a command"},
 		{"-n -L", "must come first, as in ipvsadm: `-n' is not a command"},
 		{"-t 198.18.0.100:80 -A", "`-t' is not a command"},
+		{"--syncid 1 --start-daemon master", "`--syncid' is not a command"},
 		{"--bogus", "invalid option `--bogus'"},
 		{"-Q", "invalid option `-Q'"},
 		{"-LQ", "invalid option `-Q'"},
@@ -299,8 +308,15 @@ func TestParseErrors(t *testing.T) {
 		{"-A -t 198.18.0.100:80 --local-ports 2000-1000", "illegal local port range `2000-1000'"},
 		{"-A -t 198.18.0.100:80 --toa --toa", "multiple 'toa' options specified"},
 		{"-a -t 198.18.0.100:80 -r 198.18.0.11 --laddr 198.19.0.2", "Illegal 'laddr' option with the 'add-server' command"},
-		{"--start-daemon master", "option `--start-daemon': connection synchronisation is not supported by xvs"},
-		{"-L --syncid 1", "connection synchronisation is not supported by xvs"},
+		{"--start-daemon primary", "illegal start-daemon parameter specified"},
+		{"--stop-daemon primary", "illegal start_daemon specified"},
+		{"--start-daemon master --syncid 256", "illegal syncid specified"},
+		{"--start-daemon master --syncid x", "illegal syncid specified"},
+		{"--start-daemon master --mcast-interface 0123456789abcdef", "illegal multicast interface name specified"},
+		{"--start-daemon master --mcast-group 224.0.0.81", "option `--mcast-group': xvs syncs over unicast UDP to the peers [sync] names"},
+		{"--stop-daemon master --syncid 1", "Illegal 'syncid' option with the 'stop-daemon' command"},
+		{"-L --syncid 1", "Illegal 'syncid' option with the 'list' command"},
+		{"--start-daemon master --stop-daemon backup", "multiple commands specified"},
 		{"-A -u 198.18.0.100:53 -o", "option `-o': one-packet scheduling is not supported by xvs"},
 		{"-A -t 198.18.0.100:80 --pe sip", "persistence engines are not supported by xvs"},
 		{"-A --sctp-service 198.18.0.100:80", "SCTP services are not supported by xvs"},
@@ -354,6 +370,31 @@ func TestParseAddrPort(t *testing.T) {
 			t.Errorf("parseAddrPort(%q) = %v %d, want an error", bad, a, p)
 		}
 	}
+}
+
+// TestOptionsDocumented: every option of the command line says what it
+// does (for xvsadm(8) and completion) or why xvs refuses it, and names its
+// argument when it takes one.
+func TestOptionsDocumented(t *testing.T) {
+	for _, o := range Options() {
+		name := "--" + o.Long
+		if o.Long == "" {
+			name = "-" + o.Short
+		}
+		if (o.Doc == "") == (o.Unsupported == "") {
+			t.Errorf("%s: want a description or a reason it is refused, one of them", name)
+		}
+		if takes := slices.ContainsFunc(options(), func(x option) bool { return x.long == o.Long && x.short == shortOf(o) && x.arg != argNone }); takes && o.Value == "" {
+			t.Errorf("%s takes an argument that has no name", name)
+		}
+	}
+}
+
+func shortOf(o OptionDoc) byte {
+	if o.Short == "" {
+		return 0
+	}
+	return o.Short[0]
 }
 
 // TestMatches: --match's list reads back as written.

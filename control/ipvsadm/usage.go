@@ -32,9 +32,14 @@ func WriteUsage(w io.Writer) {
   %[1]s -L|l [virtual-service] [options]
   %[1]s -Z [virtual-service]
   %[1]s --set tcp tcpfin udp
+  %[1]s --start-daemon {master|backup} [--mcast-interface interface] [--syncid sid]
+  %[1]s --stop-daemon {master|backup}
   %[1]s status|health [--json]
   %[1]s reload
   %[1]s save-config FILE
+  %[1]s import-keepalived [-o FILE] KEEPALIVED.CONF
+  %[1]s realserver dr|tun|nat --vip VIP ... (on a real server; realserver -h)
+  %[1]s manpage | completion bash
   %[1]s -h
 
 Commands:
@@ -51,11 +56,15 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values
+  --start-daemon              start connection sync daemon
+  --stop-daemon               stop connection sync daemon
   --help            -h        display this help message
   status                      show the data path: workers, queues, XDP mode, drops
   health                      show the health checks of the real servers
   reload                      make xvsd re-read its configuration file
   save-config FILE            write the running table as a configuration file
+  import-keepalived FILE      write a keepalived.conf's equivalent configuration file
+  manpage                     write xvsadm(8); completion bash: bash completion
 
 virtual-service:
   --tcp-service|-t  service-address   service-address is host[:port]
@@ -76,6 +85,8 @@ Options:
   --weight       -w weight            capacity of real server
   --u-threshold  -x uthreshold        upper threshold of connections
   --l-threshold  -y lthreshold        lower threshold of connections
+  --mcast-interface interface         interface for connection sync
+  --syncid sid                        syncid for connection sync (default=0: a backup takes any)
   --connection   -c                   output of current IPVS connections
   --timeout                           output of timeout (tcp tcpfin udp)
   --daemon                            output of daemon information
@@ -101,6 +112,9 @@ xvs's own options (ipvsadm lacks them; its -R refuses them):
   --match        proto:vip:ports,...  a group's (-f) matches: what it takes
   --health       'check = "tcp", ...' the health check ([service.health])
 
+Connection sync: the daemons are the roles of [sync] in xvsd's configuration
+file, which names the peers and the key; xvs keeps its unicast,
+HMAC-authenticated transport (no multicast group, port or TTL to set).
 Addresses and ports are numeric: %[1]s resolves no names.
 xvsd is reached at $XVS_SOCKET, else %[5]s; --socket PATH overrides both.
 `, p, strings.Join(sched.Names(), "|"), DefaultScheduler, seconds(DefaultPersistence), api.DefaultSocket)
