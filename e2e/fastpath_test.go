@@ -106,7 +106,15 @@ func TestFastPath(t *testing.T) {
 				}
 			}
 			after, status := readFastStatus(t, lvs)
-			if after.frames-before.frames < 1000 {
+			// Where the real servers answer the client directly (DR,
+			// TUN) the director carries only the client's ACKs of the
+			// downloads, which GRO on the client stretches: on a fast
+			// run 2 x 20 MB come to under a thousand of them.
+			want := 1000
+			if !tc.upload {
+				want = 400
+			}
+			if after.frames-before.frames < want {
 				t.Errorf("the fast path forwarded %d frames, want most of the transfers':\n%s", after.frames-before.frames, status)
 			}
 			if !strings.Contains(status, "fast path: xdp") {
