@@ -70,6 +70,10 @@ type Value struct {
 	Flags   uint32  // opaque (forwarding method, ...)
 	InPort  uint16  // opaque: interface slot the flow arrived on
 	PeerMAC [6]byte // opaque: L2 source of the flow's first packet (next hop for replies)
+	// Aux and Ext are opaque words of the data path's own (a SYN-proxied
+	// connection's sequence delta and option state); SetAux changes them
+	// on a live entry.
+	Aux, Ext uint32
 }
 
 // Ref is a handle to one incarnation of an entry. Once the entry is removed the handle goes stale, and
@@ -129,9 +133,9 @@ type entry struct {
 	val0 atomic.Uint64    // Value, packed: Service, Dest
 	key1 [5]atomic.Uint64 // reverse key
 	val1 atomic.Uint64    // Flags, InPort, PeerMAC[0:2]
-	val2 atomic.Uint64    // PeerMAC[2:6]
+	val2 atomic.Uint64    // PeerMAC[2:6], Aux
 	free atomic.Uint32    // free-list link while the entry is free: next entry index + 1
-	_    uint32
+	ext  atomic.Uint32    // Ext
 }
 
 func (e *entry) key(which uint32) *[5]atomic.Uint64 {
@@ -358,11 +362,14 @@ func nowMs(now int64) uint64 {
 func packValue(v *Value) (w0, w1, w2 uint64) {
 	w0 = uint64(v.Service) | uint64(v.Dest)<<32
 	w1 = uint64(v.Flags) | uint64(v.InPort)<<32 | uint64(v.PeerMAC[0])<<48 | uint64(v.PeerMAC[1])<<56
-	w2 = uint64(v.PeerMAC[2]) | uint64(v.PeerMAC[3])<<8 | uint64(v.PeerMAC[4])<<16 | uint64(v.PeerMAC[5])<<24
+	w2 = uint64(v.PeerMAC[2]) | uint64(v.PeerMAC[3])<<8 | uint64(v.PeerMAC[4])<<16 | uint64(v.PeerMAC[5])<<24 |
+		uint64(v.Aux)<<32
 	return w0, w1, w2
 }
 
-func unpackValue(v *Value, w0, w1, w2 uint64) {
+func unpackValue(v *Value, w0, w1, w2 uint64, ext uint32) {
+	v.Aux = uint32(w2 >> 32)
+	v.Ext = ext
 	v.Service = uint32(w0)
 	v.Dest = uint32(w0 >> 32)
 	v.Flags = uint32(w1)
@@ -435,6 +442,8 @@ func (t *Table) match(ni uint32, kw *keyWords, k *Key, c *Conn) bool {
 		return false
 	}
 	w := e.st.Load()
+	// Ext before Aux (in v2): see setAux.
+	ext := e.ext.Load()
 	v0, v1, v2 := e.val0.Load(), e.val1.Load(), e.val2.Load()
 	var orig keyWords
 	if which == 1 {
@@ -455,7 +464,7 @@ func (t *Table) match(ni uint32, kw *keyWords, k *Key, c *Conn) bool {
 	default:
 		kw.unpack(&c.Orig)
 	}
-	unpackValue(&c.Value, v0, v1, v2)
+	unpackValue(&c.Value, v0, v1, v2, ext)
 	c.State = State(w & stStateMask)
 	c.Cached = w&stCached != 0
 	return true
@@ -468,7 +477,8 @@ func (t *Table) fillLocked(c *Conn, ni uint32) {
 	c.Dir = Dir(ni & 1)
 	orig := loadKey(&e.key0)
 	orig.unpack(&c.Orig)
-	unpackValue(&c.Value, e.val0.Load(), e.val1.Load(), e.val2.Load())
+	ext := e.ext.Load()
+	unpackValue(&c.Value, e.val0.Load(), e.val1.Load(), e.val2.Load(), ext)
 	w := e.st.Load()
 	c.State = State(w & stStateMask)
 	c.Cached = w&stCached != 0
@@ -647,6 +657,7 @@ func (t *Table) insert(fwd *Key, rev *Key, v *Value, proto uint8, tcpFlags uint8
 	e.val0.Store(w0)
 	e.val1.Store(w1)
 	e.val2.Store(w2)
+	e.ext.Store(v.Ext)
 	for i, x := range fw {
 		e.key0[i].Store(x)
 	}
@@ -792,6 +803,52 @@ func (t *Table) update(ref Ref, fn func(w uint64) uint64) bool {
 			return true
 		}
 	}
+}
+
+// SetAux sets the Aux and Ext words of the live incarnation ref names
+// (Value.Aux, Value.Ext), under the locks of its keys' shards so that an
+// incarnation that replaced it is never written. A lookup sees both new
+// words once SetAux returns; one racing with it that sees the new Ext sees
+// the new Aux too, so that Ext can say when Aux is ready. The data path
+// writes them once per connection (a SYN proxy's handshake with the real
+// server). It returns false if ref is stale.
+func (t *Table) SetAux(ref Ref, aux, ext uint32) bool {
+	ok := t.setAux(ref, aux, ext)
+	runtime.KeepAlive(t)
+	return ok
+}
+
+func (t *Table) setAux(ref Ref, aux, ext uint32) bool {
+	ei := ref.idx - 1
+	if ei >= uint32(len(t.entries)) {
+		return false
+	}
+	e := &t.entries[ei]
+	s := e.seq.Load()
+	if uint32(s) != ref.gen || s&1 != 0 {
+		return false
+	}
+	w := e.st.Load()
+	if w&stLive == 0 || w&stGenMask != genField(s) {
+		return false
+	}
+	fk := loadKey(&e.key0)
+	fh := fk.hash(t.seed)
+	rh := fh
+	if w&stHasRev != 0 {
+		rk := loadKey(&e.key1)
+		rh = rk.hash(t.seed)
+	}
+	first, second := t.lockPair(t.shardIndex(fh), t.shardIndex(rh))
+	defer unlockPair(first, second)
+	if e.seq.Load() != s || e.st.Load()&stLive == 0 {
+		return false
+	}
+	// Aux, then Ext, which readers load first: a reader that sees the
+	// new Ext sees the new Aux.
+	e.val2.Store(e.val2.Load()&0xffffffff | uint64(aux)<<32)
+	e.ext.Store(ext)
+	return true
 }
 
 // Delete removes the entry ref points to, both of its keys. It returns false if ref is stale.
@@ -1013,13 +1070,14 @@ func (t *Table) rangeEntries(fn func(c *Conn, expiresIn time.Duration) bool) {
 				break
 			}
 			orig := loadKey(&e.key0)
+			ext := e.ext.Load()
 			v0, v1, v2 := e.val0.Load(), e.val1.Load(), e.val2.Load()
 			if e.seq.Load() != s {
 				continue
 			}
 			c = Conn{Ref: Ref{idx: uint32(ei) + 1, gen: uint32(s)}, Dir: DirOriginal, State: State(w & stStateMask), Cached: w&stCached != 0}
 			orig.unpack(&c.Orig)
-			unpackValue(&c.Value, v0, v1, v2)
+			unpackValue(&c.Value, v0, v1, v2, ext)
 			if !fn(&c, time.Duration(int64(w>>stExpShift)*1_000_000-now)) {
 				return
 			}

@@ -5,6 +5,7 @@ package control
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"reflect"
 	"sync"
@@ -142,6 +143,19 @@ func joinClose(err error, eng *dataplane.Engine) error {
 	return err
 }
 
+// CookieSecret is the SYN proxy's cookie secret: derived from the [sync]
+// key, so that the directors that sync connections also accept each
+// other's cookies (an ACK that ECMP moves to another director still opens
+// its connection), and not the key itself, which authenticates sync
+// datagrams. Nil (a random secret) without [sync].
+func CookieSecret(cfg *config.Config) []byte {
+	if cfg.Sync == nil || cfg.Sync.Key == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte("xvs syn cookies\x00" + cfg.Sync.Key))
+	return sum[:]
+}
+
 // EngineConfig derives the data plane's settings from a configuration.
 func EngineConfig(cfg *config.Config) dataplane.Config {
 	return dataplane.Config{
@@ -155,6 +169,7 @@ func EngineConfig(cfg *config.Config) dataplane.Config {
 		IdleSpins:       cfg.Director.IdleSpins,
 		BusyPoll:        cfg.Director.BusyPoll,
 		VerifyChecksums: cfg.Director.VerifyChecksums,
+		CookieSecret:    CookieSecret(cfg),
 		FastPath:        cfg.Director.FastPath,
 		UMEM:            xsk.UMEMConfig{NumFrames: cfg.Director.UMEMFrames},
 		Socket: xsk.SocketConfig{
@@ -188,7 +203,7 @@ func Specs(cfg *config.Config) []dataplane.ServiceSpec {
 			Name: s.Name, VIP: s.VIP, Port: s.Port, Proto: uint8(s.Protocol), Mark: s.Mark,
 			Scheduler: s.Scheduler, Flags: s.Flags, Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
 			LocalAddrs: s.LocalAddrs, TOA: s.TOA, LocalPortMin: s.LocalPortMin, LocalPortMax: s.LocalPortMax,
-			NoFastPath: s.NoFastPath,
+			NoFastPath: s.NoFastPath, SynProxy: s.SynProxy,
 		}
 		for _, m := range s.Matches {
 			spec.Matches = append(spec.Matches, dataplane.Match{VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort, Proto: uint8(m.Protocol)})

@@ -327,7 +327,8 @@ func (d *Director) status() *api.Status {
 	st := d.eng.Status()
 	s := &api.Status{
 		Workers: st.Workers, Connections: st.Connections, Capacity: d.eng.Conntrack().Capacity(),
-		RxFrames: st.RxFrames, TxFrames: st.TxFrames, CsumCompleted: st.CsumCompleted, Drops: st.Drops, Config: d.path,
+		RxFrames: st.RxFrames, TxFrames: st.TxFrames, CsumCompleted: st.CsumCompleted,
+		SynProxySynAcks: st.SynProxySynAcks, SynProxyOpened: st.SynProxyOpened, Drops: st.Drops, Config: d.path,
 		VerifyChecksums: st.VerifyChecksums, BadCsumIn: st.BadCsumIn, BadCsumOut: st.BadCsumOut, Warnings: st.Warnings,
 		FastPath: api.FastPath(st.FastPath),
 		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,

@@ -56,22 +56,23 @@ func with(labels []string, more ...string) []string {
 type metrics struct {
 	d *Director
 
-	svcConns, svcPkts, svcBytes    *prometheus.Desc
-	conns, pkts, bytes             *prometheus.Desc
-	active, inactive, persist      *prometheus.Desc
-	weight, healthy                *prometheus.Desc
-	rateConns, ratePkts            *prometheus.Desc
-	rx, tx, drops                  *prometheus.Desc
-	csumCompleted, badCsum         *prometheus.Desc
-	ctEntries, ctCapacity          *prometheus.Desc
-	ctInserts, ctExpired           *prometheus.Desc
-	ctFull                         *prometheus.Desc
-	buildInfo, reloads, healthMove *prometheus.Desc
-	bgpUp, bgpState, bgpAnnounced  *prometheus.Desc
-	syncDgrams, syncEntries        *prometheus.Desc
-	syncBytes, syncDropped         *prometheus.Desc
-	syncRejected, failoverMaster   *prometheus.Desc
-	syncIgnored                    *prometheus.Desc
+	svcConns, svcPkts, svcBytes     *prometheus.Desc
+	conns, pkts, bytes              *prometheus.Desc
+	active, inactive, persist       *prometheus.Desc
+	weight, healthy                 *prometheus.Desc
+	rateConns, ratePkts             *prometheus.Desc
+	rx, tx, drops                   *prometheus.Desc
+	csumCompleted, badCsum          *prometheus.Desc
+	synProxySynAcks, synProxyOpened *prometheus.Desc
+	ctEntries, ctCapacity           *prometheus.Desc
+	ctInserts, ctExpired            *prometheus.Desc
+	ctFull                          *prometheus.Desc
+	buildInfo, reloads, healthMove  *prometheus.Desc
+	bgpUp, bgpState, bgpAnnounced   *prometheus.Desc
+	syncDgrams, syncEntries         *prometheus.Desc
+	syncBytes, syncDropped          *prometheus.Desc
+	syncRejected, failoverMaster    *prometheus.Desc
+	syncIgnored                     *prometheus.Desc
 }
 
 func newMetrics(d *Director) *metrics {
@@ -98,6 +99,10 @@ func newMetrics(d *Director) *metrics {
 		drops:     desc("xvs_worker_drops_total", "Frames a worker dropped, by reason.", []string{"worker", "reason"}, nil),
 		csumCompleted: desc("xvs_worker_csum_completed_total",
 			"TCP/UDP frames that arrived with a partial checksum (left to a NIC by their sender) and that a worker completed.", []string{"worker"}, nil),
+		synProxySynAcks: desc("xvs_worker_syn_proxy_syn_acks_total",
+			"SYNs of syn_proxy services that a worker answered with a SYN cookie, creating no connection.", []string{"worker"}, nil),
+		synProxyOpened: desc("xvs_worker_syn_proxy_opened_total",
+			"ACKs of syn_proxy services whose SYN cookie checked: connections a worker opened to a real server.", []string{"worker"}, nil),
 		badCsum: desc("xvs_worker_bad_checksum_total",
 			"With verify_checksums: frames with a checksum that does not verify, by direction (in: arrived so and forwarded as they came; out: sent so by xvs).",
 			[]string{"worker", "direction"}, nil),
@@ -127,7 +132,7 @@ func newMetrics(d *Director) *metrics {
 
 func (m *metrics) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{m.svcConns, m.svcPkts, m.svcBytes, m.conns, m.pkts, m.bytes, m.active, m.inactive, m.persist,
-		m.weight, m.healthy, m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.ctEntries, m.ctCapacity,
+		m.weight, m.healthy, m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.synProxySynAcks, m.synProxyOpened, m.ctEntries, m.ctCapacity,
 		m.ctInserts, m.ctExpired, m.ctFull, m.buildInfo, m.reloads, m.healthMove, m.bgpUp, m.bgpState, m.bgpAnnounced,
 		m.syncDgrams, m.syncEntries, m.syncBytes, m.syncDropped, m.syncRejected, m.syncIgnored, m.failoverMaster}
 }
@@ -196,6 +201,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		counter(m.rx, w.RxFrames.Load(), id)
 		counter(m.tx, w.TxFrames.Load(), id)
 		counter(m.csumCompleted, w.CsumCompleted.Load(), id)
+		counter(m.synProxySynAcks, w.SynProxySynAcks.Load(), id)
+		counter(m.synProxyOpened, w.SynProxyOpened.Load(), id)
 		if eng.VerifiesChecksums() {
 			counter(m.badCsum, w.BadCsumIn.Load(), id, "in")
 			counter(m.badCsum, w.BadCsumOut.Load(), id, "out")

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xvs-lb/xvs/conntrack"
+	"github.com/xvs-lb/xvs/dataplane/syncookie"
 	"github.com/xvs-lb/xvs/dataplane/xdpprog"
 	"github.com/xvs-lb/xvs/dataplane/xsk"
 )
@@ -58,10 +59,14 @@ type Config struct {
 	// checksum their receiver will reject: a debugging aid that costs a
 	// pass over every frame.
 	VerifyChecksums bool
-	Conntrack       conntrack.Config
-	UMEM            xsk.UMEMConfig
-	Socket          xsk.SocketConfig
-	Logger          *zap.Logger
+	// CookieSecret keys the SYN proxy's cookies (syncookie.SecretLen
+	// bytes): directors that share it accept each other's cookies. Nil: a
+	// random one.
+	CookieSecret []byte
+	Conntrack    conntrack.Config
+	UMEM         xsk.UMEMConfig
+	Socket       xsk.SocketConfig
+	Logger       *zap.Logger
 }
 
 // Engine owns the director's data path: the XDP steering program on each
@@ -76,6 +81,7 @@ type Engine struct {
 	umems   []*xsk.UMEM
 	ct      *conntrack.Table
 	persist *persistTable
+	cookies *syncookie.Jar
 	tuning  Tuning // as New settled it; NeedWakeup is read from the sockets
 	// warnings are settings of the interfaces known to break forwarding,
 	// found by New, for operators.
@@ -147,6 +153,10 @@ func New(cfg Config) (_ *Engine, err error) {
 
 		resolveKick: make(chan struct{}, 1),
 	}
+	if e.cookies, err = syncookie.New(cfg.CookieSecret, ct.Now()); err != nil {
+		return nil, fmt.Errorf("dataplane: SYN cookies: %w", err)
+	}
+	e.cookies.Prime(ct.Now())
 	e.table.Store(&Table{services: map[serviceKey]*Service{}})
 	defer func() {
 		if err != nil {
@@ -248,6 +258,7 @@ func New(cfg Config) (_ *Engine, err error) {
 		w.fwd.sloppyTCP = cfg.SloppyTCP
 		w.fwd.offload, w.fwd.fastPorts = newOffloadRing(offloadRingSize), e.fastPorts
 		w.fwd.verify = cfg.VerifyChecksums
+		w.fwd.cookies = e.cookies
 		if cfg.SyncEvents {
 			w.fwd.events = newEventRing(syncRingSize)
 		}
@@ -564,6 +575,8 @@ type Status struct {
 	// CsumCompleted counts frames whose partial checksum a worker
 	// completed (see WorkerStats.CsumCompleted).
 	CsumCompleted uint64
+	// SynProxySynAcks and SynProxyOpened: see WorkerStats.
+	SynProxySynAcks, SynProxyOpened uint64
 	// With VerifyChecksums: frames that arrived with a bad TCP/UDP
 	// checksum, and frames sent with one that the director did not
 	// receive that way.
@@ -683,6 +696,8 @@ func (e *Engine) Status() Status {
 		st.RxFrames += w.stats.RxFrames.Load()
 		st.TxFrames += w.stats.TxFrames.Load()
 		st.CsumCompleted += w.stats.CsumCompleted.Load()
+		st.SynProxySynAcks += w.stats.SynProxySynAcks.Load()
+		st.SynProxyOpened += w.stats.SynProxyOpened.Load()
 		st.BadCsumIn += w.stats.BadCsumIn.Load()
 		st.BadCsumOut += w.stats.BadCsumOut.Load()
 		for r, n := range w.stats.Drops() {
@@ -718,6 +733,9 @@ func (e *Engine) housekeeping(ctx context.Context) {
 		case <-drain.C:
 			e.reapDrained()
 			e.logBadChecksums()
+			// This minute's and the next's cookie keys, ahead of the
+			// workers' first SYN in them.
+			e.cookies.Prime(e.now())
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
+	"github.com/xvs-lb/xvs/dataplane/syncookie"
 	"github.com/xvs-lb/xvs/sched"
 )
 
@@ -55,6 +56,11 @@ type forwarder struct {
 	// optimised away; it means nothing.
 	prefetched uint64
 	ipid       uint16 // IPv4 ID of the tunnel headers this worker writes
+	// cookies makes and checks the SYN proxy's cookies; proxyAux and
+	// proxyExt are the Value words of the connection the proxy is about to
+	// open (zero otherwise).
+	cookies            *syncookie.Jar
+	proxyAux, proxyExt uint32
 
 	// reply is an ICMP error forward left to send back out replyPort.
 	replyBuf  [1600]byte
@@ -185,7 +191,19 @@ func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now in
 	var svc *Service
 	if !hit {
 		f.key = p.probe.Key()
-		if svc = f.schedule(t, frame, in, now); svc == nil {
+		f.proxyAux, f.proxyExt = 0, 0
+		if m.Proto == protoTCP && f.cookies != nil {
+			if s := t.service(m.Dst, m.DstPort, m.Proto); s != nil && s.synProxy {
+				out, newOff, newN, proceed := f.synProxyMiss(buf, off, frame, in, now)
+				if !proceed {
+					return out, newOff, newN
+				}
+				frame = buf[off : off+newN]
+			}
+		}
+		svc = f.schedule(t, frame, in, now)
+		f.proxyAux, f.proxyExt = 0, 0
+		if svc == nil {
 			return -1, 0, 0
 		}
 	} else {
@@ -203,13 +221,28 @@ func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now in
 		f.stats.drop(DropNoDest)
 		return -1, 0, 0
 	}
-	f.cand = offloadCandidate{ok: true, created: !hit, state: c.State, svc: svc, dest: d, clean: clean}
+	proxied := m.Proto == protoTCP && c.Value.Ext&extProxied != 0
+	// A proxied connection's frames need their sequence numbers
+	// translated, which XDP does not do: never offloaded.
+	f.cand = offloadCandidate{ok: !proxied, created: !hit, state: c.State, svc: svc, dest: d, clean: clean}
 	if c.Cached && m.Proto == protoTCP && m.TCPFlags&(packet.FlagFIN|packet.FlagRST) != 0 {
 		// Closing: its frames must come here, where the state machine is.
 		f.unoffload()
 	}
 	if c.Dir == conntrack.DirReply {
+		if proxied {
+			out, n, done := f.proxyOut(c, frame, in, now)
+			if done {
+				if out >= 0 {
+					f.stats.dest(d.ID).in(m.Length)
+				}
+				return out, off, n
+			}
+		}
 		return f.reply(d, c, buf, off, frame)
+	}
+	if proxied && hit && !f.proxyIn(c, frame) {
+		return -1, 0, 0
 	}
 	mac, out, ok := d.hop.load()
 	if !ok || out >= len(f.ports) {
@@ -389,6 +422,9 @@ func (f *forwarder) icmpError(t *Table, buf []byte, off int, frame []byte) (int,
 		f.stats.drop(DropNoNextHop)
 		return -1, 0, 0
 	}
+	if c.Value.Ext&extProxied != 0 {
+		proxyICMPQuote(frame, m, &emb, c)
+	}
 	switch method {
 	case MethodNAT:
 		r := packet.ICMPRewrite{OuterDst: server.Addr(), EmbSrc: server}
@@ -450,7 +486,7 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service
 		f.stats.drop(DropNoDest)
 		return nil
 	}
-	f.val = conntrack.Value{Service: svc.ID, Dest: d.ID, Flags: uint32(d.Method), InPort: uint16(in)}
+	f.val = conntrack.Value{Service: svc.ID, Dest: d.ID, Flags: uint32(d.Method), InPort: uint16(in), Aux: f.proxyAux, Ext: f.proxyExt}
 	copy(f.val.PeerMAC[:], frame[6:12])
 	var rev *conntrack.Key
 	dir := conntrack.InputOnly

@@ -29,6 +29,12 @@ var (
 // service on a's VIP, each with one real server using method.
 func famRig(t testing.TB, a famAddrs, method Method, rport uint16, toa bool) *rig {
 	t.Helper()
+	return famRigWith(t, a, method, rport, func(s *ServiceSpec) { s.TOA = toa })
+}
+
+// famRigWith is famRig with each service spec passed through edit first.
+func famRigWith(t testing.TB, a famAddrs, method Method, rport uint16, edit func(*ServiceSpec)) *rig {
+	t.Helper()
 	ct, err := conntrack.New(conntrack.Config{Capacity: 1024, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +43,7 @@ func famRig(t testing.TB, a famAddrs, method Method, rport uint16, toa bool) *ri
 		rport = 80
 	}
 	specs := []ServiceSpec{
-		{VIP: a.vip, Port: 80, Proto: protoTCP, Scheduler: "rr", TOA: toa, Reals: []RealSpec{{Addr: a.rip, Port: rport, Weight: 1, Method: method}}},
+		{VIP: a.vip, Port: 80, Proto: protoTCP, Scheduler: "rr", Reals: []RealSpec{{Addr: a.rip, Port: rport, Weight: 1, Method: method}}},
 		{VIP: a.vip, Port: 53, Proto: protoUDP, Scheduler: "rr", Reals: []RealSpec{{Addr: a.rip, Port: 53, Weight: 1, Method: method}}},
 	}
 	if method == MethodFullNAT {
@@ -45,6 +51,7 @@ func famRig(t testing.TB, a famAddrs, method Method, rport uint16, toa bool) *ri
 			specs[i].LocalAddrs = []netip.Addr{a.lip}
 		}
 	}
+	edit(&specs[0])
 	_, tbl, err := newRegistry(64).build(specs, nil, func(uint32) int64 { return 0 })
 	if err != nil {
 		t.Fatal(err)

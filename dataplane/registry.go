@@ -103,7 +103,10 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 		svc := &Service{
 			ID: id, Name: spec.Name, VIP: ms[0].VIP.Unmap(), Port: ms[0].FromPort, Proto: ms[0].Proto,
 			Flags: spec.Flags, persist: int64(spec.Persistence), persistPrefix: spec.PersistPrefix,
-			toa: spec.TOA, noFastPath: spec.NoFastPath,
+			toa: spec.TOA, noFastPath: spec.NoFastPath, synProxy: spec.SynProxy,
+		}
+		if spec.SynProxy && len(spec.Matches) == 0 && svc.Proto != 6 {
+			return nil, nil, fmt.Errorf("service %s: syn_proxy is for TCP services", name)
 		}
 		if len(spec.LocalAddrs) > 256 {
 			return nil, nil, fmt.Errorf("service %s: more than 256 local addresses", name)
@@ -144,6 +147,12 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 				if !ok {
 					return nil, nil, fmt.Errorf("service %s: real server %s uses FullNAT but the service has no local address of its family", name, addr)
 				}
+			}
+			if spec.SynProxy && real.Method != MethodNAT && real.Method != MethodFullNAT {
+				// The client's half keeps the proxy's sequence numbers: a
+				// reply that bypasses the director would carry the real
+				// server's, which the client rejects.
+				return nil, nil, fmt.Errorf("service %s: real server %s: syn_proxy needs NAT or FullNAT (%s replies bypass the director, which translates their sequence numbers)", name, addr, real.Method)
 			}
 			if real.Port == 0 && len(spec.Matches) == 0 {
 				return nil, nil, fmt.Errorf("service %s: real server %s has no port", name, addr)

@@ -11,26 +11,29 @@ import (
 type DropReason uint8
 
 const (
-	DropMalformed   DropReason = iota // headers that do not parse or lie about their lengths
-	DropTruncated                     // frame shorter than its headers
-	DropFragment                      // IP fragments (not reassembled yet)
-	DropUnsupported                   // not IPv4/IPv6 TCP/UDP
-	DropNoService                     // steered to us but no such virtual service
-	DropNoConn                        // TCP that is not a SYN and has no connection
-	DropNoDest                        // no real server available (all quiescent)
-	DropTableFull                     // connection table at capacity
-	DropNoNextHop                     // real server's MAC not resolved yet
-	DropTxFull                        // TX ring full
-	DropNoLocalPort                   // FullNAT: no free (local address, port)
-	DropTooBig                        // TUN: too big to encapsulate (ICMP sent when DF)
-	DropNoTOARoom                     // FullNAT: SYN sent without TOA, no option space (not a drop)
-	DropBadChecksum                   // IPv4 header checksum does not verify
+	DropMalformed    DropReason = iota // headers that do not parse or lie about their lengths
+	DropTruncated                      // frame shorter than its headers
+	DropFragment                       // IP fragments (not reassembled yet)
+	DropUnsupported                    // not IPv4/IPv6 TCP/UDP
+	DropNoService                      // steered to us but no such virtual service
+	DropNoConn                         // TCP that is not a SYN and has no connection
+	DropNoDest                         // no real server available (all quiescent)
+	DropTableFull                      // connection table at capacity
+	DropNoNextHop                      // real server's MAC not resolved yet
+	DropTxFull                         // TX ring full
+	DropNoLocalPort                    // FullNAT: no free (local address, port)
+	DropTooBig                         // TUN: too big to encapsulate (ICMP sent when DF)
+	DropNoTOARoom                      // FullNAT: SYN sent without TOA, no option space (not a drop)
+	DropBadChecksum                    // IPv4 header checksum does not verify
+	DropBadCookie                      // SYN proxy: an ACK whose cookie does not check (forged, or over 2 minutes old)
+	DropProxyPending                   // SYN proxy: client data before the real server answered (the client sends it again)
 	numDropReasons
 )
 
 var dropNames = [numDropReasons]string{
 	"malformed", "truncated", "fragment", "unsupported", "no_service", "no_conn",
 	"no_dest", "table_full", "no_next_hop", "tx_full", "no_local_port", "too_big", "no_toa_room", "bad_checksum",
+	"bad_cookie", "proxy_pending",
 }
 
 func (r DropReason) String() string {
@@ -84,6 +87,10 @@ type WorkerStats struct {
 	// checksum (their sender left it to a NIC) and that the worker
 	// completed before forwarding them.
 	CsumCompleted atomic.Uint64
+	// SynProxySynAcks counts SYNs a SYN-proxied service answered with a
+	// cookie, SynProxyOpened the ACKs whose cookie checked: connections
+	// opened to a real server.
+	SynProxySynAcks, SynProxyOpened atomic.Uint64
 	// With Config.VerifyChecksums: TCP/UDP frames that arrived with a
 	// checksum that does not verify (forwarded as they came, never
 	// laundered), and frames the worker sent whose checksums do not

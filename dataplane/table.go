@@ -53,7 +53,13 @@ type ServiceSpec struct {
 	LocalPortMin, LocalPortMax uint16
 	// NoFastPath keeps the service's connections off the XDP fast path.
 	NoFastPath bool
-	Reals      []RealSpec
+	// SynProxy has the director answer the service's SYNs itself with SYN
+	// cookies and open a connection to a real server only once the
+	// client's ACK proves its address (see synproxy.go). TCP, with NAT or
+	// FullNAT real servers: the proxy translates the real server's
+	// sequence numbers, so it must see its replies.
+	SynProxy bool
+	Reals    []RealSpec
 }
 
 // Match is a (VIP, port range, protocol) a group catches.
@@ -118,6 +124,7 @@ type Service struct {
 	lips          []netip.Addr // of the service's family
 	toa           bool
 	noFastPath    bool // its connections are never offloaded
+	synProxy      bool // SYNs are answered with cookies (ServiceSpec.SynProxy)
 	// FullNAT's local port range.
 	lportMin, lportMax uint32
 	sched              sched.Scheduler

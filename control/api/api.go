@@ -219,6 +219,11 @@ type Status struct {
 	// checksum (left to a NIC by a sender in a VM, container or
 	// namespace) and that xvs completed before forwarding.
 	CsumCompleted uint64 `json:"csum_completed"`
+	// SynProxySynAcks counts SYNs of syn_proxy services answered with a
+	// cookie; SynProxyOpened the ACKs whose cookie checked (connections
+	// opened to a real server).
+	SynProxySynAcks uint64 `json:"syn_proxy_syn_acks"`
+	SynProxyOpened  uint64 `json:"syn_proxy_opened"`
 	// With verify_checksums: TCP/UDP frames that arrived with a bad
 	// checksum (forwarded as they came), and frames sent with a checksum
 	// their receiver will reject that did not arrive that way.

@@ -121,6 +121,9 @@ type Service struct {
 	// NoFastPath keeps the service's connections off the XDP fast path
 	// (fast_path = "off").
 	NoFastPath bool
+	// SynProxy answers SYNs with SYN cookies and opens connections to
+	// real servers only for clients whose ACK proves their address.
+	SynProxy bool
 	// LocalPortMin..LocalPortMax is FullNAT's local port range; 0, 0: the
 	// data path's default (1024-65535). A small range caps the connections
 	// to each real server at addresses x ports.

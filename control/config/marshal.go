@@ -115,6 +115,9 @@ func writePolicy(b *strings.Builder, s *Service, table string) {
 	if s.NoFastPath {
 		w("fast_path = \"off\"\n")
 	}
+	if s.SynProxy {
+		w("syn_proxy = true\n")
+	}
 	if s.LocalPortMin != 0 {
 		w("local_ports = \"%d-%d\"\n", s.LocalPortMin, s.LocalPortMax)
 	}

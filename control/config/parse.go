@@ -343,7 +343,8 @@ func (d *decoder) service(t *tomlTable) (s Service, complete bool) {
 	return s, vipOK && portOK && protoOK
 }
 
-// fullnat decodes FullNAT's local addresses and TOA, and checks that every
+// fullnat decodes FullNAT's local addresses and TOA, and the SYN proxy
+// (which needs the replies that NAT and FullNAT bring back), checks that every
 // fullnat real server has a local address of its family, and that the
 // methods that cannot change ports (dr, tun) do not.
 func (d *decoder) fullnat(t *tomlTable, s *Service) {
@@ -384,6 +385,23 @@ func (d *decoder) fullnat(t *tomlTable, s *Service) {
 			t.errorf("local_ports", "FullNAT's local ports need local_addresses")
 		default:
 			s.LocalPortMin, s.LocalPortMax = lo, hi
+		}
+	}
+	if b, ok := t.boolean("syn_proxy"); ok && b {
+		s.SynProxy = true
+		udp := s.Protocol == xvs.ProtoUDP && len(s.Matches) == 0
+		for _, m := range s.Matches {
+			udp = udp || m.Protocol == xvs.ProtoUDP
+		}
+		if udp {
+			t.errorf("syn_proxy", "a SYN proxy is for TCP; this is UDP")
+		}
+		for _, r := range s.Reals {
+			if r.Method != xvs.MethodNAT && r.Method != xvs.MethodFullNAT {
+				d.errs = append(d.errs, &Error{File: d.file, Line: r.Line, Msg: fmt.Sprintf(
+					"real server %s uses %s, but the service has syn_proxy, which needs nat or fullnat: %s replies bypass the director, which must translate their sequence numbers",
+					r.Address, r.Method, r.Method)})
+			}
 		}
 	}
 	for _, r := range s.Reals {

@@ -47,6 +47,7 @@ func Schema() []TableDoc {
 			{"toa", "boolean", "FullNAT: pass the client's address and port to real servers in a TCP option on the SYN (DPVS's TOA); default false."},
 			{"local_ports", "string", "FullNAT: the local ports taken from each LIP, \"lo-hi\" (default \"1024-65535\")."},
 			{"fast_path", "string", "\"off\" keeps " + what + "'s connections off the XDP fast path."},
+			{"syn_proxy", "boolean", "TCP, nat and fullnat real servers: the director answers SYNs itself with SYN cookies and opens a connection to a real server only when the client's ACK proves its address (DPVS's synproxy), so that a SYN flood reaches no real server and fills no table; default false."},
 			{"real", "array of tables", "The real servers: [[" + what + ".real]] tables."},
 			{"health", "table", "How the real servers are checked: a [" + what + ".health] table; none: not checked."},
 		}

@@ -409,6 +409,9 @@ func WriteStatus(w io.Writer, st *api.Status) {
 	}
 	fmt.Fprintf(w, "  drops: %s\n", strings.Join(parts, " "))
 	fmt.Fprintf(w, "  csum_completed: %d (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n", st.CsumCompleted)
+	if st.SynProxySynAcks > 0 || st.SynProxyOpened > 0 {
+		fmt.Fprintf(w, "  syn_proxy: %d syn-acks sent, %d connections opened\n", st.SynProxySynAcks, st.SynProxyOpened)
+	}
 	if fp := st.FastPath; fp.Mode != "" {
 		fmt.Fprintf(w, "  fast path %s: %d of %d flows offloaded, %d frames forwarded by XDP; to userspace: %d partial checksum, %d too big; offloads %d, table full %d, stale %d, no port %d, peer drops %d\n",
 			fp.Mode, fp.Flows, fp.Capacity, fp.Frames, fp.Partial, fp.TooBig, fp.Offloaded, fp.Full, fp.Stale, fp.NoPort, fp.TxDrops)
