@@ -16,6 +16,7 @@ import (
 
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/packet"
+	"github.com/xvs-lb/xvs/dataplane/syncookie"
 )
 
 var (
@@ -332,8 +333,12 @@ func BenchmarkForward(b *testing.B) {
 		// established-partial: the same frames as a sender that leaves
 		// its checksum to the NIC sends them, which the director
 		// completes (one pass over the 26-byte segment here).
-		for _, kind := range []string{"established", "established-partial", "syn"} {
-			if kind == "syn" && method == MethodFullNAT {
+		// syn-proxy: SYNs of a syn_proxy service, answered with a cookie;
+		// established-proxied: a proxied connection's frames, whose
+		// acknowledgments are translated.
+		for _, kind := range []string{"established", "established-partial", "syn", "syn-proxy", "established-proxied"} {
+			proxy := kind == "syn-proxy" || kind == "established-proxied"
+			if kind == "syn" && method == MethodFullNAT || proxy && method != MethodNAT && method != MethodFullNAT {
 				continue
 			}
 			for _, workers := range []int{1, 2, 4, 8} {
@@ -343,18 +348,29 @@ func BenchmarkForward(b *testing.B) {
 					continue
 				}
 				name := fmt.Sprintf("%s/%s/workers=%d", names[method], kind, workers)
-				b.Run(name, func(b *testing.B) { benchForward(b, method, kind == "syn", kind == "established-partial", workers) })
+				b.Run(name, func(b *testing.B) {
+					benchForward(b, method, kind == "syn" || kind == "syn-proxy", kind == "established-partial", proxy, workers)
+				})
 			}
 		}
 	}
 }
 
-func benchForward(b *testing.B, method Method, syn, partial bool, workers int) {
+func benchForward(b *testing.B, method Method, syn, partial, proxy bool, workers int) {
 	rport := uint16(80)
 	if method == MethodNAT || method == MethodFullNAT {
 		rport = 8080
 	}
 	r := rigFor(b, method, rport, false)
+	var jar *syncookie.Jar
+	if proxy {
+		r.table.ordered[0].synProxy = true
+		var err error
+		if jar, err = syncookie.New(nil, 0); err != nil {
+			b.Fatal(err)
+		}
+		jar.Prime(2)
+	}
 	// Large enough that SYN runs do not fill it within a benchmark.
 	ct, err := conntrack.New(conntrack.Config{Capacity: 1 << 22, MaxDests: 64, Timeouts: conntrack.DefaultTimeouts()})
 	if err != nil {
@@ -369,10 +385,14 @@ func benchForward(b *testing.B, method Method, syn, partial bool, workers int) {
 	b.ReportAllocs()
 	const headroom = 128 // as a UMEM frame has, for TUN's outer header
 	run := func(fwd *forwarder, pb func() bool) {
-		buf := make([]byte, headroom+len(tmpl))
+		// Tailroom, as a UMEM frame has: a SYN-ACK is longer than the SYN.
+		buf := make([]byte, headroom+len(tmpl), headroom+len(tmpl)+128)
 		work := buf[headroom:]
 		base := next.Add(1) << 24
-		if !syn {
+		fwd.cookies = jar
+		if proxy && !syn {
+			proxyHandshake(b, r, fwd, netip.AddrFrom4([4]byte{byte(base >> 24), byte(base >> 16), byte(base >> 8), byte(base)}))
+		} else if !syn {
 			// Establish this worker's flow through the forwarder itself,
 			// so that every method gets its own kind of entry.
 			copy(work, tmpl)
@@ -399,8 +419,8 @@ func benchForward(b *testing.B, method Method, syn, partial bool, workers int) {
 				copy(work, tmpl)
 				binaryPutSrc(work[14:], base)
 			}
-			if out, _, _ := fwd.forward(r.table, buf, headroom, len(tmpl), 0, 2); out < 0 {
-				b.Fatalf("dropped: %v", fwd.stats.Drops())
+			if out, _, _ := fwd.forward(r.table, buf, headroom, len(tmpl), 0, 2); out < 0 || proxy && syn != (out == 0) {
+				b.Fatalf("out %d, drops %v", out, fwd.stats.Drops())
 			}
 		}
 	}

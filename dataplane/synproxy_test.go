@@ -274,3 +274,34 @@ func TestSynProxyRefused(t *testing.T) {
 		}
 	}
 }
+
+// proxyHandshake opens a proxied connection from client:40000 to the
+// rig's VIP:80 through fwd, the real server answering, for benchmarks of
+// its established frames.
+func proxyHandshake(b *testing.B, r *rig, fwd *forwarder, client netip.Addr) {
+	b.Helper()
+	send := func(f []byte, in int) []byte {
+		buf := make([]byte, 128+len(f), 256+len(f))
+		copy(buf[128:], f)
+		out, off, n := fwd.forward(r.table, buf, 128, len(f), in, 1)
+		if out < 0 {
+			b.Fatalf("handshake: dropped: %v", fwd.stats.Drops())
+		}
+		return buf[off : off+n]
+	}
+	c, v := netip.AddrPortFrom(client, 40000), netip.AddrPortFrom(vip, 80)
+	synack := send(tcpFrame(b, seg{src: c, dst: v, seq: 999, flags: packet.FlagSYN, window: 65535, opts: synOpts(1460, 7, true),
+		srcMAC: clientMAC, dstMAC: portMAC0}), 0)
+	var m packet.Meta
+	if err := packet.NewParser().Decode(synack, &m); err != nil {
+		b.Fatal(err)
+	}
+	cookie := packet.TCP(synack[m.L4Off:]).SequenceNumber()
+	syn := send(tcpFrame(b, seg{src: c, dst: v, seq: 1000, ack: cookie + 1, flags: packet.FlagACK, window: 502,
+		srcMAC: clientMAC, dstMAC: portMAC0}), 0)
+	if err := packet.NewParser().Decode(syn, &m); err != nil {
+		b.Fatal(err)
+	}
+	send(tcpFrame(b, seg{src: netip.AddrPortFrom(m.Dst, m.DstPort), dst: netip.AddrPortFrom(m.Src, m.SrcPort), seq: 5000, ack: 1000,
+		flags: packet.FlagSYN | packet.FlagACK, window: 29200, opts: synOpts(1460, 7, true), srcMAC: rsMAC, dstMAC: portMAC1}), 1)
+}
