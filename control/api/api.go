@@ -115,6 +115,7 @@ type Service struct {
 	LocalPorts [2]uint16    `json:"local_ports,omitzero"`
 	TOA        bool         `json:"toa,omitempty"`
 	NoFastPath bool         `json:"no_fast_path,omitempty"`
+	SynProxy   bool         `json:"syn_proxy,omitempty"`
 	Health     string       `json:"health,omitempty"`
 }
 

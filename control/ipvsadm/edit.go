@@ -288,6 +288,7 @@ func setPolicy(s *config.Service, a *api.Service) error {
 	}
 	s.TOA = s.TOA || a.TOA
 	s.NoFastPath = s.NoFastPath || a.NoFastPath
+	s.SynProxy = s.SynProxy || a.SynProxy
 	if a.Health != "" {
 		h, err := config.ParseHealth(a.Health)
 		if err != nil {
@@ -396,7 +397,7 @@ func Services(cfg *config.Config) []api.ServiceState {
 			ServiceID: ServiceID(s), Name: s.Name, Scheduler: s.Scheduler, Flags: slices.Clone(s.Flags),
 			Persistence: s.Persistence, PersistPrefix: s.PersistPrefix,
 			LocalAddrs: slices.Clone(s.LocalAddrs), LocalPorts: [2]uint16{s.LocalPortMin, s.LocalPortMax},
-			TOA: s.TOA, NoFastPath: s.NoFastPath, Health: config.HealthInline(s.Health),
+			TOA: s.TOA, NoFastPath: s.NoFastPath, SynProxy: s.SynProxy, Health: config.HealthInline(s.Health),
 		}}
 		for _, m := range s.Matches {
 			st.Matches = append(st.Matches, api.Match{Protocol: m.Protocol.String(), VIP: m.VIP, FromPort: m.FromPort, ToPort: m.ToPort})

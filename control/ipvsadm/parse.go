@@ -83,6 +83,7 @@ const (
 	optLocalPorts
 	optTOA
 	optNoFastPath
+	optSynProxy
 	optName
 	optMatch
 	optHealth
@@ -94,7 +95,7 @@ func (o optID) String() string {
 		"real-server", "forwarding-method", "weight", "u-threshold", "l-threshold", "timeout", "daemon",
 		"stats", "rate", "thresholds", "persistent-conn", "nosort", "exact", "sched-flags", "ipv6", "json",
 		"mcast-interface", "syncid",
-		"tun-type", "laddr", "local-ports", "toa", "no-fast-path", "name", "match", "health"}[o]
+		"tun-type", "laddr", "local-ports", "toa", "no-fast-path", "syn-proxy", "name", "match", "health"}[o]
 }
 
 type optSet uint64 // a bit per optID: numOpts must stay <= 64
@@ -121,7 +122,7 @@ func ruleFor(c cmdID) commandRule {
 	switch c {
 	case cmdAdd, cmdEdit:
 		return commandRule{need: svc, allow: opts(optScheduler, optPersistent, optNetmask, optSchedFlags, optIPv6,
-			optLAddr, optLocalPorts, optTOA, optNoFastPath, optName, optMatch, optHealth)}
+			optLAddr, optLocalPorts, optTOA, optNoFastPath, optSynProxy, optName, optMatch, optHealth)}
 	case cmdDel:
 		return commandRule{need: svc, allow: opts(optIPv6)}
 	case cmdAddDest, cmdEditDest:
@@ -209,6 +210,7 @@ type serviceExt struct {
 	lports     [2]uint16
 	toa        bool
 	noFastPath bool
+	synProxy   bool
 	name       string
 	matches    []api.Match
 	health     string
@@ -482,7 +484,7 @@ func (p *parsed) apply(oc occurrence) error {
 	case "json":
 		p.json = true
 		return p.setOption(optJSON)
-	case "laddr", "local-ports", "toa", "no-fast-path", "name", "match", "health":
+	case "laddr", "local-ports", "toa", "no-fast-path", "syn-proxy", "name", "match", "health":
 		return p.extension(key, oc.value)
 	default:
 		return errorf("invalid option `%s'", oc.name)
@@ -493,7 +495,7 @@ func (p *parsed) apply(oc occurrence) error {
 // extension records one of xvs's own service options.
 func (p *parsed) extension(key, v string) error {
 	o := map[string]optID{"laddr": optLAddr, "local-ports": optLocalPorts, "toa": optTOA, "no-fast-path": optNoFastPath,
-		"name": optName, "match": optMatch, "health": optHealth}[key]
+		"syn-proxy": optSynProxy, "name": optName, "match": optMatch, "health": optHealth}[key]
 	if err := p.setOption(o); err != nil {
 		return err
 	}
@@ -517,6 +519,8 @@ func (p *parsed) extension(key, v string) error {
 		e.toa = true
 	case "no-fast-path":
 		e.noFastPath = true
+	case "syn-proxy":
+		e.synProxy = true
 	case "name":
 		if v == "" {
 			return errorf("empty --name")
@@ -731,7 +735,7 @@ func (p *parsed) service() (*api.Service, error) {
 	e := &p.ext
 	s := &api.Service{ServiceID: p.svc, Scheduler: p.sched, Persistence: p.pers, Flags: p.flags,
 		Name: e.name, Matches: e.matches, LocalAddrs: e.laddrs, LocalPorts: e.lports, TOA: e.toa,
-		NoFastPath: e.noFastPath, Health: e.health}
+		NoFastPath: e.noFastPath, SynProxy: e.synProxy, Health: e.health}
 	if p.svc.Mark == 0 && p.svc.Port == 0 && p.pers == 0 {
 		return nil, errorf("Zero port specified for non-persistent service")
 	}

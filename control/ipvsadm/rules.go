@@ -87,6 +87,9 @@ func writeExtensions(b *strings.Builder, s *api.Service) {
 	if s.NoFastPath {
 		b.WriteString(" --no-fast-path")
 	}
+	if s.SynProxy {
+		b.WriteString(" --syn-proxy")
+	}
 	if s.Health != "" {
 		b.WriteString(" --health " + quoteWord(s.Health))
 	}

@@ -94,6 +94,7 @@ func options() []option {
 		{long: "fullnat", doc: "xvs's (DPVS's): with -a/-e, forward by FullNAT: connections reach the real server from one of the service's local addresses (--laddr)."},
 		{long: "laddr", arg: argRequired, value: "address[,address...]", doc: "xvs's (DPVS's): with -A/-E, FullNAT's local addresses (LIPs), required when a real server uses --fullnat."},
 		{long: "local-ports", arg: argRequired, value: "lo-hi", doc: "xvs's: with -A/-E, the local ports FullNAT takes from each local address (default 1024-65535)."},
+		{long: "syn-proxy", doc: "xvs's: with -A/-E, the director answers the service's SYNs with SYN cookies and opens a connection to a real server only when the client's ACK proves its address (TCP; NAT and FullNAT real servers)."},
 		{long: "toa", doc: "xvs's: with -A/-E, FullNAT passes the client's address and port to the real servers in a TCP option on the SYN (DPVS's TOA)."},
 		{long: "no-fast-path", doc: "xvs's: with -A/-E, keep the service's connections off the XDP fast path."},
 		{long: "name", arg: argRequired, value: "name", doc: "xvs's: with -A/-E, the service's or group's name, unique."},
