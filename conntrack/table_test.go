@@ -852,3 +852,40 @@ func TestHashSpread(t *testing.T) {
 		}
 	}
 }
+
+// SetAux changes the Aux and Ext words of a live entry, seen through both
+// keys and Range, keeps the rest of the value, and refuses a stale handle.
+func TestSetAux(t *testing.T) {
+	tab := newTestTable(t, Config{Capacity: 8, Shards: 2, MaxDests: 8})
+	f, r := testKey(1), testRevKey(1)
+	v := testValue(1)
+	v.Aux, v.Ext = 0xdeadbeef, 0x1234
+	var c Conn
+	if err := tab.Insert(&f, &r, &v, protoTCP, fSYN, Input, 0, &c); err != nil {
+		t.Fatal(err)
+	}
+	var got Conn
+	if !tab.Lookup(&f, &got) || got.Value != v {
+		t.Fatalf("inserted value %+v, want %+v", got.Value, v)
+	}
+	if !tab.SetAux(c.Ref, 0xfffffffe, 0xffffffff) {
+		t.Fatal("SetAux refused a live entry")
+	}
+	want := v
+	want.Aux, want.Ext = 0xfffffffe, 0xffffffff
+	for _, k := range []*Key{&f, &r} {
+		if !tab.Lookup(k, &got) || got.Value != want {
+			t.Errorf("after SetAux, lookup by %v: %+v, want %+v", *k, got.Value, want)
+		}
+	}
+	tab.Range(func(c *Conn, _ time.Duration) bool {
+		if c.Value != want {
+			t.Errorf("Range: %+v, want %+v", c.Value, want)
+		}
+		return true
+	})
+	tab.Delete(c.Ref)
+	if tab.SetAux(c.Ref, 1, 1) {
+		t.Error("SetAux took a stale handle")
+	}
+}
