@@ -2,7 +2,8 @@ package sched
 
 import (
 	"encoding/binary"
-	"math/bits"
+
+	"github.com/xvs-lb/xvs/internal/siphash"
 )
 
 // isV4 reports whether a is IPv4-mapped (::ffff:a.b.c.d).
@@ -47,32 +48,13 @@ func hsiphash32(v uint32, k *sipKey) uint32 {
 	v3 := uint64(0x7465646279746573) ^ k.k1
 	b := uint64(4)<<56 | uint64(v)
 	v3 ^= b
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = siphash.Round(v0, v1, v2, v3)
 	v0 ^= b
 	v2 ^= 0xff
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
-	v0, v1, v2, v3 = sipRound(v0, v1, v2, v3)
+	v0, v1, v2, v3 = siphash.Round(v0, v1, v2, v3)
+	v0, v1, v2, v3 = siphash.Round(v0, v1, v2, v3)
+	v0, v1, v2, v3 = siphash.Round(v0, v1, v2, v3)
 	return uint32((v0 ^ v1) ^ (v2 ^ v3))
-}
-
-// sipRound is SipHash's SIPROUND.
-func sipRound(v0, v1, v2, v3 uint64) (uint64, uint64, uint64, uint64) {
-	v0 += v1
-	v1 = bits.RotateLeft64(v1, 13)
-	v1 ^= v0
-	v0 = bits.RotateLeft64(v0, 32)
-	v2 += v3
-	v3 = bits.RotateLeft64(v3, 16)
-	v3 ^= v2
-	v0 += v3
-	v3 = bits.RotateLeft64(v3, 21)
-	v3 ^= v0
-	v2 += v1
-	v1 = bits.RotateLeft64(v1, 17)
-	v1 ^= v2
-	v2 = bits.RotateLeft64(v2, 32)
-	return v0, v1, v2, v3
 }
 
 // splitmix64 is SplitMix64's output function: a bijective mixer, here the

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/xvs-lb/xvs/dataplane/packet"
+	"github.com/xvs-lb/xvs/internal/siphash"
 )
 
 // SecretLen is the size of a Jar's secret.
@@ -108,9 +109,9 @@ func (j *Jar) key(m int64) (k0, k1 uint64) {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[0:], uint64(m))
 	copy(b[8:], "xvs-syn\x00")
-	k := &minuteKey{minute: m, k0: sipHash24(j.k0, j.k1, b[:])}
+	k := &minuteKey{minute: m, k0: siphash.Sum24(j.k0, j.k1, b[:])}
 	b[15] = 1
-	k.k1 = sipHash24(j.k0, j.k1, b[:])
+	k.k1 = siphash.Sum24(j.k0, j.k1, b[:])
 	slot.Store(k)
 	return k.k0, k.k1
 }
@@ -215,5 +216,5 @@ func (j *Jar) hash(k0, k1 uint64, f *Flow, info uint32) uint32 {
 	binary.LittleEndian.PutUint16(b[n+2:], f.DstPort)
 	binary.LittleEndian.PutUint32(b[n+4:], f.ISN)
 	binary.LittleEndian.PutUint32(b[n+8:], info)
-	return uint32(sipHash24(k0, k1, b[:n+12])) & hashMask
+	return uint32(siphash.Sum24(k0, k1, b[:n+12])) & hashMask
 }
