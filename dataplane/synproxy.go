@@ -89,6 +89,16 @@ func (f *forwarder) synProxyMiss(buf []byte, off int, frame []byte, in int, now 
 		fl := syncookie.Flow{Src: m.Src, Dst: m.Dst, SrcPort: m.SrcPort, DstPort: m.DstPort, ISN: isn}
 		opts, ok := f.cookies.Check(&fl, cookie, now)
 		if !ok {
+			// A client whose handshake ACK was lost sits on the zero
+			// window and probes it with a segment one below its next
+			// sequence number (Linux's tcp_xmit_probe_skb): its ISN
+			// itself. That opens the connection as well.
+			fl.ISN++
+			if opts, ok = f.cookies.Check(&fl, cookie, now); ok {
+				isn = fl.ISN
+			}
+		}
+		if !ok {
 			f.stats.drop(DropBadCookie)
 			return -1, 0, 0, false
 		}

@@ -305,3 +305,29 @@ func proxyHandshake(b *testing.B, r *rig, fwd *forwarder, client netip.Addr) {
 	send(tcpFrame(b, seg{src: netip.AddrPortFrom(m.Dst, m.DstPort), dst: netip.AddrPortFrom(m.Src, m.SrcPort), seq: 5000, ack: 1000,
 		flags: packet.FlagSYN | packet.FlagACK, window: 29200, opts: synOpts(1460, 7, true), srcMAC: rsMAC, dstMAC: portMAC1}), 1)
 }
+
+// TestSynProxyLostACK: a client whose handshake ACK was lost probes the
+// zero window with a segment one below its next sequence number (its ISN);
+// that opens the connection with the right ISN.
+func TestSynProxyLostACK(t *testing.T) {
+	r := famRigWith(t, fam4, MethodNAT, 8080, func(s *ServiceSpec) { s.SynProxy = true })
+	jar, _ := syncookie.New(nil, 0)
+	r.fwd.cookies = jar
+	client, virtual := netip.AddrPortFrom(fam4.client, 40000), netip.AddrPortFrom(fam4.vip, 80)
+	f := tcpFrame(t, seg{src: client, dst: virtual, seq: 1000, flags: packet.FlagSYN, opts: synOpts(1460, 7, true), srcMAC: clientMAC, dstMAC: portMAC0})
+	f = append(f, make([]byte, 64)...)[:len(f)]
+	out, off, n := r.fwd.forward(r.table, f, 0, len(f), 0, 1)
+	if out != 0 {
+		t.Fatalf("SYN: out %d", out)
+	}
+	_, _, synack := decodeTCP(t, "SYN-ACK", f[off:off+n])
+	probe := tcpFrame(t, seg{src: client, dst: virtual, seq: 1000, ack: synack.Seq + 1, flags: packet.FlagACK, window: 502, srcMAC: clientMAC, dstMAC: portMAC0})
+	probe = append(probe, make([]byte, 64)...)[:len(probe)]
+	out, off, n = r.fwd.forward(r.table, probe, 0, len(probe), 0, 1)
+	if out != 1 {
+		t.Fatalf("probe: out %d, drops %v", out, r.stats.Drops())
+	}
+	if _, _, syn := decodeTCP(t, "SYN", probe[off:off+n]); !syn.SYN || syn.Seq != 1000 {
+		t.Fatalf("SYN to the real server: SYN %v seq %d, want the client's ISN 1000", syn.SYN, syn.Seq)
+	}
+}
