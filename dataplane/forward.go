@@ -198,6 +198,9 @@ func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now in
 				if !proceed {
 					return out, newOff, newN
 				}
+				// The SYN may be longer than the ACK it was (its
+				// options): what follows (TOA) must see all of it.
+				buf = buf[:max(len(buf), off+newN)]
 				frame = buf[off : off+newN]
 			}
 		}

@@ -96,7 +96,7 @@ func TestSynProxyHandshake(t *testing.T) {
 }
 
 func testSynProxyHandshake(t *testing.T, method Method, a famAddrs) {
-	r := famRigWith(t, a, method, 8080, func(s *ServiceSpec) { s.SynProxy = true })
+	r := famRigWith(t, a, method, 8080, func(s *ServiceSpec) { s.SynProxy, s.TOA = true, method == MethodFullNAT })
 	jar, err := syncookie.New(nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +107,7 @@ func testSynProxyHandshake(t *testing.T, method Method, a famAddrs) {
 	server := netip.AddrPortFrom(a.rip, 8080)
 	send := func(f []byte, in int) (out int, got []byte) {
 		t.Helper()
-		buf := withHeadroom(f, 128)
-		buf = append(buf[:cap(buf)], make([]byte, 128)...)[:len(buf)]
+		buf := withHeadroom(f, 128) // its tailroom is a SYN-ACK's room, as a UMEM chunk's
 		out, off, n := r.fwd.forward(r.table, buf, 128, len(f), in, 1)
 		if out < 0 {
 			return out, nil
@@ -164,6 +163,16 @@ func testSynProxyHandshake(t *testing.T, method Method, a famAddrs) {
 	}
 	if o := optsOf(syn); o != (packet.SYNOptions{MSS: wantMSS, WScale: 6, SACKPerm: true}) {
 		t.Errorf("SYN options %+v", o)
+	}
+	if method == MethodFullNAT {
+		// TOA, on the SYN that is longer than the ACK it was.
+		toa := false
+		for _, o := range syn.Options {
+			toa = toa || o.OptionType == packet.TCPOptTOA
+		}
+		if !toa || r.stats.Drops()["no_toa_room"] != 0 {
+			t.Errorf("SYN without TOA (options %v, drops %v)", syn.Options, r.stats.Drops())
+		}
 	}
 	if r.ct.Len() != 1 || r.stats.SynProxyOpened.Load() != 1 {
 		t.Fatalf("%d connections, %d opened after the ACK", r.ct.Len(), r.stats.SynProxyOpened.Load())
