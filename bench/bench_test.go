@@ -316,12 +316,14 @@ workers 1, connections 10000 (capacity 1048576), rx 3500000 frames, tx 3400000 f
   interface xvs1g              xdp driver   queues 1  copy
   drops: no_next_hop=3 tx_full=99
   fast path xdp: 20000 of 262144 flows offloaded, 7000000 frames forwarded by XDP; to userspace: 0 partial checksum
+  syn_proxy: 1200000 syn-acks sent, 7 connections opened
 `
 	got, err := parseDirectorStats(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &DirectorStats{Workers: 1, RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000}
+	want := &DirectorStats{Workers: 1, RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000,
+		SynProxySynAcks: 1200000, SynProxyOpened: 7}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -580,5 +582,51 @@ func TestCPUBusy(t *testing.T) {
 	}
 	if busy < 0 || busy > 100 {
 		t.Errorf("cpuBusy = %v, want a percentage", busy)
+	}
+}
+
+// TestSynProxyRows: the SYN-proxy rows run xvs with syn_proxy on its TCP
+// service only (or the kernel's synproxy), count what comes back, and say
+// in their notes what reached the real servers.
+func TestSynProxyRows(t *testing.T) {
+	for _, tc := range []struct {
+		t             Target
+		method, group string
+		title         string
+	}{
+		{XVSNATSynProxy, "nat", "xvs", "xvs NAT, SYN proxy"},
+		{XVSFNATSynProxy, "fullnat", "xvs", "xvs FullNAT, SYN proxy"},
+		{NFTSynProxy, "", "kernel", "nftables synproxy"},
+	} {
+		if !tc.t.SynProxy() || tc.t.Method() != tc.method || tc.t.Group() != tc.group || tc.t.Title() != tc.title || tc.t.FastPath() || tc.t.Queues() != 1 {
+			t.Errorf("%s: proxy %v method %q group %q title %q", tc.t, tc.t.SynProxy(), tc.t.Method(), tc.t.Group(), tc.t.Title())
+		}
+	}
+	for _, tg := range append(append([]Target{NFT, XDPTX}, xvsModes...), fastModes...) {
+		if tg.SynProxy() {
+			t.Errorf("%s counts as a SYN proxy", tg)
+		}
+	}
+	b := benchTopoForText()
+	cfg := withSynProxy(xvsConfig(b, "nat", false, 1, 0, ""))
+	if strings.Count(cfg, "syn_proxy = true\n") != 1 || !strings.Contains(cfg, "protocol = \"tcp\"\nsyn_proxy = true\n") {
+		t.Errorf("syn_proxy on the TCP service only:\n%s", cfg)
+	}
+	if rules := nftSynProxyRules(); !strings.Contains(rules, "tcp dport 80 tcp flags syn notrack") ||
+		!strings.Contains(rules, "ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm") {
+		t.Errorf("synproxy rules:\n%s", rules)
+	}
+	c := caseResult(Case{XVSNATSynProxy, SYN, Small, SYNFlows, ""}, 0.6)
+	c.Runs[0].Send = &SendResult{DurationS: 2, Returned: 1_200_000}
+	c.Runs[0].Sink = &SinkResult{Received: 0}
+	c.Runs[0].Director = &DirectorStats{RxFrames: 1_200_000, TxFrames: 1_200_000, SynProxySynAcks: 1_200_000}
+	want := "real servers received 0 frames/run; xvsd counted 1.20 M SYN-ACKs/run; 0 connections in xvsd's table at the end"
+	if got := notes(c); got != want {
+		t.Errorf("notes =\n %q\nwant\n %q", got, want)
+	}
+	var md strings.Builder
+	rep := &Report{Cases: []CaseResult{c}}
+	if err := rep.WriteMarkdown(&md); err != nil || !strings.Contains(md.String(), "| TCP SYN (new), SYN-ACKs back |") {
+		t.Errorf("markdown (%v):\n%s", err, md.String())
 	}
 }

@@ -31,6 +31,15 @@ const (
 	// CPU, sharing the connection table.
 	XVSDR2Q  Target = "xvs-dr-2q"
 	XVSNAT2Q Target = "xvs-nat-2q"
+	// The SYN proxy (syn_proxy = true on the TCP service): the director
+	// answers each SYN with a SYN cookie itself, back to the generator,
+	// and forwards nothing until a client's ACK; the row counts the
+	// SYN-ACKs that come back.
+	XVSNATSynProxy  Target = "xvs-nat-syn-proxy"
+	XVSFNATSynProxy Target = "xvs-fullnat-syn-proxy"
+	// The kernel's own SYN proxy: nftables' synproxy statement on the
+	// director's namespace (untracked SYNs answered with cookies).
+	NFTSynProxy Target = "nft-synproxy"
 )
 
 // xvsModes are xvs's forwarding modes, each a target, in report order;
@@ -38,6 +47,8 @@ const (
 var (
 	xvsModes  = []Target{XVSDR, XVSNAT, XVSTUN, XVSFNAT}
 	fastModes = []Target{XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast}
+	// synProxies are the SYN-proxy targets, in report order.
+	synProxies = []Target{XVSNATSynProxy, XVSFNATSynProxy, NFTSynProxy}
 )
 
 // Method is the configuration's method of an xvs target ("" for others).
@@ -45,11 +56,11 @@ func (t Target) Method() string {
 	switch t {
 	case XVSDR, XVSDRFast, XVSDR2Q:
 		return "dr"
-	case XVSNAT, XVSNATFast, XVSNAT2Q:
+	case XVSNAT, XVSNATFast, XVSNAT2Q, XVSNATSynProxy:
 		return "nat"
 	case XVSTUN, XVSTUNFast:
 		return "tun"
-	case XVSFNAT, XVSFNATFast:
+	case XVSFNAT, XVSFNATFast, XVSFNATSynProxy:
 		return "fullnat"
 	}
 	return ""
@@ -62,6 +73,13 @@ func (t Target) Queues() int {
 		return 2
 	}
 	return 1
+}
+
+// SynProxy reports whether the target answers SYNs with SYN cookies (xvs
+// with syn_proxy on, or nftables' synproxy): its delivered frames are the
+// SYN-ACKs back at the generator.
+func (t Target) SynProxy() bool {
+	return strings.HasSuffix(string(t), "-syn-proxy") || t == NFTSynProxy
 }
 
 // FastPath reports whether the target runs xvs with the fast path forced on.
@@ -78,7 +96,7 @@ func (t Target) Group() string {
 	switch t {
 	case XDPDrop, XDPTX, XSKRX, XSKReflect:
 		return "ceiling"
-	case NFT:
+	case NFT, NFTSynProxy:
 		return "kernel"
 	}
 	if t.FastPath() {
@@ -100,6 +118,8 @@ func (t Target) Title() string {
 		return "AF_XDP rx+tx reflect"
 	case NFT:
 		return "nftables DNAT"
+	case NFTSynProxy:
+		return "nftables synproxy"
 	case XVSDR:
 		return "xvs DR"
 	case XVSNAT:
@@ -111,6 +131,9 @@ func (t Target) Title() string {
 	}
 	if t.FastPath() {
 		return t.Userspace().Title() + ", fast path"
+	}
+	if t.SynProxy() {
+		return Target(strings.TrimSuffix(string(t), "-syn-proxy")).Title() + ", SYN proxy"
 	}
 	if t.Queues() > 1 {
 		return fmt.Sprintf("%s, %d workers", Target(strings.TrimSuffix(string(t), "-2q")).Title(), t.Queues())
@@ -249,6 +272,12 @@ func Matrix(quick bool) []Case {
 	}
 	cs = append(cs, Case{XVSNAT, Mixed, Small, MixedFlows, ""}, Case{XVSNATFast, Mixed, Small, MixedFlows, ""})
 	cs = append(cs, Case{XVSDR2Q, UDP, Small, ManyFlows, ""}, Case{XVSNAT2Q, UDP, Small, ManyFlows, ""})
+	// SYN proxies: the director answers each SYN itself (one frame out per
+	// frame in, as established forwarding), next to established
+	// forwarding of the same mode above and the kernel's synproxy.
+	for _, t := range synProxies {
+		cs = append(cs, Case{t, SYN, Small, SYNFlows, ""})
+	}
 	return cs
 }
 
@@ -340,6 +369,25 @@ func ratioSpecs() []RatioSpec {
 			Num:  id(t, SYN, Small, SYNFlows), Den: id(t, UDP, Small, ManyFlows),
 			Why: "new connections sustained over a run against established traffic: the price of scheduling and inserting a connection per frame, and of the table's bound once it is full",
 		})
+	}
+	for _, t := range []Target{XVSNATSynProxy, XVSFNATSynProxy} {
+		mode := Target(strings.TrimSuffix(string(t), "-syn-proxy"))
+		specs = append(specs,
+			RatioSpec{
+				Name: fmt.Sprintf("%s: SYN-ACKs ÷ established forwarding (64 B)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(mode, UDP, Small, ManyFlows),
+				Why: "SYNs the director answers with a cookie per second against frames of established connections it forwards (one frame out per frame in either way); the target is >= 0.8",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s: SYN-ACKs ÷ SYNs forwarded without it (64 B)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(mode, SYN, Small, SYNFlows),
+				Why: "a flood answered by the proxy (no entry, nothing forwarded) against the same flood scheduled, inserted and forwarded",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ nftables synproxy (64 B SYNs)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(NFTSynProxy, SYN, Small, SYNFlows),
+				Why: "SYN cookies from xvs against the kernel's own SYN proxy on the same veth; above 1.0 xvs answers more",
+			})
 	}
 	return specs
 }

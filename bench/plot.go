@@ -25,7 +25,7 @@ var errNoCases = errors.New("no throughput cases to plot")
 
 var legendNames = map[string]string{
 	"ceiling":  "machine ceilings (XDP, AF_XDP)",
-	"kernel":   "kernel (nftables DNAT)",
+	"kernel":   "kernel (nftables DNAT, synproxy)",
 	"xvs":      "xvs (userspace)",
 	"xvs-fast": "xvs, XDP fast path",
 }

@@ -120,6 +120,10 @@ type DirectorStats struct {
 	Drops       map[string]uint64 `json:"drops,omitempty"`
 	// FastFrames counts the frames the XDP fast path forwarded itself.
 	FastFrames uint64 `json:"fast_frames,omitempty"`
+	// The SYN proxy's counters: SYN-ACKs sent with a cookie, and
+	// connections opened on a client's valid ACK.
+	SynProxySynAcks uint64 `json:"syn_proxy_syn_acks,omitempty"`
+	SynProxyOpened  uint64 `json:"syn_proxy_opened,omitempty"`
 }
 
 // LatencyResult is a latency case: sequential UDP request/response through
@@ -202,6 +206,14 @@ func fmtFlows(n int) string {
 	return fmt.Sprint(n)
 }
 
+// caseTraffic is the traffic column of c's row.
+func caseTraffic(c CaseResult) string {
+	if c.Target.SynProxy() {
+		return "TCP SYN (new), SYN-ACKs back"
+	}
+	return trafficTitle(c.Traffic)
+}
+
 func trafficTitle(t string) string {
 	switch t {
 	case SYN:
@@ -248,7 +260,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			offered = fmt.Sprintf("%.2f", c.Offered.Median)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %d B | %s | %s | %s | %s | %s | %s |\n",
-			c.Group, c.Title, c.Size, flows, trafficTitle(c.Traffic), fmtMpps(c.Delivered), offered, share, notes(c))
+			c.Group, c.Title, c.Size, flows, caseTraffic(c), fmtMpps(c.Delivered), offered, share, notes(c))
 	}
 
 	if len(r.Latency) > 0 {
@@ -323,6 +335,9 @@ func notes(c CaseResult) string {
 	if rx := summarize(rxRates).Median; rx > 1.1*c.Delivered.Median && c.Delivered.N > 0 {
 		parts = append(parts, fmt.Sprintf("xvsd received %.2f Mpps", rx))
 	}
+	if c.Target.SynProxy() {
+		parts = append(parts, synProxyNotes(c)...)
+	}
 	if withStats > 0 {
 		reasons := make([]string, 0, len(drops))
 		for k, v := range drops {
@@ -345,6 +360,37 @@ func notes(c CaseResult) string {
 		}
 	}
 	return strings.Join(parts, "; ")
+}
+
+// synProxyNotes says, per successful run of a SYN-proxy row, what reached
+// the real servers (nothing, when the proxy works), what the director
+// counted itself, and what its table held at the end.
+func synProxyNotes(c CaseResult) []string {
+	var runs, atReals, synAcks, conns uint64
+	xvs := c.Target.IsXVS()
+	for _, r := range c.Runs {
+		if r.Error != "" || r.Sink == nil {
+			continue
+		}
+		runs++
+		atReals += r.Sink.Received
+		if r.Director != nil {
+			synAcks += r.Director.SynProxySynAcks
+			conns += r.Director.Connections
+		}
+	}
+	if runs == 0 {
+		return nil
+	}
+	parts := []string{fmt.Sprintf("real servers received %s frames/run", fmtCount(atReals/runs))}
+	if xvs {
+		parts = append(parts, fmt.Sprintf("xvsd counted %s SYN-ACKs/run", fmtCount(synAcks/runs)))
+	}
+	what := "connections in xvsd's table"
+	if !xvs {
+		what = "conntrack entries"
+	}
+	return append(parts, fmt.Sprintf("%s %s at the end", fmtCount(conns/runs), what))
 }
 
 // fmtCount writes n with a k or M suffix.

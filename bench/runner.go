@@ -157,6 +157,12 @@ func (r *runner) setup(c Case) string {
 	case NFT:
 		return fmt.Sprintf("generator CPU %d; kernel forwarding (director veth, threaded NAPI) pinned to CPU %d; conntrack flushed", g, w)
 	}
+	if c.Target == NFTSynProxy {
+		return fmt.Sprintf("generator CPU %d; kernel synproxy (director veth, threaded NAPI) pinned to CPU %d; SYN-ACKs counted back at the generator's interface", g, w)
+	}
+	if c.Target.SynProxy() {
+		return fmt.Sprintf("generator and XDP steering (softirq) CPU %d; xvsd worker CPU %d; SYN-ACKs counted back at the generator's interface", g, w)
+	}
 	if c.Target.FastPath() && c.Traffic == UDP {
 		return fmt.Sprintf("generator CPU %d; XDP steering and fast path in threaded NAPI pinned to CPU %d, with the xvsd worker", g, w)
 	}
@@ -205,7 +211,18 @@ func (r *runner) once(c Case) (Run, error) {
 			run.Director = &DirectorStats{Connections: n}
 		}
 		return run, errors.Join(err, undo())
-	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q:
+	case NFTSynProxy:
+		undo, err := r.kernelSynProxy()
+		if err != nil {
+			return Run{}, errors.Join(err, undo())
+		}
+		sink.returns = true
+		run, err := r.measure(c, sink)
+		if n, cerr := r.conntrackCount(); cerr == nil && run.Sink != nil {
+			run.Director = &DirectorStats{Connections: n}
+		}
+		return run, errors.Join(err, undo())
+	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q, XVSNATSynProxy, XVSFNATSynProxy:
 		// Established traffic on the fast path is forwarded by the
 		// steering program alone: it runs where the XDP ceilings' programs
 		// run (threaded NAPI on the worker's CPU, which it then hardly
@@ -216,8 +233,13 @@ func (r *runner) once(c Case) (Run, error) {
 			return Run{}, err
 		}
 		connections := 0 // xvsd's default
-		if c.Traffic == SYN {
+		if c.Traffic == SYN && !c.Target.SynProxy() {
 			connections = synTable(r.duration)
+		}
+		if c.Target.SynProxy() {
+			// What counts is what comes back: the SYN-ACKs. The sink
+			// on the real servers' side says what got through (nothing).
+			sink.returns = true
 		}
 		d, err := r.startDirector(c.Target, connections, c.Tune)
 		if err != nil {
@@ -459,6 +481,67 @@ func nftRules(t *topo.Bench) string {
 `, topo.VIP, udpPort, tcpPort, len(t.RealIPs), strings.Join(m, ", "))
 }
 
+// kernelSynProxy sets up the kernel's SYN proxy in the director's
+// namespace, as its documentation has it for a local service: SYNs to the
+// VIP's TCP port are left untracked (raw prerouting) and answered by the
+// synproxy statement with a cookie (input); receive processing runs in
+// threaded NAPI on the worker CPU, as for the DNAT baseline. A route to the
+// SYN sources lets the kernel send the SYN-ACKs (to the generator, as the
+// next hop). The returned function undoes it.
+func (r *runner) kernelSynProxy() (undo func() error, err error) {
+	t := r.t
+	loaded, routed := false, false
+	undo = func() error {
+		var errs []error
+		if loaded {
+			errs = append(errs, t.In(t.Director, "nft", "delete", "table", "ip", "xvsbenchsyn"))
+		}
+		if routed {
+			errs = append(errs, t.In(t.Director, "ip", "route", "del", synSourcesNet))
+		}
+		errs = append(errs, t.ThreadedNAPI(t.Director, t.DirGenIf, false, -1, 0))
+		return errors.Join(errs...)
+	}
+	if err := t.ThreadedNAPI(t.Director, t.DirGenIf, true, r.set.WorkerCPU, r.set.Nice); err != nil {
+		return undo, err
+	}
+	if err := t.In(t.Director, "ip", "route", "add", synSourcesNet, "via", t.GenIP.String(), "dev", t.DirGenIf); err != nil {
+		return undo, err
+	}
+	routed = true
+	path := filepath.Join(r.dir, "nft-synproxy.conf")
+	if err := os.WriteFile(path, []byte(nftSynProxyRules()), 0o644); err != nil {
+		return undo, err
+	}
+	if err := t.In(t.Director, "nft", "-f", path); err != nil {
+		return undo, err
+	}
+	loaded = true
+	if err := t.In(t.Director, "conntrack", "-F"); err != nil {
+		return undo, err
+	}
+	return undo, nil
+}
+
+// synSourcesNet is synSources as a prefix.
+const synSourcesNet = "198.18.128.0/17"
+
+// nftSynProxyRules is the kernel's SYN proxy for the VIP's TCP service.
+func nftSynProxyRules() string {
+	return fmt.Sprintf(`table ip xvsbenchsyn {
+	chain prerouting {
+		type filter hook prerouting priority raw; policy accept;
+		ip daddr %[1]s tcp dport %[2]d tcp flags syn notrack
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		ip daddr %[1]s tcp dport %[2]d ct state invalid,untracked synproxy mss 1460 wscale 7 timestamp sack-perm
+		ip daddr %[1]s tcp dport %[2]d ct state invalid drop
+	}
+}
+`, topo.VIP, tcpPort)
+}
+
 func (r *runner) conntrackCount() (uint64, error) {
 	out, err := r.t.Output(r.t.Director, "conntrack", "-C")
 	if err != nil {
@@ -522,6 +605,11 @@ log_level = "warn"
 	return b.String()
 }
 
+// withSynProxy turns the SYN proxy on for cfg's TCP services.
+func withSynProxy(cfg string) string {
+	return strings.ReplaceAll(cfg, "protocol = \"tcp\"\n", "protocol = \"tcp\"\nsyn_proxy = true\n")
+}
+
 // synTable sizes the connection table of a SYN run: every frame is a new
 // connection, so it takes the whole run's worth at up to 1 Mpps. The row
 // then measures creating connections, not refusing them once a table is
@@ -539,7 +627,11 @@ func (r *runner) startDirector(target Target, connections int, tune string) (*to
 		tune = strings.TrimPrefix(tune+fmt.Sprintf("; cpus = [%d, %d]", r.set.GenCPU, r.set.WorkerCPU), "; ")
 	}
 	tune = strings.ReplaceAll(tune, CPUGenerator, strconv.Itoa(r.set.GenCPU))
-	if err := os.WriteFile(path, []byte(xvsConfig(r.t, method, target.FastPath(), r.set.WorkerCPU, connections, tune)), 0o644); err != nil {
+	cfg := xvsConfig(r.t, method, target.FastPath(), r.set.WorkerCPU, connections, tune)
+	if target.SynProxy() {
+		cfg = withSynProxy(cfg)
+	}
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	p, err := r.start(r.t.Director, r.bin.Xvsd, "-config", path)
@@ -584,6 +676,10 @@ func parseDirectorStats(out string) (*DirectorStats, error) {
 		var flows, fcap int
 		if n, _ := fmt.Sscanf(line, "fast path %s %d of %d flows offloaded, %d frames forwarded by XDP;",
 			&mode, &flows, &fcap, &s.FastFrames); n == 4 && found {
+			continue
+		}
+		if n, _ := fmt.Sscanf(line, "syn_proxy: %d syn-acks sent, %d connections opened",
+			&s.SynProxySynAcks, &s.SynProxyOpened); n == 2 && found {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "drops: "); ok && found {
