@@ -823,25 +823,13 @@ func (t *Table) setAux(ref Ref, aux, ext uint32) bool {
 	if ei >= uint32(len(t.entries)) {
 		return false
 	}
-	e := &t.entries[ei]
-	s := e.seq.Load()
-	if uint32(s) != ref.gen || s&1 != 0 {
+	l, ok := t.lockIncarnation(ei, ref.gen)
+	if !ok {
 		return false
 	}
-	w := e.st.Load()
-	if w&stLive == 0 || w&stGenMask != genField(s) {
-		return false
-	}
-	fk := loadKey(&e.key0)
-	fh := fk.hash(t.seed)
-	rh := fh
-	if w&stHasRev != 0 {
-		rk := loadKey(&e.key1)
-		rh = rk.hash(t.seed)
-	}
-	first, second := t.lockPair(t.shardIndex(fh), t.shardIndex(rh))
-	defer unlockPair(first, second)
-	if e.seq.Load() != s || e.st.Load()&stLive == 0 {
+	defer unlockPair(l.first, l.second)
+	e := l.e
+	if e.st.Load()&stLive == 0 {
 		return false
 	}
 	// Aux, then Ext, which readers load first: a reader that sees the
@@ -849,6 +837,44 @@ func (t *Table) setAux(ref Ref, aux, ext uint32) bool {
 	e.val2.Store(e.val2.Load()&0xffffffff | uint64(aux)<<32)
 	e.ext.Store(ext)
 	return true
+}
+
+// lockedEntry is an entry whose keys' shard locks are held, with its keys'
+// hashes.
+type lockedEntry struct {
+	e             *entry
+	fh, rh        uint64 // rh == fh without a reverse key
+	first, second *shard // for unlockPair
+}
+
+// lockIncarnation takes the shard locks of both keys of incarnation gen of
+// entry ei, if that incarnation is live: under them it cannot be removed or
+// replaced. If the entry is reused before the locks are taken its keys may
+// be another incarnation's; the sequence check under the locks then fails,
+// and nothing is held.
+func (t *Table) lockIncarnation(ei, gen uint32) (lockedEntry, bool) {
+	e := &t.entries[ei]
+	s := e.seq.Load()
+	if uint32(s) != gen || s&1 != 0 {
+		return lockedEntry{}, false
+	}
+	w := e.st.Load()
+	if w&stLive == 0 || w&stGenMask != genField(s) {
+		return lockedEntry{}, false
+	}
+	fk := loadKey(&e.key0)
+	l := lockedEntry{e: e, fh: fk.hash(t.seed)}
+	l.rh = l.fh
+	if w&stHasRev != 0 {
+		rk := loadKey(&e.key1)
+		l.rh = rk.hash(t.seed)
+	}
+	l.first, l.second = t.lockPair(t.shardIndex(l.fh), t.shardIndex(l.rh))
+	if e.seq.Load() != s {
+		unlockPair(l.first, l.second)
+		return lockedEntry{}, false
+	}
+	return l, true
 }
 
 // Delete removes the entry ref points to, both of its keys. It returns false if ref is stale.
@@ -871,30 +897,13 @@ const (
 // CAS retries, or for an eviction gives up) or finds the entry dead. An evicted entry is not freed: the
 // caller reuses it.
 func (t *Table) remove(ei uint32, gen uint32, why int, now int64, want uint64) bool {
-	e := &t.entries[ei]
-	s := e.seq.Load()
-	if uint32(s) != gen || s&1 != 0 {
+	l, ok := t.lockIncarnation(ei, gen)
+	if !ok {
 		return false
 	}
-	w := e.st.Load()
-	if w&stLive == 0 || w&stGenMask != genField(s) {
-		return false
-	}
-	// If the entry is reused before the locks are taken these keys may be another incarnation's; the
-	// sequence check under the locks then fails.
-	fk := loadKey(&e.key0)
-	fh := fk.hash(t.seed)
-	rh := fh
-	if w&stHasRev != 0 {
-		rk := loadKey(&e.key1)
-		rh = rk.hash(t.seed)
-	}
-	fs, rs := t.shardIndex(fh), t.shardIndex(rh)
-	first, second := t.lockPair(fs, rs)
-	if e.seq.Load() != s {
-		unlockPair(first, second)
-		return false
-	}
+	e, fh, rh, first, second := l.e, l.fh, l.rh, l.first, l.second
+	fs := t.shardIndex(fh)
+	var w uint64
 	nm := nowMs(now)
 	for {
 		w = e.st.Load()
