@@ -29,19 +29,11 @@ const (
 // what was found before it counts.
 func ParseSYNOptions(opts []byte) SYNOptions {
 	o := SYNOptions{WScale: -1}
-	for i := 0; i < len(opts); {
-		kind := opts[i]
-		if kind == tcpOptEnd {
+	for i, kind, n := 0, byte(0), 0; ; i += n {
+		var ok bool
+		if kind, n, ok = nextTCPOption(opts, i); !ok {
 			break
 		}
-		if kind == tcpOptNOP {
-			i++
-			continue
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
-			break
-		}
-		n := int(opts[i+1])
 		switch {
 		case kind == tcpOptMSS && n == 4:
 			o.MSS = binary.BigEndian.Uint16(opts[i+2:])
@@ -50,9 +42,24 @@ func ParseSYNOptions(opts []byte) SYNOptions {
 		case kind == tcpOptSACKPerm && n == 2:
 			o.SACKPerm = true
 		}
-		i += n
 	}
 	return o
+}
+
+// nextTCPOption returns the kind and length of the option at opts[i] (1
+// for a NOP), or false at the end of the options, at an end-of-options
+// option or at one that is malformed: what was before it counts.
+func nextTCPOption(opts []byte, i int) (kind byte, n int, ok bool) {
+	if i >= len(opts) || opts[i] == tcpOptEnd {
+		return 0, 0, false
+	}
+	if opts[i] == tcpOptNOP {
+		return tcpOptNOP, 1, true
+	}
+	if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
+		return 0, 0, false
+	}
+	return opts[i], int(opts[i+1]), true
 }
 
 // Segment is a TCP segment without payload for WriteTCP to build.
@@ -181,19 +188,11 @@ func SubAck(frame []byte, m *Meta, delta uint32) error {
 		csum = updateChecksum32(csum, t[8:12], t.AckNumber()-delta)
 	}
 	opts := t[TCPMinHeaderLen:doff]
-	for i := 0; i < len(opts); {
-		kind := opts[i]
-		if kind == tcpOptEnd {
+	for i, kind, n := 0, byte(0), 0; ; i += n {
+		var ok bool
+		if kind, n, ok = nextTCPOption(opts, i); !ok {
 			break
 		}
-		if kind == tcpOptNOP {
-			i++
-			continue
-		}
-		if i+1 >= len(opts) || opts[i+1] < 2 || i+int(opts[i+1]) > len(opts) {
-			break
-		}
-		n := int(opts[i+1])
 		if kind == tcpOptSACK {
 			// Edges at 2 + 4k into the option, which senders align
 			// with NOPs (an even offset) but need not.
@@ -207,7 +206,6 @@ func SubAck(frame []byte, m *Meta, delta uint32) error {
 				}
 			}
 		}
-		i += n
 	}
 	t.SetChecksum(csum)
 	return nil
