@@ -191,22 +191,23 @@ func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now in
 	var svc *Service
 	if !hit {
 		f.key = p.probe.Key()
-		f.proxyAux, f.proxyExt = 0, 0
-		if m.Proto == protoTCP && f.cookies != nil {
-			if s := t.service(m.Dst, m.DstPort, m.Proto); s != nil && s.synProxy {
-				out, newOff, newN, proceed := f.synProxyMiss(buf, off, frame, in, now)
-				if !proceed {
-					return out, newOff, newN
-				}
-				// The SYN may be longer than the ACK it was (its
-				// options): what follows (TOA) must see all of it.
-				buf = buf[:max(len(buf), off+newN)]
-				frame = buf[off : off+newN]
-			}
+		if svc = t.service(m.Dst, m.DstPort, m.Proto); svc == nil {
+			f.stats.drop(DropNoService)
+			return -1, 0, 0
 		}
-		svc = f.schedule(t, frame, in, now)
-		f.proxyAux, f.proxyExt = 0, 0
-		if svc == nil {
+		if svc.synProxy && m.Proto == protoTCP && f.cookies != nil {
+			out, newOff, newN, proceed := f.synProxyMiss(buf, off, frame, in, now)
+			if !proceed {
+				return out, newOff, newN
+			}
+			// The SYN may be longer than the ACK it was (its
+			// options): what follows (TOA) must see all of it.
+			buf = buf[:max(len(buf), off+newN)]
+			frame = buf[off : off+newN]
+		}
+		ok := f.schedule(t, svc, frame, in, now)
+		f.proxyAux, f.proxyExt = 0, 0 // synProxyMiss's, for this connection only
+		if !ok {
 			return -1, 0, 0
 		}
 	} else {
@@ -467,27 +468,22 @@ func destPort(d *Dest, m *packet.Meta) uint16 {
 	return d.Port
 }
 
-// schedule creates the connection for a frame that has none, filling f.conn,
-// and returns its service (nil when the frame is dropped).
-func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service {
+// schedule creates the connection of service svc for a frame that has
+// none, filling f.conn; false when the frame is dropped (counted).
+func (f *forwarder) schedule(t *Table, svc *Service, frame []byte, in int, now int64) bool {
 	m := f.m
-	svc := t.service(m.Dst, m.DstPort, m.Proto)
-	if svc == nil {
-		f.stats.drop(DropNoService)
-		return nil
-	}
 	if m.Proto == protoTCP && !isSYN(m.TCPFlags) && (!f.sloppyTCP || m.TCPFlags&(packet.FlagSYN|packet.FlagRST) != 0) {
 		// Mid-stream TCP for a connection we do not know (expired, or the
 		// director restarted): IPVS drops it too rather than guess, unless
 		// sloppy: then a consistent scheduler (mh) picks the real server
 		// the connection already has.
 		f.stats.drop(DropNoConn)
-		return nil
+		return false
 	}
 	d := f.pick(t, svc, now)
 	if d == nil {
 		f.stats.drop(DropNoDest)
-		return nil
+		return false
 	}
 	f.val = conntrack.Value{Service: svc.ID, Dest: d.ID, Flags: uint32(d.Method), InPort: uint16(in), Aux: f.proxyAux, Ext: f.proxyExt}
 	copy(f.val.PeerMAC[:], frame[6:12])
@@ -500,10 +496,7 @@ func (f *forwarder) schedule(t *Table, frame []byte, in int, now int64) *Service
 	case MethodFullNAT:
 		return f.insertFullNAT(svc, d, now)
 	}
-	if !f.insert(rev, dir, d, now) {
-		return nil
-	}
-	return svc
+	return f.insert(rev, dir, d, now)
 }
 
 // insert adds f.key (and rev) with f.val; on a race with another worker
@@ -537,12 +530,12 @@ const localPortTries = 16
 // insertFullNAT picks (local address, local port) for a new FullNAT
 // connection so that its reverse key is unique, and inserts it. The
 // connection table is the allocator: a port is free when no entry holds the
-// reverse key it would make.
-func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
+// reverse key it would make. False when the frame is dropped (counted).
+func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) bool {
 	m := f.m
 	if len(svc.lips) == 0 {
 		f.stats.drop(DropNoLocalPort)
-		return nil
+		return false
 	}
 	rport := destPort(d, m)
 	// The pool is (local address, port) slots; the search starts at a
@@ -567,19 +560,19 @@ func (f *forwarder) insertFullNAT(svc *Service, d *Dest, now int64) *Service {
 			if f.events != nil {
 				f.events.push(&f.conn, f.conn.State)
 			}
-			return svc
+			return true
 		case err == conntrack.ErrExists && f.conn.Orig == f.key:
 			// Another worker created this very connection first.
 			f.ct.Touch(f.conn.Ref, m.TCPFlags, packetDir(&f.conn), now)
-			return svc
+			return true
 		case err == conntrack.ErrFull:
 			f.stats.drop(DropTableFull)
-			return nil
+			return false
 		}
 		// The reverse key was taken in between: try another port.
 	}
 	f.stats.drop(DropNoLocalPort)
-	return nil
+	return false
 }
 
 // mix32 is murmur3's finaliser: every input bit moves every output bit.

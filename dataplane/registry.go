@@ -105,8 +105,10 @@ func (r *registry) build(specs []ServiceSpec, prev *Table, conns func(dest uint3
 			Flags: spec.Flags, persist: int64(spec.Persistence), persistPrefix: spec.PersistPrefix,
 			toa: spec.TOA, noFastPath: spec.NoFastPath, synProxy: spec.SynProxy,
 		}
-		if spec.SynProxy && len(spec.Matches) == 0 && svc.Proto != 6 {
-			return nil, nil, fmt.Errorf("service %s: syn_proxy is for TCP services", name)
+		for _, m := range ms {
+			if spec.SynProxy && m.Proto != 6 {
+				return nil, nil, fmt.Errorf("service %s: syn_proxy is for TCP services", name)
+			}
 		}
 		if len(spec.LocalAddrs) > 256 {
 			return nil, nil, fmt.Errorf("service %s: more than 256 local addresses", name)

@@ -275,9 +275,13 @@ func TestSynProxyRefused(t *testing.T) {
 		name   string
 		proto  uint8
 		method Method
-	}{{"dr", protoTCP, MethodDR}, {"tun", protoTCP, MethodTUN}, {"udp", protoUDP, MethodNAT}} {
+		group  bool
+	}{{"dr", protoTCP, MethodDR, false}, {"tun", protoTCP, MethodTUN, false}, {"udp", protoUDP, MethodNAT, false}, {"udp group", protoUDP, MethodNAT, true}} {
 		spec := ServiceSpec{VIP: vip, Port: 80, Proto: tc.proto, Scheduler: "rr", SynProxy: true,
 			Reals: []RealSpec{{Addr: rip1, Port: 80, Weight: 1, Method: tc.method}}}
+		if tc.group {
+			spec.Mark, spec.Matches = 1, []Match{{VIP: vip, FromPort: 80, ToPort: 80, Proto: protoTCP}, {VIP: vip, FromPort: 53, ToPort: 53, Proto: tc.proto}}
+		}
 		if _, _, err := newRegistry(64).build([]ServiceSpec{spec}, nil, func(uint32) int64 { return 0 }); err == nil {
 			t.Errorf("%s: syn_proxy accepted", tc.name)
 		}
