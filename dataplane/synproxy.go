@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"encoding/binary"
 	"net/netip"
 
 	"github.com/xvs-lb/xvs/conntrack"
@@ -230,16 +229,7 @@ func (f *forwarder) proxyOut(c *conntrack.Conn, frame []byte, in int, now int64)
 // server's, so that the real server acts on it (path MTU discovery checks
 // it against what it sent).
 func proxyICMPQuote(frame []byte, m *packet.Meta, emb *packet.Embedded, c *conntrack.Conn) {
-	if c.Value.Ext&extReady == 0 || emb.Proto != protoTCP || emb.L4Off+8 > emb.End {
-		return
+	if c.Value.Ext&extReady != 0 && emb.Proto == protoTCP {
+		_ = packet.SubQuotedSeq(frame, m, emb, c.Value.Aux) // a quote too short to hold it is left as it is
 	}
-	seq := frame[emb.L4Off+4 : emb.L4Off+8]
-	old := binary.BigEndian.Uint32(seq)
-	var nb [4]byte
-	binary.BigEndian.PutUint32(nb[:], old-c.Value.Aux)
-	csum := binary.BigEndian.Uint16(frame[m.L4Off+2:])
-	// The quote starts at an even offset of the ICMP message, and so does
-	// the sequence number in it (4 bytes into its TCP header).
-	binary.BigEndian.PutUint16(frame[m.L4Off+2:], packet.UpdateChecksumAddr(csum, seq, nb[:]))
-	copy(seq, nb[:])
 }

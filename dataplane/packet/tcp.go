@@ -211,6 +211,28 @@ func SubAck(frame []byte, m *Meta, delta uint32) error {
 	return nil
 }
 
+// SubQuotedSeq subtracts delta from the sequence number of the TCP header
+// that the ICMP error in frame quotes (emb, from ParseICMPError), updating
+// the ICMP checksum: a SYN proxy's translation of an error about a segment
+// the client was sent into the real server's numbering. ErrTruncated when
+// the quote stops before the sequence number.
+func SubQuotedSeq(frame []byte, m *Meta, emb *Embedded, delta uint32) error {
+	at := emb.L4Off + 4
+	if emb.Proto != ProtoTCP || at+4 > emb.End || m.L4Off+4 > len(frame) {
+		return ErrTruncated
+	}
+	seq := frame[at : at+4]
+	v := binary.BigEndian.Uint32(seq) - delta
+	csum := binary.BigEndian.Uint16(frame[m.L4Off+2:])
+	if (at-m.L4Off)%2 == 0 {
+		csum = updateChecksum32(csum, seq, v)
+	} else {
+		csum = updateOdd(csum, seq, v)
+	}
+	binary.BigEndian.PutUint16(frame[m.L4Off+2:], csum)
+	return nil
+}
+
 // updateChecksum32 writes v over the 4 bytes at b (at an even offset of
 // the checksum's coverage) and returns the checksum updated for it.
 func updateChecksum32(csum uint16, b []byte, v uint32) uint16 {

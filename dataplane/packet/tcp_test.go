@@ -120,3 +120,49 @@ func TestSeqTranslation(t *testing.T) {
 		}
 	}
 }
+
+// SubQuotedSeq moves the quoted sequence number and keeps the ICMP
+// checksum right; a quote that stops before it is refused.
+func TestSubQuotedSeq(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		s := frameSpec{v6: v6}.withDefaults()
+		quoted := ipPacket(t, buildFrame(t, frameSpec{v6: v6, proto: ProtoTCP, flags: FlagACK, payload: []byte("data")}))
+		typ := uint8(3) // destination unreachable, fragmentation needed
+		code := uint8(4)
+		if v6 {
+			typ, code = 2, 0 // packet too big
+		}
+		ipHdr := IPv4MinHeaderLen
+		if v6 {
+			ipHdr = IPv6HeaderLen
+		}
+		for _, cut := range []int{len(quoted), ipHdr + 6} { // all of it; the ports and no sequence number
+			f := buildICMPError(t, icmpSpec{v6: v6, src: s.dst, dst: s.src, typ: typ, code: code, rest: 1400, quote: quoted[:cut]})
+			var m Meta
+			if err := NewParser().Decode(f, &m); err != nil {
+				t.Fatal(err)
+			}
+			emb, err := ParseICMPError(f, &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seqAt := emb.L4Off + 4
+			err = SubQuotedSeq(f, &m, &emb, 1000)
+			if cut < len(quoted) {
+				if err == nil {
+					t.Errorf("v6 %v: a quote of %d bytes, without the whole sequence number, was translated", v6, cut)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := binary.BigEndian.Uint32(f[seqAt:]), binary.BigEndian.Uint32(quoted[seqAt-emb.L3Off:])-1000; got != want {
+				t.Errorf("v6 %v: quoted seq %d, want %d", v6, got, want)
+			}
+			if !icmpChecksumOK(f, &m) {
+				t.Errorf("v6 %v: ICMP checksum broken", v6)
+			}
+		}
+	}
+}
