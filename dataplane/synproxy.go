@@ -102,9 +102,14 @@ func (f *forwarder) synProxyMiss(buf []byte, off int, frame []byte, in int, now 
 			return -1, 0, 0, false
 		}
 		window := tcp.WindowSize()
+		// A SYN's window is never scaled: the client's, in bytes.
+		synWindow := uint32(window)
+		if opts.WScale >= 0 {
+			synWindow = min(synWindow<<opts.WScale, 0xffff)
+		}
 		seg := packet.Segment{
 			Src: m.Src, Dst: m.Dst, SrcPort: m.SrcPort, DstPort: m.DstPort,
-			Seq: isn, Flags: packet.FlagSYN, Window: window, Opts: &opts,
+			Seq: isn, Flags: packet.FlagSYN, Window: uint16(synWindow), Opts: &opts,
 		}
 		n, err := packet.WriteTCP(frame, m.L3Off, &seg)
 		if err != nil {

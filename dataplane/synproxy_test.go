@@ -161,6 +161,9 @@ func testSynProxyHandshake(t *testing.T, method Method, a famAddrs) {
 	if src != wantSrc || dst != server || !syn.SYN || syn.ACK || syn.Seq != 1000 {
 		t.Fatalf("SYN %s -> %s SYN %v ACK %v seq %d", src, dst, syn.SYN, syn.ACK, syn.Seq)
 	}
+	if syn.Window != 502<<6 { // the ACK's window, scaled by the client's shift (6): a SYN's is not
+		t.Errorf("SYN window %d, want %d", syn.Window, 502<<6)
+	}
 	if o := optsOf(syn); o != (packet.SYNOptions{MSS: wantMSS, WScale: 6, SACKPerm: true}) {
 		t.Errorf("SYN options %+v", o)
 	}
