@@ -26,84 +26,43 @@ import (
 	"github.com/xvs-lb/xvs/internal/topo"
 )
 
+// synProxyConfig is a director with a TCP service on port 80 in each
+// family behind the SYN proxy, each with two real servers on port 8080
+// using method; extra4 and extra6 are more keys of each family's service.
+func synProxyConfig(method, extra4, extra6 string) string {
+	service := func(vip, rs1, rs2, extra string) string {
+		return fmt.Sprintf(`
+[[service]]
+vip = %q
+port = 80
+protocol = "tcp"
+scheduler = "rr"
+syn_proxy = true
+%s  [[service.real]]
+  address = %q
+  port = 8080
+  method = %q
+  [[service.real]]
+  address = %q
+  port = 8080
+  method = %q
+`, vip, extra, rs1, method, rs2, method)
+	}
+	return "\n[director]\ninterfaces = [\"{{IF0}}\", \"{{IF1}}\"]\n" +
+		service("198.18.0.100", "198.19.0.11", "198.19.0.12", extra4) +
+		service("fd00:18::100", "fd00:19::11", "fd00:19::12", extra6)
+}
+
 // synProxyNATConfig: NAT's TCP services, both families, behind the SYN
 // proxy.
-const synProxyNATConfig = `
-[director]
-interfaces = ["{{IF0}}", "{{IF1}}"]
-
-[[service]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-scheduler = "rr"
-syn_proxy = true
-  [[service.real]]
-  address = "198.19.0.11"
-  port = 8080
-  method = "nat"
-  [[service.real]]
-  address = "198.19.0.12"
-  port = 8080
-  method = "nat"
-
-[[service]]
-vip = "fd00:18::100"
-port = 80
-protocol = "tcp"
-scheduler = "rr"
-syn_proxy = true
-  [[service.real]]
-  address = "fd00:19::11"
-  port = 8080
-  method = "nat"
-  [[service.real]]
-  address = "fd00:19::12"
-  port = 8080
-  method = "nat"
-`
+func synProxyNATConfig() string { return synProxyConfig("nat", "", "") }
 
 // synProxyFullNATConfig: FullNAT's TCP services, both families, with TOA,
 // behind the SYN proxy: the SYN the director opens a connection with to the
 // real server carries the client's address too.
-const synProxyFullNATConfig = `
-[director]
-interfaces = ["{{IF0}}", "{{IF1}}"]
-
-[[service]]
-vip = "198.18.0.100"
-port = 80
-protocol = "tcp"
-scheduler = "rr"
-syn_proxy = true
-local_addresses = ["198.19.0.2"]
-toa = true
-  [[service.real]]
-  address = "198.19.0.11"
-  port = 8080
-  method = "fullnat"
-  [[service.real]]
-  address = "198.19.0.12"
-  port = 8080
-  method = "fullnat"
-
-[[service]]
-vip = "fd00:18::100"
-port = 80
-protocol = "tcp"
-scheduler = "rr"
-syn_proxy = true
-local_addresses = ["fd00:19::2"]
-toa = true
-  [[service.real]]
-  address = "fd00:19::11"
-  port = 8080
-  method = "fullnat"
-  [[service.real]]
-  address = "fd00:19::12"
-  port = 8080
-  method = "fullnat"
-`
+func synProxyFullNATConfig() string {
+	return synProxyConfig("fullnat", "local_addresses = [\"198.19.0.2\"]\ntoa = true\n", "local_addresses = [\"fd00:19::2\"]\ntoa = true\n")
+}
 
 // proxyStatus is what the tests read of xvsadm status --json.
 type proxyStatus struct {
@@ -194,8 +153,8 @@ func TestSynProxy(t *testing.T) {
 		config string
 		extra  []string
 	}{
-		{"NAT", topo.NewNAT, synProxyNATConfig, nil},
-		{"FullNAT", topo.NewFullNAT, synProxyFullNATConfig, []string{"-toa"}},
+		{"NAT", topo.NewNAT, synProxyNATConfig(), nil},
+		{"FullNAT", topo.NewFullNAT, synProxyFullNATConfig(), []string{"-toa"}},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			lvs, _, _ := startLab(t, mode.build, mode.config, 8080, mode.extra...)
@@ -449,7 +408,7 @@ func (f floodFigures) String() string {
 // got without it (the same attempts, measured just before): what they
 // lose then is the proxy's.
 func TestSynProxyFlood(t *testing.T) {
-	config := strings.Replace(synProxyNATConfig, "[director]\n", "[director]\nconnections = 65536\n", 1)
+	config := strings.Replace(synProxyNATConfig(), "[director]\n", "[director]\nconnections = 65536\n", 1)
 	lvs, dir, _ := startLab(t, topo.NewNAT, config, 8080)
 	var counters []*synCounter
 	for _, ns := range lvs.Reals {
