@@ -450,19 +450,24 @@ func (r *runner) kernelLB(threaded bool) (undo func() error, err error) {
 	if err := t.Forwarding(true); err != nil {
 		return undo, err
 	}
-	path := filepath.Join(r.dir, "nft.conf")
-	if err := os.WriteFile(path, []byte(nftRules(t)), 0o644); err != nil {
-		return undo, err
+	// Flows the kernel saw before the DNAT rule would never be translated.
+	return undo, r.loadNft("nft.conf", nftRules(t), &loaded)
+}
+
+// loadNft loads rules into the director's nftables from a file named name
+// in the run's directory, sets *loaded, and empties conntrack, so that the
+// rules apply to every flow from here on.
+func (r *runner) loadNft(name, rules string, loaded *bool) error {
+	t := r.t
+	path := filepath.Join(r.dir, name)
+	if err := os.WriteFile(path, []byte(rules), 0o644); err != nil {
+		return err
 	}
 	if err := t.In(t.Director, "nft", "-f", path); err != nil {
-		return undo, err
+		return err
 	}
-	loaded = true
-	// Flows the kernel saw before the DNAT rule would never be translated.
-	if err := t.In(t.Director, "conntrack", "-F"); err != nil {
-		return undo, err
-	}
-	return undo, nil
+	*loaded = true
+	return t.In(t.Director, "conntrack", "-F")
 }
 
 // nftRules is the kernel baseline: what people run without IPVS.
@@ -509,18 +514,7 @@ func (r *runner) kernelSynProxy() (undo func() error, err error) {
 		return undo, err
 	}
 	routed = true
-	path := filepath.Join(r.dir, "nft-synproxy.conf")
-	if err := os.WriteFile(path, []byte(nftSynProxyRules()), 0o644); err != nil {
-		return undo, err
-	}
-	if err := t.In(t.Director, "nft", "-f", path); err != nil {
-		return undo, err
-	}
-	loaded = true
-	if err := t.In(t.Director, "conntrack", "-F"); err != nil {
-		return undo, err
-	}
-	return undo, nil
+	return undo, r.loadNft("nft-synproxy.conf", nftSynProxyRules(), &loaded)
 }
 
 // synSourcesNet is synSources as a prefix.

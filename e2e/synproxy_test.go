@@ -64,6 +64,29 @@ func synProxyFullNATConfig() string {
 	return synProxyConfig("fullnat", "local_addresses = [\"198.19.0.2\"]\ntoa = true\n", "local_addresses = [\"fd00:19::2\"]\ntoa = true\n")
 }
 
+// realSYNs counts, in each real server's namespace, the SYNs that reach it
+// (stopped when the test ends), and returns the counters and how many of
+// a class of sources they have seen between them.
+func realSYNs(t *testing.T, lvs *topo.LVS) ([]*synCounter, func(class string) int) {
+	t.Helper()
+	var counters []*synCounter
+	for _, ns := range lvs.Reals {
+		c, err := countSYNs(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		counters = append(counters, c)
+	}
+	return counters, func(class string) int {
+		n := 0
+		for _, c := range counters {
+			n += c.Count(class)
+		}
+		return n
+	}
+}
+
 // proxyStatus is what the tests read of xvsadm status --json.
 type proxyStatus struct {
 	Connections int               `json:"connections"`
@@ -159,22 +182,7 @@ func TestSynProxy(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			lvs, _, _ := startLab(t, mode.build, mode.config, 8080, mode.extra...)
 			// Every SYN that reaches a real server, counted there.
-			var counters []*synCounter
-			for _, ns := range lvs.Reals {
-				c, err := countSYNs(ns)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(c.Stop)
-				counters = append(counters, c)
-			}
-			seen := func(class string) int {
-				n := 0
-				for _, c := range counters {
-					n += c.Count(class)
-				}
-				return n
-			}
+			counters, seen := realSYNs(t, lvs)
 			seenAll := func() int {
 				n := 0
 				for _, c := range counters {
@@ -410,22 +418,7 @@ func (f floodFigures) String() string {
 func TestSynProxyFlood(t *testing.T) {
 	config := strings.Replace(synProxyNATConfig(), "[director]\n", "[director]\nconnections = 65536\n", 1)
 	lvs, dir, _ := startLab(t, topo.NewNAT, config, 8080)
-	var counters []*synCounter
-	for _, ns := range lvs.Reals {
-		c, err := countSYNs(ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Stop)
-		counters = append(counters, c)
-	}
-	seen := func(class string) int {
-		n := 0
-		for _, c := range counters {
-			n += c.Count(class)
-		}
-		return n
-	}
+	counters, seen := realSYNs(t, lvs)
 	vip := topo.VIP.String() + ":80"
 	// Legitimate load: clients in parallel, each a fixed number of new
 	// connections (one request each) with a per-request timeout: bounded in
