@@ -9,6 +9,7 @@
 #include "include/xvs.h"
 #include "include/parse.h"
 #include "include/csum.h"
+#include "include/siphash.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -126,7 +127,9 @@ struct {
  * with only GRO there they wait in its ring; a redirect flushes. */
 const volatile __u32 frame_room = 0;
 const volatile __u8 tx_by_redirect = 0;
-/* Set by userspace at run time: whether to look frames up in xvs_flows. */
+/* Set by userspace at run time: whether to look frames up in xvs_flows,
+ * and to answer SYN-proxied services' SYNs: whether frames XDP sends from
+ * this interface arrive. */
 volatile __u8 fast_path = 0;
 
 /* Counters; the indexes are xdpprog's stat* constants. */
@@ -142,6 +145,8 @@ enum {
 	STAT_FAST_PARTIAL, /* fast-path flow, checksum left to complete: steered */
 	STAT_FAST_TOO_BIG, /* fast-path tunnel flow, too big for the MTU: steered */
 	STAT_FAST_NO_PORT, /* fast-path flow whose egress is not in xvs_ports: dropped */
+	STAT_SYN_COOKIE,   /* a SYN-proxied service's SYN answered with a cookie */
+	STAT_SYN_NO_PORT,  /* ... but the interface is not in xvs_ports: dropped */
 	NUM_STATS,
 };
 
@@ -306,14 +311,22 @@ XVS_INLINE __u8 ecn_encap(__u8 ds)
 /* fast_path forwards a frame of an offloaded connection the way the
  * userspace forwarder would, and returns the XDP action; -1 sends it on to
  * the steering (userspace) instead. l3len is the IP packet's length. */
-XVS_INLINE int fast_forward(struct xdp_md *ctx, struct l2 *l2, int v6, __u8 proto, __u32 l3len)
+static __noinline int fast_forward(struct xdp_md *ctx, __u32 l2len, int v6, __u8 proto, __u32 l3len)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	struct flow_key k;
 	__u16 *csum;
-	void *l3 = l2->l3, *l4;
+	void *l4;
 	__u32 l4len;
+
+	/* Its own function, as syn_cookie: each has a stack of its own
+	 * after xvs_steer's, rather than all three sharing one. */
+	if (l2len > MAX_L2_LEN)
+		return -1;
+	void *l3 = data + l2len;
+	if (!NEED(l3, v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr), end))
+		return -1;
 
 	if (v6) {
 		struct ipv6hdr *ip6 = l3;
@@ -368,7 +381,7 @@ XVS_INLINE int fast_forward(struct xdp_md *ctx, struct l2 *l2, int v6, __u8 prot
 			return -1;
 		}
 	}
-	__u32 frame_len = l2->len + l3len;
+	__u32 frame_len = l2len + l3len;
 	__u16 flags = f->flags;
 	int tun_hlen = 0;
 	if (flags & FLOW_TUN) {
@@ -461,7 +474,6 @@ XVS_INLINE int fast_forward(struct xdp_md *ctx, struct l2 *l2, int v6, __u8 prot
 			return XDP_DROP;
 		/* Save the L2 header, grow the head, put it back in front. */
 		__u8 l2hdr[MAX_L2_LEN];
-		__u16 l2len = l2->len;
 		data = (void *)(long)ctx->data;
 		end = (void *)(long)ctx->data_end;
 		if (!NEED(data, MAX_L2_LEN, end))
@@ -539,6 +551,346 @@ XVS_INLINE int fast_forward(struct xdp_md *ctx, struct l2 *l2, int v6, __u8 prot
 	return XDP_REDIRECT;
 }
 
+/* The SYN proxy: SYNs to a syn_proxy service are answered here, with the
+ * SYN-ACK the userspace worker would send (dataplane/synproxy.go), byte for
+ * byte and with the same cookie, so that a SYN flood costs one XDP_TX per
+ * SYN and never reaches the workers' rings. The client's ACK, and all that
+ * follows, is the worker's: it checks the cookie and opens the connection. */
+
+/* The flags of an xvs_vips value. */
+enum {
+	VIP_SYN_PROXY = 1, /* the service answers SYNs with cookies */
+};
+
+/* A minute's cookie key (syncookie.Jar's), in the slot of the minute
+ * modulo 4. Userspace writes this minute's and the next's ahead of time; a
+ * SYN in a minute whose key is not there is left to the worker. */
+struct cookie_key {
+	__u64 minute; /* of the Unix clock */
+	__u64 k0, k1;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct cookie_key);
+} xvs_cookie_keys SEC(".maps");
+
+/* Set by the loader: the largest MSS the interface's MTU carries over IPv4
+ * and IPv6, what the worker caps a client's MSS at (0: SYNs are the
+ * worker's). */
+const volatile __u16 syn_mss4 = 0;
+const volatile __u16 syn_mss6 = 0;
+/* Set by userspace: what turns bpf_ktime_get_ns() into the Unix time in
+ * nanoseconds that cookie minutes count (0: not yet known). */
+volatile __u64 cookie_clock = 0;
+
+#define TCPOPT_EOL 0
+#define TCPOPT_NOP 1
+#define TCPOPT_MSS 2
+#define TCPOPT_WSCALE 3
+#define TCPOPT_SACK_PERM 4
+#define MAX_TCP_OPTIONS 40
+#define WSCALE_NONE 15   /* the cookie's window scale when the client sent none */
+#define PROXY_WSCALE 7   /* the shift the proxy offers (synproxy.go's proxyWScale) */
+#define DEFAULT_MSS 536  /* RFC 9293's, for a SYN without one */
+#define NS_PER_MINUTE 60000000000ULL
+
+struct syn_opts {
+	__u16 mss;    /* 0: none */
+	__u8 wscale;  /* WSCALE_NONE: none */
+	__u8 sack;
+};
+
+/* struct opt_walk is parse_syn_opts's state: the options, copied out of
+ * the packet, and what was read of them so far. */
+struct opt_walk {
+	__u8 buf[MAX_TCP_OPTIONS];
+	__u32 len;
+	__u32 i; /* the next option's offset */
+	struct syn_opts o;
+};
+
+/* opt_step reads the option at w->i: bpf_loop's callback, so that the
+ * verifier checks one step rather than every path through forty. It
+ * returns 1 at the end of the options. */
+static long opt_step(__u64 n, void *ctx)
+{
+	struct opt_walk *w = ctx;
+	__u32 i = w->i, len = w->len;
+	if (i >= len || i >= MAX_TCP_OPTIONS)
+		return 1;
+	__u8 kind = w->buf[i];
+	if (kind == TCPOPT_EOL)
+		return 1;
+	if (kind == TCPOPT_NOP) {
+		w->i = i + 1;
+		return 0;
+	}
+	if (i + 1 >= len || i + 1 >= MAX_TCP_OPTIONS)
+		return 1;
+	__u8 olen = w->buf[i + 1];
+	if (olen < 2 || i + olen > len)
+		return 1;
+	if (kind == TCPOPT_MSS && olen == 4 && i + 3 < MAX_TCP_OPTIONS) {
+		w->o.mss = (__u16)w->buf[i + 2] << 8 | w->buf[i + 3];
+	} else if (kind == TCPOPT_WSCALE && olen == 3 && i + 2 < MAX_TCP_OPTIONS) {
+		__u8 ws = w->buf[i + 2];
+		w->o.wscale = ws < 14 ? ws : 14;
+	} else if (kind == TCPOPT_SACK_PERM && olen == 2) {
+		w->o.sack = 1;
+	}
+	w->i = i + olen;
+	return 0;
+}
+
+/* parse_syn_opts reads the MSS, window scale and SACK-permitted options
+ * of the optlen bytes at offset off of the frame as packet.ParseSYNOptions
+ * does: up to an end-of-options option or one that is malformed, the last
+ * of a kind counting. */
+XVS_INLINE void parse_syn_opts(struct xdp_md *ctx, __u32 off, __u32 optlen, struct syn_opts *o)
+{
+	struct opt_walk w;
+	__builtin_memset(&w, 0, sizeof(w));
+	w.o = *o;
+	if (optlen == 0 || optlen > MAX_TCP_OPTIONS)
+		return;
+	if (bpf_xdp_load_bytes(ctx, off, w.buf, optlen))
+		return;
+	w.len = optlen;
+	/* Every option but a NOP takes two bytes or more, a NOP one. */
+	bpf_loop(MAX_TCP_OPTIONS, opt_step, &w, 0);
+	*o = w.o;
+}
+
+/* mss_index is the cookie's MSS index: the largest of syncookie's table
+ * values (mssTable4, mssTable6) not above mss, else the first. */
+XVS_INLINE __u32 mss_index(__u16 mss, int v6, __u16 *table_mss)
+{
+	__u16 t0 = v6 ? 1220 : 536, t1 = v6 ? 1280 : 1300, t2 = v6 ? 1420 : 1440, t3 = v6 ? 1440 : 1460;
+	if (mss >= t3) {
+		*table_mss = t3;
+		return 3;
+	}
+	if (mss >= t2) {
+		*table_mss = t2;
+		return 2;
+	}
+	if (mss >= t1) {
+		*table_mss = t1;
+		return 1;
+	}
+	*table_mss = t0;
+	return 0;
+}
+
+/* tx_back sends a frame back out of the interface it came in on. */
+XVS_INLINE int tx_back(struct xdp_md *ctx, __u32 no_port_stat)
+{
+	if (!tx_by_redirect)
+		return XDP_TX;
+	long act = bpf_redirect_map(&xvs_ports, ctx->ingress_ifindex, XDP_DROP);
+	if (act != XDP_REDIRECT) {
+		count(&xvs_stats, no_port_stat);
+		return XDP_DROP;
+	}
+	return XDP_REDIRECT;
+}
+
+/* syn_cookie answers the SYN after the l2len bytes of link-layer header
+ * with a SYN-ACK whose sequence number is its cookie (syncookie.Jar.Make), and returns the XDP action;
+ * -1 leaves it to the worker, untouched: a SYN the worker would refuse
+ * (a length that lies, a bad IPv4 header checksum or data offset, IPv4
+ * options, which the caller checks), or one in a minute without a key. */
+static __noinline int syn_cookie(struct xdp_md *ctx, __u32 l2len, int v6)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	/* Its own function, with its own stack (see fast_forward); and as
+	 * little of it as may be: the SYN-ACK is written in place, where the
+	 * SYN's addresses and MACs stay while the tail is cut. */
+	if (l2len > MAX_L2_LEN)
+		return -1;
+	void *l3 = data + l2len;
+	if (!NEED(l3, sizeof(struct ipv6hdr), end))
+		return -1;
+	__u16 mss_cap = v6 ? syn_mss6 : syn_mss4;
+	__u64 clock = cookie_clock;
+	if (!mss_cap || !clock)
+		return -1;
+	struct tcphdr *th;
+	__u32 l4len;
+	if (v6) {
+		struct ipv6hdr *ip6 = l3;
+		th = (void *)(ip6 + 1);
+		l4len = bpf_ntohs(ip6->payload_len);
+		if ((void *)th + l4len > end)
+			return -1;
+	} else {
+		struct iphdr *ip = l3;
+		__u32 tot = bpf_ntohs(ip->tot_len);
+		if (tot < sizeof(*ip) || l3 + tot > end || !ipv4_csum_ok(ip))
+			return -1;
+		l4len = tot - sizeof(*ip);
+		th = (void *)ip + sizeof(*ip);
+	}
+	if (!NEED(th, sizeof(*th), end))
+		return -1;
+	if (!th->syn || th->ack || th->rst || th->fin)
+		return -1;
+	if (th->doff < 5 || th->doff * 4 > l4len)
+		return -1;
+	__be16 sport = th->source, dport = th->dest;
+	__u32 isn = bpf_ntohl(th->seq);
+	__u32 opts_off = (void *)(th + 1) - data, opts_len = th->doff * 4 - sizeof(*th);
+
+	__u64 minute = (bpf_ktime_get_ns() + clock) / NS_PER_MINUTE;
+	__u32 slot = minute & 3;
+	struct cookie_key *key = bpf_map_lookup_elem(&xvs_cookie_keys, &slot);
+	if (!key || key->minute != minute)
+		return -1;
+
+	struct syn_opts o = {.wscale = WSCALE_NONE};
+	parse_syn_opts(ctx, opts_off, opts_len, &o);
+	__u16 mss = o.mss ? o.mss : DEFAULT_MSS;
+	if (mss > mss_cap)
+		mss = mss_cap;
+	__u16 table_mss;
+	__u32 idx = mss_index(mss, v6, &table_mss);
+	__u32 info = (__u32)(minute & 1) << 31 | idx << 29 | (__u32)o.wscale << 25 | (__u32)o.sack << 24;
+
+	/* The hash of syncookie.Jar.hash: the addresses (as they lie in the
+	 * packet), then the ports and the client's ISN as little-endian
+	 * host-order numbers, then info. */
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	l3 = data + l2len;
+	struct siphash s;
+	siphash_init(&s, key->k0, key->k1);
+	__u64 tail;
+	if (v6) {
+		__u64 *a = (void *)&((struct ipv6hdr *)l3)->saddr;
+		if (!NEED(a, 32, end))
+			return -1;
+		siphash_word(&s, a[0]);
+		siphash_word(&s, a[1]);
+		siphash_word(&s, a[2]);
+		siphash_word(&s, a[3]);
+		tail = 44ULL << 56;
+	} else {
+		__u64 *a = (void *)&((struct iphdr *)l3)->saddr;
+		if (!NEED(a, 8, end))
+			return -1;
+		siphash_word(&s, a[0]);
+		tail = 20ULL << 56;
+	}
+	siphash_word(&s, (__u64)bpf_ntohs(sport) | (__u64)bpf_ntohs(dport) << 16 | (__u64)isn << 32);
+	__u32 cookie = info | ((__u32)siphash_final(&s, tail | info) & 0xffffff);
+
+	/* The SYN-ACK, as packet.WriteTCP writes it: options MSS, then
+	 * window scale, then SACK-permitted, each padded to 4 bytes. */
+	__u32 ws = o.wscale != WSCALE_NONE, sack = o.sack;
+	__u32 optlen = 4 + 4 * ws + 4 * sack;
+	__u32 tcplen = sizeof(struct tcphdr) + optlen;
+	__u32 iplen = v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr);
+	int delta = (int)(l2len + iplen + tcplen) - (int)(end - data);
+	if (delta && bpf_xdp_adjust_tail(ctx, delta))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	l3 = data + l2len;
+	if (!NEED(l3, iplen + sizeof(struct tcphdr) + 4, end))
+		return XDP_DROP;
+
+	/* Back where it came from: MACs and addresses swapped. */
+	struct ethhdr *eth = data;
+	__u32 m0 = *(__u32 *)eth->h_dest;
+	__u16 m1 = *(__u16 *)(eth->h_dest + 4);
+	__builtin_memcpy(eth->h_dest, eth->h_source, 6);
+	*(__u32 *)eth->h_source = m0;
+	*(__u16 *)(eth->h_source + 4) = m1;
+	__u32 sum = bpf_htons(IPPROTO_TCP) + bpf_htons((__u16)tcplen);
+	struct tcphdr *t;
+	if (v6) {
+		struct ipv6hdr *ip6 = l3;
+		__u64 *a = (void *)&ip6->saddr;
+		__u64 s0 = a[0], s1 = a[1];
+		a[0] = a[2];
+		a[1] = a[3];
+		a[2] = s0;
+		a[3] = s1;
+		*(__be32 *)ip6 = bpf_htonl(6 << 28);
+		ip6->payload_len = bpf_htons(tcplen);
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = 64;
+		sum += csum_words(a, 16);
+		t = (void *)(ip6 + 1);
+	} else {
+		struct iphdr *ip = l3;
+		__be32 src = ip->saddr;
+		*(__u8 *)ip = 0x45;
+		ip->tos = 0;
+		ip->tot_len = bpf_htons(sizeof(*ip) + tcplen);
+		ip->id = 0;
+		ip->frag_off = bpf_htons(0x4000);
+		ip->ttl = 64;
+		ip->protocol = IPPROTO_TCP;
+		ip->check = 0;
+		ip->saddr = ip->daddr;
+		ip->daddr = src;
+		ip->check = ipv4_csum(ip);
+		sum += csum_words(&ip->saddr, 4);
+		t = (void *)ip + sizeof(*ip);
+	}
+	if (!NEED(t, sizeof(*t) + 4, end))
+		return XDP_DROP;
+	t->source = dport;
+	t->dest = sport;
+	t->seq = bpf_htonl(cookie);
+	t->ack_seq = bpf_htonl(isn + 1);
+	/* Data offset, then the flags: SYN and ACK. */
+	*((__u8 *)t + 12) = tcplen / 4 << 4;
+	*((__u8 *)t + 13) = 0x12;
+	t->window = 0;
+	t->check = 0;
+	t->urg_ptr = 0;
+	__u8 *op = (void *)(t + 1);
+	op[0] = TCPOPT_MSS;
+	op[1] = 4;
+	op[2] = table_mss >> 8;
+	op[3] = table_mss & 0xff;
+	sum += csum_words(t, 12);
+	if (optlen >= 8) {
+		if (!NEED(op, 8, end))
+			return XDP_DROP;
+		if (ws) {
+			op[4] = TCPOPT_NOP;
+			op[5] = TCPOPT_WSCALE;
+			op[6] = 3;
+			op[7] = PROXY_WSCALE;
+		} else {
+			op[4] = TCPOPT_NOP;
+			op[5] = TCPOPT_NOP;
+			op[6] = TCPOPT_SACK_PERM;
+			op[7] = 2;
+		}
+		sum += csum_words(op + 4, 2);
+	}
+	if (optlen >= 12) {
+		if (!NEED(op, 12, end))
+			return XDP_DROP;
+		op[8] = TCPOPT_NOP;
+		op[9] = TCPOPT_NOP;
+		op[10] = TCPOPT_SACK_PERM;
+		op[11] = 2;
+		sum += csum_words(op + 8, 2);
+	}
+	t->check = ~csum_fold32(sum);
+	count(&xvs_stats, STAT_SYN_COOKIE);
+	return tx_back(ctx, STAT_SYN_NO_PORT);
+}
+
 SEC("xdp")
 int xvs_steer(struct xdp_md *ctx)
 {
@@ -557,6 +909,9 @@ int xvs_steer(struct xdp_md *ctx)
 	}
 
 	void *l4;
+	/* v6: the frame is IPv6; syn_ok: a TCP segment the SYN proxy may
+	 * answer (no IPv4 options). */
+	int v6 = 0, syn_ok = 0;
 	if (l2.proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l2.l3;
 		if (!NEED(ip, sizeof(*ip), end))
@@ -598,9 +953,10 @@ int xvs_steer(struct xdp_md *ctx)
 		}
 		if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 			return pass();
+		syn_ok = proto == IPPROTO_TCP && hlen == sizeof(*ip);
 		/* A packet with IP options is userspace's. */
 		if (fast_path && hlen == sizeof(*ip)) {
-			int act = fast_forward(ctx, &l2, 0, proto, bpf_ntohs(ip->tot_len));
+			int act = fast_forward(ctx, l2.len, 0, proto, bpf_ntohs(ip->tot_len));
 			if (act >= 0)
 				return act;
 		}
@@ -632,8 +988,10 @@ int xvs_steer(struct xdp_md *ctx)
 		}
 		if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
 			return pass();
+		v6 = 1;
+		syn_ok = nh == IPPROTO_TCP;
 		if (fast_path && ip6->payload_len) {
-			int act = fast_forward(ctx, &l2, 1, nh, sizeof(*ip6) + bpf_ntohs(ip6->payload_len));
+			int act = fast_forward(ctx, l2.len, 1, nh, sizeof(*ip6) + bpf_ntohs(ip6->payload_len));
 			if (act >= 0)
 				return act;
 		}
@@ -643,7 +1001,18 @@ int xvs_steer(struct xdp_md *ctx)
 	if (!NEED(l4, 4, end))
 		return short_frame();
 	ports(l4, &dkey, &skey);
-	if (bpf_map_lookup_elem(&xvs_vips, &dkey) || bpf_map_lookup_elem(&xvs_reals, &skey))
+	__u32 *vip = bpf_map_lookup_elem(&xvs_vips, &dkey);
+	if (vip) {
+		/* Where the fast path is on, frames XDP sends arrive (see
+		 * fast_path): there the SYN proxy answers in XDP too. */
+		if (fast_path && (*vip & VIP_SYN_PROXY) && syn_ok) {
+			int act = syn_cookie(ctx, l2.len, v6);
+			if (act >= 0)
+				return act;
+		}
+		return steer(ctx);
+	}
+	if (bpf_map_lookup_elem(&xvs_reals, &skey))
 		return steer(ctx);
 	return pass();
 }

@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SteerCookieKey struct {
+	_      structs.HostLayout
+	Minute uint64
+	K0     uint64
+	K1     uint64
+}
+
 type SteerFlow struct {
 	_         structs.HostLayout
 	Ref       uint64
@@ -58,18 +65,22 @@ type SteerKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SteerMapXvsFlows     = "xvs_flows"
-	SteerMapXvsIpid      = "xvs_ipid"
-	SteerMapXvsPorts     = "xvs_ports"
-	SteerMapXvsReals     = "xvs_reals"
-	SteerMapXvsStats     = "xvs_stats"
-	SteerMapXvsVipaddrs  = "xvs_vipaddrs"
-	SteerMapXvsVips      = "xvs_vips"
-	SteerMapXvsXsks      = "xvs_xsks"
-	SteerProgXvsSteer    = "xvs_steer"
-	SteerVarFastPath     = "fast_path"
-	SteerVarFrameRoom    = "frame_room"
-	SteerVarTxByRedirect = "tx_by_redirect"
+	SteerMapXvsCookieKeys = "xvs_cookie_keys"
+	SteerMapXvsFlows      = "xvs_flows"
+	SteerMapXvsIpid       = "xvs_ipid"
+	SteerMapXvsPorts      = "xvs_ports"
+	SteerMapXvsReals      = "xvs_reals"
+	SteerMapXvsStats      = "xvs_stats"
+	SteerMapXvsVipaddrs   = "xvs_vipaddrs"
+	SteerMapXvsVips       = "xvs_vips"
+	SteerMapXvsXsks       = "xvs_xsks"
+	SteerProgXvsSteer     = "xvs_steer"
+	SteerVarCookieClock   = "cookie_clock"
+	SteerVarFastPath      = "fast_path"
+	SteerVarFrameRoom     = "frame_room"
+	SteerVarSynMss4       = "syn_mss4"
+	SteerVarSynMss6       = "syn_mss6"
+	SteerVarTxByRedirect  = "tx_by_redirect"
 )
 
 // LoadSteer returns the embedded CollectionSpec for Steer.
@@ -121,22 +132,26 @@ type SteerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SteerMapSpecs struct {
-	XvsFlows    *ebpf.MapSpec `ebpf:"xvs_flows"`
-	XvsIpid     *ebpf.MapSpec `ebpf:"xvs_ipid"`
-	XvsPorts    *ebpf.MapSpec `ebpf:"xvs_ports"`
-	XvsReals    *ebpf.MapSpec `ebpf:"xvs_reals"`
-	XvsStats    *ebpf.MapSpec `ebpf:"xvs_stats"`
-	XvsVipaddrs *ebpf.MapSpec `ebpf:"xvs_vipaddrs"`
-	XvsVips     *ebpf.MapSpec `ebpf:"xvs_vips"`
-	XvsXsks     *ebpf.MapSpec `ebpf:"xvs_xsks"`
+	XvsCookieKeys *ebpf.MapSpec `ebpf:"xvs_cookie_keys"`
+	XvsFlows      *ebpf.MapSpec `ebpf:"xvs_flows"`
+	XvsIpid       *ebpf.MapSpec `ebpf:"xvs_ipid"`
+	XvsPorts      *ebpf.MapSpec `ebpf:"xvs_ports"`
+	XvsReals      *ebpf.MapSpec `ebpf:"xvs_reals"`
+	XvsStats      *ebpf.MapSpec `ebpf:"xvs_stats"`
+	XvsVipaddrs   *ebpf.MapSpec `ebpf:"xvs_vipaddrs"`
+	XvsVips       *ebpf.MapSpec `ebpf:"xvs_vips"`
+	XvsXsks       *ebpf.MapSpec `ebpf:"xvs_xsks"`
 }
 
 // SteerVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SteerVariableSpecs struct {
+	CookieClock  *ebpf.VariableSpec `ebpf:"cookie_clock"`
 	FastPath     *ebpf.VariableSpec `ebpf:"fast_path"`
 	FrameRoom    *ebpf.VariableSpec `ebpf:"frame_room"`
+	SynMss4      *ebpf.VariableSpec `ebpf:"syn_mss4"`
+	SynMss6      *ebpf.VariableSpec `ebpf:"syn_mss6"`
 	TxByRedirect *ebpf.VariableSpec `ebpf:"tx_by_redirect"`
 }
 
@@ -160,18 +175,20 @@ func (o *SteerObjects) Close() error {
 //
 // It can be passed to LoadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SteerMaps struct {
-	XvsFlows    *ebpf.Map `ebpf:"xvs_flows"`
-	XvsIpid     *ebpf.Map `ebpf:"xvs_ipid"`
-	XvsPorts    *ebpf.Map `ebpf:"xvs_ports"`
-	XvsReals    *ebpf.Map `ebpf:"xvs_reals"`
-	XvsStats    *ebpf.Map `ebpf:"xvs_stats"`
-	XvsVipaddrs *ebpf.Map `ebpf:"xvs_vipaddrs"`
-	XvsVips     *ebpf.Map `ebpf:"xvs_vips"`
-	XvsXsks     *ebpf.Map `ebpf:"xvs_xsks"`
+	XvsCookieKeys *ebpf.Map `ebpf:"xvs_cookie_keys"`
+	XvsFlows      *ebpf.Map `ebpf:"xvs_flows"`
+	XvsIpid       *ebpf.Map `ebpf:"xvs_ipid"`
+	XvsPorts      *ebpf.Map `ebpf:"xvs_ports"`
+	XvsReals      *ebpf.Map `ebpf:"xvs_reals"`
+	XvsStats      *ebpf.Map `ebpf:"xvs_stats"`
+	XvsVipaddrs   *ebpf.Map `ebpf:"xvs_vipaddrs"`
+	XvsVips       *ebpf.Map `ebpf:"xvs_vips"`
+	XvsXsks       *ebpf.Map `ebpf:"xvs_xsks"`
 }
 
 func (m *SteerMaps) Close() error {
 	return _SteerClose(
+		m.XvsCookieKeys,
 		m.XvsFlows,
 		m.XvsIpid,
 		m.XvsPorts,
@@ -187,8 +204,11 @@ func (m *SteerMaps) Close() error {
 //
 // It can be passed to LoadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SteerVariables struct {
+	CookieClock  *ebpf.Variable `ebpf:"cookie_clock"`
 	FastPath     *ebpf.Variable `ebpf:"fast_path"`
 	FrameRoom    *ebpf.Variable `ebpf:"frame_room"`
+	SynMss4      *ebpf.Variable `ebpf:"syn_mss4"`
+	SynMss6      *ebpf.Variable `ebpf:"syn_mss6"`
 	TxByRedirect *ebpf.Variable `ebpf:"tx_by_redirect"`
 }
 

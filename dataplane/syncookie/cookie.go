@@ -96,7 +96,7 @@ func New(secret []byte, clockNow int64) (*Jar, error) {
 }
 
 // minute returns the wall-clock minute of clock reading now.
-func (j *Jar) minute(now int64) int64 { return (now + j.wallBase) / int64(time.Minute) }
+func (j *Jar) minute(now int64) int64 { return j.UnixNano(now) / int64(time.Minute) }
 
 // key returns the key of minute m, deriving it the first time the minute
 // is asked for (once a minute per Jar, by Prime ahead of time: the
@@ -124,6 +124,30 @@ func (j *Jar) Prime(now int64) {
 	j.key(m)
 	j.key(m + 1)
 }
+
+// MinuteKey is the key cookies of one minute are hashed with: what a
+// cookie maker outside the Jar (the XDP program) needs to make the Jar's
+// cookies.
+type MinuteKey struct {
+	Minute int64 // of the Unix clock
+	K0, K1 uint64
+}
+
+// Keys returns the keys of the minute of clock reading now and of the
+// next.
+func (j *Jar) Keys(now int64) [2]MinuteKey {
+	m := j.minute(now)
+	var ks [2]MinuteKey
+	for i := range ks {
+		ks[i].Minute = m + int64(i)
+		ks[i].K0, ks[i].K1 = j.key(m + int64(i))
+	}
+	return ks
+}
+
+// UnixNano is clock reading now in the clock minutes count: Unix
+// nanoseconds.
+func (j *Jar) UnixNano(now int64) int64 { return now + j.wallBase }
 
 // Flow is the connection a cookie is bound to, as the client sent its SYN.
 type Flow struct {

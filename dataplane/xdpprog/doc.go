@@ -88,7 +88,7 @@
 //		__u8  proto;    // IPPROTO_TCP or IPPROTO_UDP
 //		__u8  family;   // 4 or 6
 //	};
-//	value: __u32 flags; // reserved, 0
+//	value: __u32 flags; // vips: 1 = the service's SYNs are answered with SYN cookies; else 0
 //
 // vipaddrs is keyed by (addr, proto) with port zero rather than by the
 // address alone, so that a fragmented ping to a VIP address still reaches the
@@ -119,4 +119,25 @@
 // the socket as without the fast path, so userspace counts, completes or
 // answers them. The flow table is userspace's: it inserts when it offloads
 // and deletes when a connection ends or moves.
+//
+// # The SYN proxy
+//
+// A VIP synced with [Endpoint.SynProxy] has its SYNs answered by the
+// program itself where its fast path is on ([Program.SetFastPath]: the
+// engine's word that frames XDP sends from the interface arrive): a TCP
+// segment with SYN and none of ACK, RST or FIN, no
+// IPv4 options, lengths, header checksum and data offset that the
+// userspace decoder would accept, in a minute whose key the program holds
+// ([Program.SetCookieKeys]), is rewritten in place into the SYN-ACK the
+// worker would send (dataplane/synproxy.go: from the VIP, a zero window,
+// the sequence number syncookie.Jar.Make gives, MSS capped at what
+// Config.MTU carries, window scale and SACK-permitted when the client
+// offered them) and sent back with XDP_TX, or a redirect to the same
+// interface where TxByRedirect says so. It is counted in
+// [Stats.SynCookies], not steered: a flood of SYNs never reaches the
+// sockets' rings. Every other segment of the service, the client's ACK
+// included, is steered as before; the worker checks the ACK's cookie
+// with the same keys and opens the connection. The TCP options are
+// walked with bpf_loop, one option a step, as packet.ParseSYNOptions
+// walks them.
 package xdpprog

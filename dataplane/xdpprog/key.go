@@ -12,6 +12,17 @@ type Endpoint struct {
 	Addr  netip.Addr
 	Port  uint16 // host byte order
 	Proto uint8  // IPPROTO_TCP (6) or IPPROTO_UDP (17)
+	// SynProxy (vips only, TCP): the program answers the service's SYNs
+	// with SYN cookies itself (see [Program.SetCookieKeys]).
+	SynProxy bool
+}
+
+// vipFlags is e's value in the vips map (steer.c's VIP_* flags).
+func (e Endpoint) vipFlags() uint32 {
+	if e.SynProxy && e.Proto == protoTCP {
+		return vipSynProxy
+	}
+	return 0
 }
 
 // String formats e as "tcp 198.18.0.1:80" or "udp [fd00::1]:53".

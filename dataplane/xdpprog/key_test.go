@@ -12,26 +12,26 @@ func TestEndpointKey(t *testing.T) {
 		wantErr bool
 	}{
 		{
-			e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, protoTCP},
+			e: Endpoint{Addr: netip.MustParseAddr("198.18.0.10"), Port: 80, Proto: protoTCP},
 			want: mapKey{
 				Addr: [16]byte{198, 18, 0, 10}, Port: [2]byte{0, 80}, Proto: protoTCP, Family: 4,
 			},
 		},
 		{
-			e: Endpoint{netip.MustParseAddr("::ffff:198.18.0.10"), 0x1234, protoUDP},
+			e: Endpoint{Addr: netip.MustParseAddr("::ffff:198.18.0.10"), Port: 0x1234, Proto: protoUDP},
 			want: mapKey{
 				Addr: [16]byte{198, 18, 0, 10}, Port: [2]byte{0x12, 0x34}, Proto: protoUDP, Family: 4,
 			},
 		},
 		{
-			e: Endpoint{netip.MustParseAddr("fd00::10"), 443, protoTCP},
+			e: Endpoint{Addr: netip.MustParseAddr("fd00::10"), Port: 443, Proto: protoTCP},
 			want: mapKey{
 				Addr: [16]byte{0: 0xfd, 15: 0x10}, Port: [2]byte{1, 187}, Proto: protoTCP, Family: 6,
 			},
 		},
-		{e: Endpoint{netip.Addr{}, 80, protoTCP}, wantErr: true},
-		{e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, 1}, wantErr: true},
-		{e: Endpoint{netip.MustParseAddr("198.18.0.10"), 80, 132}, wantErr: true},
+		{e: Endpoint{Addr: netip.Addr{}, Port: 80, Proto: protoTCP}, wantErr: true},
+		{e: Endpoint{Addr: netip.MustParseAddr("198.18.0.10"), Port: 80, Proto: 1}, wantErr: true},
+		{e: Endpoint{Addr: netip.MustParseAddr("198.18.0.10"), Port: 80, Proto: 132}, wantErr: true},
 	} {
 		got, err := tc.e.key()
 		if tc.wantErr {
@@ -58,9 +58,9 @@ func TestEndpointString(t *testing.T) {
 		e    Endpoint
 		want string
 	}{
-		{Endpoint{netip.MustParseAddr("198.18.0.10"), 80, protoTCP}, "tcp 198.18.0.10:80"},
-		{Endpoint{netip.MustParseAddr("fd00::1"), 53, protoUDP}, "udp [fd00::1]:53"},
-		{Endpoint{netip.MustParseAddr("198.18.0.10"), 0, 1}, "proto 1 198.18.0.10:0"},
+		{Endpoint{Addr: netip.MustParseAddr("198.18.0.10"), Port: 80, Proto: protoTCP}, "tcp 198.18.0.10:80"},
+		{Endpoint{Addr: netip.MustParseAddr("fd00::1"), Port: 53, Proto: protoUDP}, "udp [fd00::1]:53"},
+		{Endpoint{Addr: netip.MustParseAddr("198.18.0.10"), Port: 0, Proto: 1}, "proto 1 198.18.0.10:0"},
 	} {
 		if got := tc.e.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)

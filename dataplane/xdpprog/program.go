@@ -26,8 +26,13 @@ const (
 	statFastPartial        // fast-path flow with a checksum to complete: steered
 	statFastTooBig         // fast-path tunnel flow too big for the MTU: steered
 	statFastNoPort         // fast-path flow whose egress is not in the port map: dropped
+	statSynCookie          // a SYN-proxied service's SYN answered with a cookie
+	statSynNoPort          // ... but the interface is not in the port map: dropped
 	numStats
 )
+
+// The flags of a vips map value (steer.c's VIP_*).
+const vipSynProxy = 1
 
 const (
 	protoTCP = 6

@@ -126,15 +126,15 @@ func checkRun(t *testing.T, p *Program, frame []byte, o outcome, fragment, socke
 func setupServices(t *testing.T, p *Program) {
 	t.Helper()
 	vips := []Endpoint{
-		{vip4, 80, protoTCP},
-		{vip4, 53, protoUDP},
-		{vip6, 443, protoTCP},
-		{vip6, 53, protoUDP},
+		{Addr: vip4, Port: 80, Proto: protoTCP},
+		{Addr: vip4, Port: 53, Proto: protoUDP},
+		{Addr: vip6, Port: 443, Proto: protoTCP},
+		{Addr: vip6, Port: 53, Proto: protoUDP},
 	}
 	reals := []Endpoint{
-		{real4, 8080, protoTCP},
-		{real4, 5353, protoUDP},
-		{real6, 8080, protoTCP},
+		{Addr: real4, Port: 8080, Proto: protoTCP},
+		{Addr: real4, Port: 5353, Proto: protoUDP},
+		{Addr: real6, Port: 8080, Proto: protoTCP},
 	}
 	if err := p.SyncVIPs(vips); err != nil {
 		t.Fatalf("SyncVIPs: %v", err)

@@ -46,13 +46,13 @@ func checkMap(t *testing.T, name string, m *ebpf.Map, want map[Endpoint]bool) {
 func TestSyncVIPs(t *testing.T) {
 	p := loadProgram(t)
 	var (
-		a  = Endpoint{vip4, 80, protoTCP}
-		b  = Endpoint{vip4, 443, protoTCP}
-		c  = Endpoint{vip6, 53, protoUDP}
-		d  = Endpoint{netip.MustParseAddr("198.18.0.11"), 80, protoTCP}
-		a4 = Endpoint{vip4, 0, protoTCP} // vipaddrs keys
-		c6 = Endpoint{vip6, 0, protoUDP}
-		d4 = Endpoint{d.Addr, 0, protoTCP}
+		a  = Endpoint{Addr: vip4, Port: 80, Proto: protoTCP}
+		b  = Endpoint{Addr: vip4, Port: 443, Proto: protoTCP}
+		c  = Endpoint{Addr: vip6, Port: 53, Proto: protoUDP}
+		d  = Endpoint{Addr: netip.MustParseAddr("198.18.0.11"), Port: 80, Proto: protoTCP}
+		a4 = Endpoint{Addr: vip4, Port: 0, Proto: protoTCP} // vipaddrs keys
+		c6 = Endpoint{Addr: vip6, Port: 0, Proto: protoUDP}
+		d4 = Endpoint{Addr: d.Addr, Port: 0, Proto: protoTCP}
 	)
 	steps := []struct {
 		name      string
@@ -80,7 +80,7 @@ func TestSyncVIPs(t *testing.T) {
 	checkRun(t, p, tcp4Frame(t, client4, 40000, vip4, 443), passed, false, false)
 
 	// An invalid endpoint changes nothing.
-	bad := Endpoint{vip4, 80, 1}
+	bad := Endpoint{Addr: vip4, Port: 80, Proto: 1}
 	if err := p.SyncVIPs([]Endpoint{b, bad}); err == nil {
 		t.Error("SyncVIPs with an ICMP endpoint succeeded")
 	}
@@ -95,13 +95,13 @@ func TestAddDeleteVIP(t *testing.T) {
 			t.Fatalf("AddVIP port %d: %v", port, err)
 		}
 	}
-	checkMap(t, "vips", p.objs.VIPs, setOf(Endpoint{vip4, 80, protoTCP}, Endpoint{vip4, 443, protoTCP}))
-	checkMap(t, "vipaddrs", p.objs.VIPAddrs, setOf(Endpoint{vip4, 0, protoTCP}))
+	checkMap(t, "vips", p.objs.VIPs, setOf(Endpoint{Addr: vip4, Port: 80, Proto: protoTCP}, Endpoint{Addr: vip4, Port: 443, Proto: protoTCP}))
+	checkMap(t, "vipaddrs", p.objs.VIPAddrs, setOf(Endpoint{Addr: vip4, Port: 0, Proto: protoTCP}))
 
 	if err := p.DeleteVIP(vip4, 80, protoTCP); err != nil {
 		t.Fatalf("DeleteVIP: %v", err)
 	}
-	checkMap(t, "vipaddrs after first delete", p.objs.VIPAddrs, setOf(Endpoint{vip4, 0, protoTCP}))
+	checkMap(t, "vipaddrs after first delete", p.objs.VIPAddrs, setOf(Endpoint{Addr: vip4, Port: 0, Proto: protoTCP}))
 	checkRun(t, p, fragment4Frame(t, vip4, 6, true, 0), steered, true, false)
 
 	if err := p.DeleteVIP(vip4, 443, protoTCP); err != nil {
@@ -125,9 +125,9 @@ func TestAddDeleteVIP(t *testing.T) {
 
 func TestSyncReals(t *testing.T) {
 	p := loadProgram(t)
-	r1 := Endpoint{real4, 8080, protoTCP}
-	r2 := Endpoint{real6, 8080, protoTCP}
-	r3 := Endpoint{real4, 53, protoUDP}
+	r1 := Endpoint{Addr: real4, Port: 8080, Proto: protoTCP}
+	r2 := Endpoint{Addr: real6, Port: 8080, Proto: protoTCP}
+	r3 := Endpoint{Addr: real4, Port: 53, Proto: protoUDP}
 	for _, s := range []struct {
 		set  []Endpoint
 		want map[Endpoint]bool
@@ -163,7 +163,7 @@ func TestMapFull(t *testing.T) {
 	p := loadProgram(t) // 64 entries
 	set := make([]Endpoint, 0, 65)
 	for i := range 65 {
-		set = append(set, Endpoint{vip4, uint16(1000 + i), protoTCP})
+		set = append(set, Endpoint{Addr: vip4, Port: uint16(1000 + i), Proto: protoTCP})
 	}
 	if err := p.SyncVIPs(set); err == nil {
 		t.Fatal("SyncVIPs of 65 VIPs into a 64-entry map succeeded")
@@ -175,4 +175,40 @@ func TestMapFull(t *testing.T) {
 	if got := len(mapEndpoints(t, p.objs.VIPs)); got != 64 {
 		t.Errorf("vips holds %d entries, want 64", got)
 	}
+}
+
+// TestSyncVIPsSynProxy: a VIP's SYN proxy is its value in the vips map,
+// switched in place by a sync; a UDP VIP never has it.
+func TestSyncVIPsSynProxy(t *testing.T) {
+	p := loadProgram(t)
+	value := func(e Endpoint) uint32 {
+		t.Helper()
+		k, err := e.key()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v uint32
+		if err := p.objs.VIPs.Lookup(k, &v); err != nil {
+			t.Fatalf("lookup %v: %v", e, err)
+		}
+		return v
+	}
+	tcp := Endpoint{Addr: vip4, Port: 80, Proto: protoTCP, SynProxy: true}
+	udp := Endpoint{Addr: vip4, Port: 53, Proto: protoUDP, SynProxy: true}
+	for _, step := range []struct {
+		proxy bool
+		want  uint32
+	}{{true, vipSynProxy}, {false, 0}, {true, vipSynProxy}} {
+		tcp.SynProxy = step.proxy
+		if err := p.SyncVIPs([]Endpoint{tcp, udp}); err != nil {
+			t.Fatal(err)
+		}
+		if got := value(tcp); got != step.want {
+			t.Errorf("syn proxy %t: TCP VIP's value %d, want %d", step.proxy, got, step.want)
+		}
+		if got := value(udp); got != 0 {
+			t.Errorf("UDP VIP's value %d, want 0", got)
+		}
+	}
+	checkMap(t, "vipaddrs", p.objs.VIPAddrs, setOf(Endpoint{Addr: vip4, Port: 0, Proto: protoTCP}, Endpoint{Addr: vip4, Port: 0, Proto: protoUDP}))
 }

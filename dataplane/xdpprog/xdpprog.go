@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -25,8 +26,8 @@ type Program struct {
 	closed   bool
 	link     link.Link
 	ifname   string
-	fallback error // why driver mode was refused when ModeAuto fell back to generic
-	vipSet   map[mapKey]struct{}
+	fallback error             // why driver mode was refused when ModeAuto fell back to generic
+	vipSet   map[mapKey]uint32 // with its flags
 	realSet  map[mapKey]struct{}
 	addrRefs map[mapKey]int // VIPs per vipaddrs key
 	ownFlows *Flows         // the flow table Load made when Config had none
@@ -42,11 +43,14 @@ type objects struct {
 	Stats    *ebpf.Map      `ebpf:"xvs_stats"`
 	IPID     *ebpf.Map      `ebpf:"xvs_ipid"`
 	FastPath *ebpf.Variable `ebpf:"fast_path"`
+	// The SYN proxy's: minute keys and the clock that counts minutes.
+	CookieKeys  *ebpf.Map      `ebpf:"xvs_cookie_keys"`
+	CookieClock *ebpf.Variable `ebpf:"cookie_clock"`
 }
 
 func (o *objects) close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{o.Prog, o.VIPs, o.Reals, o.VIPAddrs, o.XSKs, o.Stats, o.IPID} {
+	for _, c := range []interface{ Close() error }{o.Prog, o.VIPs, o.Reals, o.VIPAddrs, o.XSKs, o.Stats, o.IPID, o.CookieKeys} {
 		if err := c.Close(); err != nil {
 			errs = append(errs, err)
 		}
@@ -77,6 +81,11 @@ type Stats struct {
 	// tunnel (TooBig, userspace answers with ICMP); frames dropped because
 	// their egress interface is not in the port map (NoPort).
 	Fast, FastPartial, FastTooBig, FastNoPort uint64
+	// The SYN proxy: SYNs to SYN-proxied services answered by the
+	// program with a SYN cookie (sent back with XDP_TX or a redirect,
+	// never steered), and those dropped because the interface is not in
+	// the port map (veth's redirect).
+	SynCookies, SynNoPort uint64
 }
 
 // Config says how to load a steering program.
@@ -95,10 +104,17 @@ type Config struct {
 	// Flows is the fast path's flow table, shared by the programs of all
 	// director interfaces. Nil: the program gets a small one of its own.
 	Flows *Flows
+	// MTU is the interface's: the SYN-ACKs the program answers SYN-proxied
+	// services' SYNs with offer no larger MSS than it carries, as the
+	// workers do. 0: the program leaves those SYNs to the workers.
+	MTU int
 }
 
 // ownFlows sizes the flow table of a program loaded without one.
 const ownFlows = 1024
+
+// minMTU is the smallest MTU Config takes: IPv4's minimum (RFC 791).
+const minMTU = 68
 
 // Load creates the program's maps and loads them and the program into the
 // kernel. The program is not attached anywhere until Attach, and its fast
@@ -107,11 +123,14 @@ func Load(cfg Config) (*Program, error) {
 	if cfg.MaxEntries <= 0 || cfg.MaxEntries > math.MaxUint32 {
 		return nil, fmt.Errorf("load xdp program: max entries %d out of range", cfg.MaxEntries)
 	}
+	if cfg.MTU != 0 && (cfg.MTU < minMTU || cfg.MTU > math.MaxUint16) {
+		return nil, fmt.Errorf("load xdp program: MTU %d out of range", cfg.MTU)
+	}
 	if cfg.FrameRoom < 0 || cfg.FrameRoom > math.MaxUint32 {
 		return nil, fmt.Errorf("load xdp program: frame room %d out of range", cfg.FrameRoom)
 	}
 	p := &Program{
-		vipSet:   make(map[mapKey]struct{}),
+		vipSet:   make(map[mapKey]uint32),
 		realSet:  make(map[mapKey]struct{}),
 		addrRefs: make(map[mapKey]int),
 	}
@@ -121,6 +140,15 @@ func Load(cfg Config) (*Program, error) {
 	}
 	if err := spec.Variables[bpf.SteerVarFrameRoom].Set(uint32(cfg.FrameRoom)); err != nil {
 		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	if cfg.MTU != 0 {
+		// The MSS is what a packet of the MTU carries after the IP and
+		// TCP headers (synproxy.go's cap).
+		for name, mss := range map[string]uint16{bpf.SteerVarSynMss4: uint16(cfg.MTU - 40), bpf.SteerVarSynMss6: uint16(cfg.MTU - 60)} {
+			if err := spec.Variables[name].Set(mss); err != nil {
+				return nil, fmt.Errorf("load xdp program: %w", err)
+			}
+		}
 	}
 	if cfg.TxByRedirect {
 		if err := spec.Variables[bpf.SteerVarTxByRedirect].Set(uint8(1)); err != nil {
@@ -184,6 +212,30 @@ func (p *Program) Run(frame, out []byte) (action uint32, n int, err error) {
 		return 0, 0, fmt.Errorf("run xdp program: %w", err)
 	}
 	return ret, len(opts.DataOut), nil
+}
+
+// Time runs the program on frame repeat times in the kernel
+// (BPF_PROG_RUN, as Run) and returns its last action and the mean time the
+// kernel measured per run, for benchmarks: each run starts from frame as
+// given.
+func (p *Program) Time(frame []byte, repeat int) (action uint32, perRun time.Duration, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return 0, 0, fmt.Errorf("time xdp program: %w", errClosed)
+	}
+	// The kernel repeats a run on the frame the previous one left (a SYN
+	// answered becomes a SYN-ACK): one call per run, each timed by the
+	// kernel around the program alone.
+	var total time.Duration
+	for range max(repeat, 1) {
+		a, d, err := p.objs.Prog.Benchmark(frame, 1, nil)
+		if err != nil {
+			return 0, 0, fmt.Errorf("time xdp program: %w", err)
+		}
+		action, total = a, total+d
+	}
+	return action, total / time.Duration(max(repeat, 1)), nil
 }
 
 // Attach attaches the program to the interface through a BPF link, so the
@@ -283,16 +335,17 @@ func (p *Program) ClearSocket(queue int) error {
 }
 
 // AddVIP steers traffic to the virtual service addr:port/proto (port in host
-// byte order). Adding a present VIP is a no-op.
+// byte order), without the SYN proxy (SyncVIPs sets it). Adding a present
+// VIP is a no-op, but for switching its SYN proxy off.
 func (p *Program) AddVIP(addr netip.Addr, port uint16, proto uint8) error {
-	e := Endpoint{addr, port, proto}
+	e := Endpoint{Addr: addr, Port: port, Proto: proto}
 	k, err := e.key()
 	if err != nil {
 		return fmt.Errorf("add VIP: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.addVIPLocked(k); err != nil {
+	if err := p.addVIPLocked(k, e); err != nil {
 		return fmt.Errorf("add VIP %v: %w", e, err)
 	}
 	return nil
@@ -301,7 +354,7 @@ func (p *Program) AddVIP(addr netip.Addr, port uint16, proto uint8) error {
 // DeleteVIP stops steering traffic to addr:port/proto. Deleting an absent
 // VIP returns an error wrapping ebpf.ErrKeyNotExist.
 func (p *Program) DeleteVIP(addr netip.Addr, port uint16, proto uint8) error {
-	e := Endpoint{addr, port, proto}
+	e := Endpoint{Addr: addr, Port: port, Proto: proto}
 	k, err := e.key()
 	if err != nil {
 		return fmt.Errorf("delete VIP: %w", err)
@@ -318,7 +371,7 @@ func (p *Program) DeleteVIP(addr netip.Addr, port uint16, proto uint8) error {
 // host byte order): its replies, which the director must translate back.
 // Adding a present real server is a no-op.
 func (p *Program) AddReal(addr netip.Addr, port uint16, proto uint8) error {
-	e := Endpoint{addr, port, proto}
+	e := Endpoint{Addr: addr, Port: port, Proto: proto}
 	k, err := e.key()
 	if err != nil {
 		return fmt.Errorf("add real server: %w", err)
@@ -334,7 +387,7 @@ func (p *Program) AddReal(addr netip.Addr, port uint16, proto uint8) error {
 // DeleteReal stops steering traffic from addr:port/proto. Deleting an absent
 // real server returns an error wrapping ebpf.ErrKeyNotExist.
 func (p *Program) DeleteReal(addr netip.Addr, port uint16, proto uint8) error {
-	e := Endpoint{addr, port, proto}
+	e := Endpoint{Addr: addr, Port: port, Proto: proto}
 	k, err := e.key()
 	if err != nil {
 		return fmt.Errorf("delete real server: %w", err)
@@ -354,7 +407,7 @@ func (p *Program) DeleteReal(addr netip.Addr, port uint16, proto uint8) error {
 func (p *Program) SyncVIPs(set []Endpoint) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.syncLocked(set, p.vipSet, p.addVIPLocked, p.deleteVIPLocked); err != nil {
+	if err := p.syncLocked(set, keysOf(p.vipSet), p.addVIPLocked, p.deleteVIPLocked); err != nil {
 		return fmt.Errorf("sync VIPs: %w", err)
 	}
 	return nil
@@ -364,13 +417,22 @@ func (p *Program) SyncVIPs(set []Endpoint) error {
 func (p *Program) SyncReals(set []Endpoint) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.syncLocked(set, p.realSet, p.addRealLocked, p.deleteRealLocked); err != nil {
+	if err := p.syncLocked(set, p.realSet, func(k mapKey, _ Endpoint) error { return p.addRealLocked(k) }, p.deleteRealLocked); err != nil {
 		return fmt.Errorf("sync real servers: %w", err)
 	}
 	return nil
 }
 
-func (p *Program) syncLocked(set []Endpoint, current map[mapKey]struct{}, add, del func(mapKey) error) error {
+// keysOf is the set of m's keys.
+func keysOf[V any](m map[mapKey]V) map[mapKey]struct{} {
+	s := make(map[mapKey]struct{}, len(m))
+	for k := range m {
+		s[k] = struct{}{}
+	}
+	return s
+}
+
+func (p *Program) syncLocked(set []Endpoint, current map[mapKey]struct{}, add func(mapKey, Endpoint) error, del func(mapKey) error) error {
 	want := make(map[mapKey]Endpoint, len(set))
 	for _, e := range set {
 		k, err := e.key()
@@ -390,21 +452,30 @@ func (p *Program) syncLocked(set []Endpoint, current map[mapKey]struct{}, add, d
 		}
 	}
 	for k, e := range want {
-		if err := add(k); err != nil {
+		if err := add(k, e); err != nil {
 			errs = append(errs, fmt.Errorf("add %v: %w", e, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (p *Program) addVIPLocked(k mapKey) error {
+func (p *Program) addVIPLocked(k mapKey, e Endpoint) error {
 	if p.closed {
 		return errClosed
 	}
-	if _, ok := p.vipSet[k]; ok {
+	flags := e.vipFlags()
+	if old, ok := p.vipSet[k]; ok {
+		if old == flags {
+			return nil
+		}
+		// The same VIP, SYN proxy switched: its value changes in place.
+		if err := p.objs.VIPs.Put(k, flags); err != nil {
+			return err
+		}
+		p.vipSet[k] = flags
 		return nil
 	}
-	if err := p.objs.VIPs.Put(k, uint32(0)); err != nil {
+	if err := p.objs.VIPs.Put(k, flags); err != nil {
 		return err
 	}
 	ak := k.addrKey()
@@ -419,7 +490,7 @@ func (p *Program) addVIPLocked(k mapKey) error {
 		}
 	}
 	p.addrRefs[ak]++
-	p.vipSet[k] = struct{}{}
+	p.vipSet[k] = flags
 	return nil
 }
 
@@ -467,6 +538,38 @@ func (p *Program) deleteRealLocked(k mapKey) error {
 	return nil
 }
 
+// CookieKey is the key of one minute of the SYN proxy's cookies
+// (syncookie.Jar's): the minute of the Unix clock, and SipHash's two key
+// words.
+type CookieKey struct {
+	Minute uint64
+	K0, K1 uint64
+}
+
+// SetCookieKeys gives the program the keys it makes SYN cookies with, and
+// wallOffset, what turns the kernel's CLOCK_MONOTONIC (bpf_ktime_get_ns)
+// into the Unix time in nanoseconds that minutes count. A key goes into the
+// slot of its minute modulo 4, where the program looks for the minute it
+// runs in: this minute's and the next's, written ahead of time, keep a SYN
+// at the turn of a minute in XDP. A SYN in a minute whose key the slot does
+// not hold is left to the workers.
+func (p *Program) SetCookieKeys(keys []CookieKey, wallOffset int64) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return fmt.Errorf("set cookie keys: %w", errClosed)
+	}
+	for _, k := range keys {
+		if err := p.objs.CookieKeys.Put(uint32(k.Minute&3), k); err != nil {
+			return fmt.Errorf("set cookie key of minute %d: %w", k.Minute, err)
+		}
+	}
+	if err := p.objs.CookieClock.Set(uint64(wallOffset)); err != nil {
+		return fmt.Errorf("set cookie clock: %w", err)
+	}
+	return nil
+}
+
 // Stats returns the program's counters summed over CPUs.
 func (p *Program) Stats() (Stats, error) {
 	p.mu.RLock()
@@ -496,6 +599,8 @@ func (p *Program) Stats() (Stats, error) {
 		FastPartial: sums[statFastPartial],
 		FastTooBig:  sums[statFastTooBig],
 		FastNoPort:  sums[statFastNoPort],
+		SynCookies:  sums[statSynCookie],
+		SynNoPort:   sums[statSynNoPort],
 	}, nil
 }
 
