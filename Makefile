@@ -72,7 +72,8 @@ bench: deps
 	$(GO) run ./bench
 	@$(MAKE) --no-print-directory bench-micro
 
-# The per-frame path per mode, the connection table next to Go's map and
+# The per-frame path per mode, the SYN proxy's XDP answer next to a
+# frame only steered (the kernel's time, BPF_PROG_RUN; root), the connection table next to Go's map and
 # sync.Map measured in the same run, and every scheduler (ns/op, allocs/op).
 # BASE=<commit> instead runs BenchmarkForward at that commit and at the
 # working tree, interleaved in one run, and compares them with benchstat
@@ -83,6 +84,7 @@ ifdef BASE
 	bash bench/micro/compare.sh $(BASE) $(COUNT)
 else
 	$(GO) test -run '^$$' -bench 'BenchmarkForward' -benchmem -benchtime 300000x ./dataplane/
+	$(GO) test -run '^$$' -bench 'BenchmarkXDPSynCookie' -benchtime 200000x ./dataplane/
 	$(GO) test -run '^$$' -bench '^Benchmark(LookupHit|LookupMiss|LookupHitParallel|Churn)$$' -benchmem ./conntrack/
 	$(GO) test -run '^$$' -bench '^BenchmarkPick$$' -benchmem -benchtime 200000x ./sched/
 endif

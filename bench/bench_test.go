@@ -316,14 +316,14 @@ workers 1, connections 10000 (capacity 1048576), rx 3500000 frames, tx 3400000 f
   interface xvs1g              xdp driver   queues 1  copy
   drops: no_next_hop=3 tx_full=99
   fast path xdp: 20000 of 262144 flows offloaded, 7000000 frames forwarded by XDP; to userspace: 0 partial checksum
-  syn_proxy: 1200000 syn-acks sent, 7 connections opened
+  syn_proxy: 1200000 syn-acks sent (1100000 by XDP), 7 connections opened
 `
 	got, err := parseDirectorStats(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &DirectorStats{Workers: 1, RxFrames: 3500000, TxFrames: 3400000, Connections: 10000, Drops: map[string]uint64{"no_next_hop": 3, "tx_full": 99}, FastFrames: 7000000,
-		SynProxySynAcks: 1200000, SynProxyOpened: 7}
+		SynProxySynAcks: 1200000, SynProxyXDP: 1100000, SynProxyOpened: 7}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -597,8 +597,11 @@ func TestSynProxyRows(t *testing.T) {
 		{XVSNATSynProxy, "nat", "xvs", "xvs NAT, SYN proxy"},
 		{XVSFNATSynProxy, "fullnat", "xvs", "xvs FullNAT, SYN proxy"},
 		{NFTSynProxy, "", "kernel", "nftables synproxy"},
+		{XVSNATSynProxyFast, "nat", "xvs-fast", "xvs NAT, SYN proxy in XDP"},
+		{XVSFNATSynProxyFast, "fullnat", "xvs-fast", "xvs FullNAT, SYN proxy in XDP"},
 	} {
-		if !tc.t.SynProxy() || tc.t.Method() != tc.method || tc.t.Group() != tc.group || tc.t.Title() != tc.title || tc.t.FastPath() || tc.t.Queues() != 1 {
+		fast := strings.HasSuffix(tc.title, "in XDP")
+		if !tc.t.SynProxy() || tc.t.Method() != tc.method || tc.t.Group() != tc.group || tc.t.Title() != tc.title || tc.t.FastPath() != fast || tc.t.Queues() != 1 {
 			t.Errorf("%s: proxy %v method %q group %q title %q", tc.t, tc.t.SynProxy(), tc.t.Method(), tc.t.Group(), tc.t.Title())
 		}
 	}
@@ -619,8 +622,8 @@ func TestSynProxyRows(t *testing.T) {
 	c := caseResult(Case{XVSNATSynProxy, SYN, Small, SYNFlows, ""}, 0.6)
 	c.Runs[0].Send = &SendResult{DurationS: 2, Returned: 1_200_000}
 	c.Runs[0].Sink = &SinkResult{Received: 0}
-	c.Runs[0].Director = &DirectorStats{RxFrames: 1_200_000, TxFrames: 1_200_000, SynProxySynAcks: 1_200_000}
-	want := "real servers received 0 frames/run; xvsd counted 1.20 M SYN-ACKs/run; 0 connections in xvsd's table at the end"
+	c.Runs[0].Director = &DirectorStats{RxFrames: 1_200_000, TxFrames: 1_200_000, SynProxySynAcks: 1_200_000, SynProxyXDP: 1_000_000}
+	want := "real servers received 0 frames/run; xvsd counted 1.20 M SYN-ACKs/run (1.00 M by XDP); 0 connections in xvsd's table at the end"
 	if got := notes(c); got != want {
 		t.Errorf("notes =\n %q\nwant\n %q", got, want)
 	}

@@ -37,6 +37,11 @@ const (
 	// SYN-ACKs that come back.
 	XVSNATSynProxy  Target = "xvs-nat-syn-proxy"
 	XVSFNATSynProxy Target = "xvs-fullnat-syn-proxy"
+	// The same with the fast path forced on, as on a NIC whose frames sent
+	// by XDP arrive: the steering program answers the SYNs itself, and the
+	// workers see none.
+	XVSNATSynProxyFast  Target = "xvs-nat-syn-proxy-fast"
+	XVSFNATSynProxyFast Target = "xvs-fullnat-syn-proxy-fast"
 	// The kernel's own SYN proxy: nftables' synproxy statement on the
 	// director's namespace (untracked SYNs answered with cookies).
 	NFTSynProxy Target = "nft-synproxy"
@@ -48,7 +53,7 @@ var (
 	xvsModes  = []Target{XVSDR, XVSNAT, XVSTUN, XVSFNAT}
 	fastModes = []Target{XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast}
 	// synProxies are the SYN-proxy targets, in report order.
-	synProxies = []Target{XVSNATSynProxy, XVSFNATSynProxy, NFTSynProxy}
+	synProxies = []Target{XVSNATSynProxy, XVSFNATSynProxy, XVSNATSynProxyFast, XVSFNATSynProxyFast, NFTSynProxy}
 )
 
 // Method is the configuration's method of an xvs target ("" for others).
@@ -56,11 +61,11 @@ func (t Target) Method() string {
 	switch t {
 	case XVSDR, XVSDRFast, XVSDR2Q:
 		return "dr"
-	case XVSNAT, XVSNATFast, XVSNAT2Q, XVSNATSynProxy:
+	case XVSNAT, XVSNATFast, XVSNAT2Q, XVSNATSynProxy, XVSNATSynProxyFast:
 		return "nat"
 	case XVSTUN, XVSTUNFast:
 		return "tun"
-	case XVSFNAT, XVSFNATFast, XVSFNATSynProxy:
+	case XVSFNAT, XVSFNATFast, XVSFNATSynProxy, XVSFNATSynProxyFast:
 		return "fullnat"
 	}
 	return ""
@@ -79,7 +84,7 @@ func (t Target) Queues() int {
 // with syn_proxy on, or nftables' synproxy): its delivered frames are the
 // SYN-ACKs back at the generator.
 func (t Target) SynProxy() bool {
-	return strings.HasSuffix(string(t), "-syn-proxy") || t == NFTSynProxy
+	return strings.Contains(string(t), "-syn-proxy") || t == NFTSynProxy
 }
 
 // FastPath reports whether the target runs xvs with the fast path forced on.
@@ -128,6 +133,9 @@ func (t Target) Title() string {
 		return "xvs TUN"
 	case XVSFNAT:
 		return "xvs FullNAT"
+	}
+	if t.FastPath() && t.SynProxy() {
+		return t.Userspace().Title() + " in XDP"
 	}
 	if t.FastPath() {
 		return t.Userspace().Title() + ", fast path"
@@ -369,6 +377,31 @@ func ratioSpecs() []RatioSpec {
 			Num:  id(t, SYN, Small, SYNFlows), Den: id(t, UDP, Small, ManyFlows),
 			Why: "new connections sustained over a run against established traffic: the price of scheduling and inserting a connection per frame, and of the table's bound once it is full",
 		})
+	}
+	for _, t := range []Target{XVSNATSynProxyFast, XVSFNATSynProxyFast} {
+		user := t.Userspace()
+		mode := Target(strings.TrimSuffix(string(user), "-syn-proxy"))
+		specs = append(specs,
+			RatioSpec{
+				Name: fmt.Sprintf("%s: SYN-ACKs ÷ established forwarding (64 B)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(mode, UDP, Small, ManyFlows),
+				Why: "SYNs the steering program answers with a cookie per second against frames of established connections the workers forward; the target is >= 0.8",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s: SYN-ACKs ÷ established forwarding on the fast path (64 B)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(mode+"-fast", UDP, Small, ManyFlows),
+				Why: "both in XDP: a SYN answered (options parsed, SipHash, the SYN-ACK written) against an offloaded frame forwarded",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ the workers' SYN proxy (64 B SYNs)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(user, SYN, Small, SYNFlows),
+				Why: "the same flood answered in XDP against answered by a worker, as on veth without NAPI on the peer",
+			},
+			RatioSpec{
+				Name: fmt.Sprintf("%s ÷ nftables synproxy (64 B SYNs)", t.Title()),
+				Num:  id(t, SYN, Small, SYNFlows), Den: id(NFTSynProxy, SYN, Small, SYNFlows),
+				Why: "SYN cookies from xvs's XDP program against the kernel's own SYN proxy on the same veth",
+			})
 	}
 	for _, t := range []Target{XVSNATSynProxy, XVSFNATSynProxy} {
 		mode := Target(strings.TrimSuffix(string(t), "-syn-proxy"))

@@ -123,6 +123,7 @@ type DirectorStats struct {
 	// The SYN proxy's counters: SYN-ACKs sent with a cookie, and
 	// connections opened on a client's valid ACK.
 	SynProxySynAcks uint64 `json:"syn_proxy_syn_acks,omitempty"`
+	SynProxyXDP     uint64 `json:"syn_proxy_xdp_syn_acks,omitempty"` // of SynProxySynAcks, sent by the XDP program
 	SynProxyOpened  uint64 `json:"syn_proxy_opened,omitempty"`
 }
 
@@ -366,7 +367,7 @@ func notes(c CaseResult) string {
 // the real servers (nothing, when the proxy works), what the director
 // counted itself, and what its table held at the end.
 func synProxyNotes(c CaseResult) []string {
-	var runs, atReals, synAcks, conns uint64
+	var runs, atReals, synAcks, byXDP, conns uint64
 	xvs := c.Target.IsXVS()
 	for _, r := range c.Runs {
 		if r.Error != "" || r.Sink == nil {
@@ -376,6 +377,7 @@ func synProxyNotes(c CaseResult) []string {
 		atReals += r.Sink.Received
 		if r.Director != nil {
 			synAcks += r.Director.SynProxySynAcks
+			byXDP += r.Director.SynProxyXDP
 			conns += r.Director.Connections
 		}
 	}
@@ -384,7 +386,7 @@ func synProxyNotes(c CaseResult) []string {
 	}
 	parts := []string{fmt.Sprintf("real servers received %s frames/run", fmtCount(atReals/runs))}
 	if xvs {
-		parts = append(parts, fmt.Sprintf("xvsd counted %s SYN-ACKs/run", fmtCount(synAcks/runs)))
+		parts = append(parts, fmt.Sprintf("xvsd counted %s SYN-ACKs/run (%s by XDP)", fmtCount(synAcks/runs), fmtCount(byXDP/runs)))
 	}
 	what := "connections in xvsd's table"
 	if !xvs {

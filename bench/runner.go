@@ -222,13 +222,15 @@ func (r *runner) once(c Case) (Run, error) {
 			run.Director = &DirectorStats{Connections: n}
 		}
 		return run, errors.Join(err, undo())
-	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q, XVSNATSynProxy, XVSFNATSynProxy:
+	case XVSDR, XVSNAT, XVSTUN, XVSFNAT, XVSDRFast, XVSNATFast, XVSTUNFast, XVSFNATFast, XVSDR2Q, XVSNAT2Q, XVSNATSynProxy, XVSFNATSynProxy,
+		XVSNATSynProxyFast, XVSFNATSynProxyFast:
 		// Established traffic on the fast path is forwarded by the
 		// steering program alone: it runs where the XDP ceilings' programs
 		// run (threaded NAPI on the worker's CPU, which it then hardly
 		// uses), not in the generator's softirq, where the generator's
 		// own share of CPU 0 would bound it.
-		xdpOnWorkerCPU := c.Target.FastPath() && c.Traffic == UDP
+		// So are the SYNs of the SYN proxy on the fast path.
+		xdpOnWorkerCPU := c.Target.FastPath() && (c.Traffic == UDP || c.Target.SynProxy())
 		if err := t.ThreadedNAPI(t.Director, t.DirGenIf, xdpOnWorkerCPU, r.set.WorkerCPU, r.set.Nice); err != nil {
 			return Run{}, err
 		}
@@ -672,8 +674,8 @@ func parseDirectorStats(out string) (*DirectorStats, error) {
 			&mode, &flows, &fcap, &s.FastFrames); n == 4 && found {
 			continue
 		}
-		if n, _ := fmt.Sscanf(line, "syn_proxy: %d syn-acks sent, %d connections opened",
-			&s.SynProxySynAcks, &s.SynProxyOpened); n == 2 && found {
+		if n, _ := fmt.Sscanf(line, "syn_proxy: %d syn-acks sent (%d by XDP), %d connections opened",
+			&s.SynProxySynAcks, &s.SynProxyXDP, &s.SynProxyOpened); n == 3 && found {
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, "drops: "); ok && found {

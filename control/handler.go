@@ -328,7 +328,7 @@ func (d *Director) status() *api.Status {
 	s := &api.Status{
 		Workers: st.Workers, Connections: st.Connections, Capacity: d.eng.Conntrack().Capacity(),
 		RxFrames: st.RxFrames, TxFrames: st.TxFrames, CsumCompleted: st.CsumCompleted,
-		SynProxySynAcks: st.SynProxySynAcks, SynProxyOpened: st.SynProxyOpened, Drops: st.Drops, Config: d.path,
+		SynProxySynAcks: st.SynProxySynAcks, SynProxyXDP: st.SynProxyXDP, SynProxyOpened: st.SynProxyOpened, Drops: st.Drops, Config: d.path,
 		VerifyChecksums: st.VerifyChecksums, BadCsumIn: st.BadCsumIn, BadCsumOut: st.BadCsumOut, Warnings: st.Warnings,
 		FastPath: api.FastPath(st.FastPath),
 		DataPath: api.DataPath{Batch: st.Tuning.Batch, RingSize: st.Tuning.RingSize, UMEMFrames: st.Tuning.UMEMFrames,
@@ -336,7 +336,7 @@ func (d *Director) status() *api.Status {
 	}
 	for _, p := range st.Ports {
 		s.Interfaces = append(s.Interfaces, api.Interface{Name: p.Name, XDPMode: p.XDPMode, Queues: p.Queues, ZeroCopy: p.ZeroCopy, Kernel: p.Kernel,
-			FastPath: p.FastPath, Oversize: p.Oversize})
+			FastPath: p.FastPath, Oversize: p.Oversize, SynCookies: p.SynCookies, SynNoPort: p.SynNoPort})
 	}
 	return s
 }

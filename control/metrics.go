@@ -64,6 +64,7 @@ type metrics struct {
 	rx, tx, drops                   *prometheus.Desc
 	csumCompleted, badCsum          *prometheus.Desc
 	synProxySynAcks, synProxyOpened *prometheus.Desc
+	xdpSynAcks                      *prometheus.Desc
 	ctEntries, ctCapacity           *prometheus.Desc
 	ctInserts, ctExpired            *prometheus.Desc
 	ctFull                          *prometheus.Desc
@@ -101,6 +102,8 @@ func newMetrics(d *Director) *metrics {
 			"TCP/UDP frames that arrived with a partial checksum (left to a NIC by their sender) and that a worker completed.", []string{"worker"}, nil),
 		synProxySynAcks: desc("xvs_worker_syn_proxy_syn_acks_total",
 			"SYNs of syn_proxy services that a worker answered with a SYN cookie, creating no connection.", []string{"worker"}, nil),
+		xdpSynAcks: desc("xvs_xdp_syn_proxy_syn_acks_total",
+			"SYNs of syn_proxy services that an interface's XDP program answered with a SYN cookie itself, before any worker.", []string{"interface"}, nil),
 		synProxyOpened: desc("xvs_worker_syn_proxy_opened_total",
 			"ACKs of syn_proxy services whose SYN cookie checked: connections a worker opened to a real server.", []string{"worker"}, nil),
 		badCsum: desc("xvs_worker_bad_checksum_total",
@@ -132,7 +135,7 @@ func newMetrics(d *Director) *metrics {
 
 func (m *metrics) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{m.svcConns, m.svcPkts, m.svcBytes, m.conns, m.pkts, m.bytes, m.active, m.inactive, m.persist,
-		m.weight, m.healthy, m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.synProxySynAcks, m.synProxyOpened, m.ctEntries, m.ctCapacity,
+		m.weight, m.healthy, m.rateConns, m.ratePkts, m.rx, m.tx, m.drops, m.csumCompleted, m.badCsum, m.synProxySynAcks, m.synProxyOpened, m.xdpSynAcks, m.ctEntries, m.ctCapacity,
 		m.ctInserts, m.ctExpired, m.ctFull, m.buildInfo, m.reloads, m.healthMove, m.bgpUp, m.bgpState, m.bgpAnnounced,
 		m.syncDgrams, m.syncEntries, m.syncBytes, m.syncDropped, m.syncRejected, m.syncIgnored, m.failoverMaster}
 }
@@ -210,6 +213,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range w.Drops() {
 			counter(m.drops, n, id, reason)
 		}
+	}
+	for port, n := range eng.SynCookiesByPort() {
+		counter(m.xdpSynAcks, n, port)
 	}
 	ct := eng.Conntrack()
 	st := ct.Stats()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/xvs-lb/xvs/conntrack"
 	"github.com/xvs-lb/xvs/dataplane/syncookie"
@@ -197,7 +198,7 @@ func New(cfg Config) (_ *Engine, err error) {
 	e.fastMode = cfg.FastPath
 	for _, p := range e.ports {
 		prog, err := xdpprog.Load(xdpprog.Config{MaxEntries: maxLookups, FrameRoom: frameRoom, Flows: e.fast.flows,
-			TxByRedirect: driverName(p.Name) == "veth"})
+			TxByRedirect: driverName(p.Name) == "veth", MTU: p.MTU})
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: load steering program for %s: %w", p.Name, err)
 		}
@@ -205,6 +206,9 @@ func New(cfg Config) (_ *Engine, err error) {
 		if err := e.fast.flows.AddPort(p.Ifindex); err != nil {
 			return nil, fmt.Errorf("dataplane: %w", err)
 		}
+	}
+	if err := e.pushCookieKeys(); err != nil {
+		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	e.fastPorts = make([]atomic.Bool, len(e.ports))
 	e.fastNote = make([]string, len(e.ports))
@@ -450,8 +454,8 @@ func changedDests(prev, t *Table) map[uint32]bool {
 // protocol) its replies come from. A NAT real server of a group with port 0
 // answers from every port of the group's matches.
 func steering(t, prev *Table) (vips, reals []xdpprog.Endpoint) {
-	for k := range t.services {
-		vips = append(vips, xdpprog.Endpoint{Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Proto: k.proto})
+	for k, s := range t.services {
+		vips = append(vips, xdpprog.Endpoint{Addr: netip.AddrFrom16(k.addr).Unmap(), Port: k.port, Proto: k.proto, SynProxy: s.synProxy})
 	}
 	for _, d := range t.dests {
 		if d == nil || (d.Method != MethodNAT && d.Method != MethodFullNAT) {
@@ -575,8 +579,10 @@ type Status struct {
 	// CsumCompleted counts frames whose partial checksum a worker
 	// completed (see WorkerStats.CsumCompleted).
 	CsumCompleted uint64
-	// SynProxySynAcks and SynProxyOpened: see WorkerStats.
-	SynProxySynAcks, SynProxyOpened uint64
+	// SynProxySynAcks and SynProxyOpened: see WorkerStats;
+	// SynProxySynAcks includes SynProxyXDP, the SYN-ACKs the XDP programs
+	// sent (PortStatus.SynCookies).
+	SynProxySynAcks, SynProxyOpened, SynProxyXDP uint64
 	// With VerifyChecksums: frames that arrived with a bad TCP/UDP
 	// checksum, and frames sent with one that the director did not
 	// receive that way.
@@ -628,6 +634,10 @@ type PortStatus struct {
 	// Oversize counts frames longer than an AF_XDP frame, dropped by the
 	// steering program.
 	Oversize uint64
+	// SynCookies counts SYNs of SYN-proxied services the steering program
+	// answered itself; SynNoPort those it dropped because it could not
+	// send the answer (xdpprog.Stats).
+	SynCookies, SynNoPort uint64
 	// Kernel sums the AF_XDP sockets' XDP_STATISTICS (non-zero ones).
 	Kernel map[string]uint64
 }
@@ -659,6 +669,8 @@ func (e *Engine) Status() Status {
 		if p < len(e.progs) {
 			if xs, err := e.progs[p].Stats(); err == nil {
 				ps.Oversize = xs.Oversize
+				ps.SynCookies, ps.SynNoPort = xs.SynCookies, xs.SynNoPort
+				st.SynProxyXDP += xs.SynCookies
 				st.FastPath.Frames += xs.Fast
 				st.FastPath.Partial += xs.FastPartial
 				st.FastPath.TooBig += xs.FastTooBig
@@ -704,6 +716,7 @@ func (e *Engine) Status() Status {
 			st.Drops[r] += n
 		}
 	}
+	st.SynProxySynAcks += st.SynProxyXDP
 	if len(noBusy) > 0 && st.RxFrames > 0 {
 		// SO_INCOMING_NAPI_ID is set by the first frame a queue
 		// delivers; still 0 after traffic, the queue has no NAPI that
@@ -734,10 +747,31 @@ func (e *Engine) housekeeping(ctx context.Context) {
 			e.reapDrained()
 			e.logBadChecksums()
 			// This minute's and the next's cookie keys, ahead of the
-			// workers' first SYN in them.
+			// workers' and the XDP programs' first SYN in them.
 			e.cookies.Prime(e.now())
+			if err := e.pushCookieKeys(); err != nil {
+				e.log.Warn("SYN proxy: cookie keys for XDP", zap.Error(err))
+			}
 		}
 	}
+}
+
+// pushCookieKeys gives the XDP programs this minute's and the next's
+// cookie keys and the Unix clock, so that they answer SYN-proxied
+// services' SYNs with the workers' cookies.
+func (e *Engine) pushCookieKeys() error {
+	now := e.now()
+	var keys []xdpprog.CookieKey
+	for _, k := range e.cookies.Keys(now) {
+		keys = append(keys, xdpprog.CookieKey{Minute: uint64(k.Minute), K0: k.K0, K1: k.K1})
+	}
+	offset := e.cookies.UnixNano(now) - int64(monotonicNs(unix.CLOCK_MONOTONIC))
+	for _, p := range e.progs {
+		if err := p.SetCookieKeys(keys, offset); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // logBadChecksums logs, at most once a second per worker, a frame a worker
@@ -821,6 +855,19 @@ func (e *Engine) FlushDest(id int64) int {
 func (e *Engine) VerifiesChecksums() bool { return e.verify }
 
 // WorkerStats returns each worker's counters, for metrics.
+// SynCookiesByPort returns, by interface, the SYNs of SYN-proxied services
+// that the interface's steering program answered itself (Status's
+// PortStatus.SynCookies, without the rest of Status).
+func (e *Engine) SynCookiesByPort() map[string]uint64 {
+	out := make(map[string]uint64, len(e.progs))
+	for p, prog := range e.progs {
+		if xs, err := prog.Stats(); err == nil && p < len(e.ports) {
+			out[e.ports[p].Name] = xs.SynCookies
+		}
+	}
+	return out
+}
+
 func (e *Engine) WorkerStats() []*WorkerStats {
 	out := make([]*WorkerStats, len(e.workers))
 	for i, w := range e.workers {

@@ -371,11 +371,12 @@ func (e *Engine) putFlows() {
 	}
 }
 
-// monotonicCoarseNs is bpf_ktime_get_coarse_ns's clock, read from
-// userspace.
-func monotonicCoarseNs() uint64 {
+// monotonicNs reads one of the kernel's monotonic clocks, as BPF programs
+// see them: CLOCK_MONOTONIC is bpf_ktime_get_ns's, CLOCK_MONOTONIC_COARSE
+// bpf_ktime_get_coarse_ns's.
+func monotonicNs(clock int32) uint64 {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
+	if err := unix.ClockGettime(clock, &ts); err != nil {
 		return 0
 	}
 	return uint64(ts.Nano())
@@ -389,7 +390,7 @@ func (e *Engine) fold() {
 	fp := e.fast
 	fp.mu.Lock()
 	defer fp.mu.Unlock()
-	now, kNow := e.ct.Now(), monotonicCoarseNs()
+	now, kNow := e.ct.Now(), monotonicNs(unix.CLOCK_MONOTONIC_COARSE)
 	var stale []xdpprog.FlowKey
 	var c conntrack.Conn
 	err := fp.flows.Range(fp.keys, fp.vals, func(k *xdpprog.FlowKey, v *xdpprog.Flow) bool {

@@ -188,6 +188,10 @@ func (f *forwarder) forwardPrepared(t *Table, buf []byte, off, n, in int, now in
 		f.ct.Delete(c.Ref)
 		hit = false
 	}
+	if hit && m.Proto == protoTCP && f.reopens(t, c, frame, now) {
+		f.ct.Delete(c.Ref)
+		hit = false
+	}
 	var svc *Service
 	if !hit {
 		f.key = p.probe.Key()

@@ -82,21 +82,8 @@ func (f *forwarder) synProxyMiss(buf []byte, off int, frame []byte, in int, now 
 		packet.SetMACs(frame, f.ports[in].MAC, peer)
 		bump(&f.stats.SynProxySynAcks, 1)
 		return in, off, n, false
-	case m.TCPFlags&(packet.FlagSYN|packet.FlagRST|packet.FlagFIN|packet.FlagACK) == packet.FlagACK:
-		isn := tcp.SequenceNumber() - 1
-		cookie := tcp.AckNumber() - 1
-		fl := syncookie.Flow{Src: m.Src, Dst: m.Dst, SrcPort: m.SrcPort, DstPort: m.DstPort, ISN: isn}
-		opts, ok := f.cookies.Check(&fl, cookie, now)
-		if !ok {
-			// A client whose handshake ACK was lost sits on the zero
-			// window and probes it with a segment one below its next
-			// sequence number (Linux's tcp_xmit_probe_skb): its ISN
-			// itself. That opens the connection as well.
-			fl.ISN++
-			if opts, ok = f.cookies.Check(&fl, cookie, now); ok {
-				isn = fl.ISN
-			}
-		}
+	case isACK(m.TCPFlags):
+		isn, cookie, opts, ok := f.checkCookie(tcp, now)
 		if !ok {
 			f.stats.drop(DropBadCookie)
 			return -1, 0, 0, false
@@ -133,6 +120,47 @@ func (f *forwarder) synProxyMiss(buf []byte, off int, frame []byte, in int, now 
 	}
 	f.stats.drop(DropNoConn)
 	return -1, 0, 0, false
+}
+
+// isACK reports a bare ACK (perhaps with data): what a handshake's last
+// segment is.
+func isACK(flags uint8) bool {
+	return flags&(packet.FlagSYN|packet.FlagRST|packet.FlagFIN|packet.FlagACK) == packet.FlagACK
+}
+
+// checkCookie checks the cookie of a client's ACK of the frame f.m
+// describes: the client's ISN, the cookie and the options it kept, and
+// whether it checked.
+func (f *forwarder) checkCookie(tcp packet.TCP, now int64) (isn, cookie uint32, opts syncookie.Options, ok bool) {
+	m := f.m
+	isn, cookie = tcp.SequenceNumber()-1, tcp.AckNumber()-1
+	fl := syncookie.Flow{Src: m.Src, Dst: m.Dst, SrcPort: m.SrcPort, DstPort: m.DstPort, ISN: isn}
+	if opts, ok = f.cookies.Check(&fl, cookie, now); ok {
+		return isn, cookie, opts, true
+	}
+	// A client whose handshake ACK was lost sits on the zero window and
+	// probes it with a segment one below its next sequence number
+	// (Linux's tcp_xmit_probe_skb): its ISN itself. That opens the
+	// connection as well.
+	fl.ISN++
+	opts, ok = f.cookies.Check(&fl, cookie, now)
+	return fl.ISN, cookie, opts, ok
+}
+
+// reopens reports whether a client's ACK that found connection c, which
+// is closing, is the handshake ACK of a new connection from the same
+// port: one whose SYN the XDP program answered with a cookie, so that no
+// worker saw it take the port over (the SYN that would have, above).
+func (f *forwarder) reopens(t *Table, c *conntrack.Conn, frame []byte, now int64) bool {
+	m := f.m
+	if f.cookies == nil || c.Dir != conntrack.DirOriginal || !isACK(m.TCPFlags) || !reusable(t, c) {
+		return false
+	}
+	if svc := t.service(m.Dst, m.DstPort, m.Proto); svc == nil || !svc.synProxy {
+		return false
+	}
+	_, _, _, ok := f.checkCookie(packet.TCP(frame[m.L4Off:]), now)
+	return ok
 }
 
 // proxyIn translates a client's frame of a proxied connection for the real

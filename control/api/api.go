@@ -223,7 +223,10 @@ type Status struct {
 	// SynProxySynAcks counts SYNs of syn_proxy services answered with a
 	// cookie; SynProxyOpened the ACKs whose cookie checked (connections
 	// opened to a real server).
+	// SynProxyXDP is how many of SynProxySynAcks the XDP programs sent
+	// (the workers' answer SYNs the programs leave to them).
 	SynProxySynAcks uint64 `json:"syn_proxy_syn_acks"`
+	SynProxyXDP     uint64 `json:"syn_proxy_xdp_syn_acks"`
 	SynProxyOpened  uint64 `json:"syn_proxy_opened"`
 	// With verify_checksums: TCP/UDP frames that arrived with a bad
 	// checksum (forwarded as they came), and frames sent with a checksum
@@ -287,6 +290,11 @@ type Interface struct {
 	FastPath string `json:"fast_path"`
 	// Oversize counts frames longer than an AF_XDP frame, dropped.
 	Oversize uint64 `json:"oversize,omitempty"`
+	// SynCookies counts SYNs of syn_proxy services that the interface's
+	// XDP program answered itself (in Status.SynProxySynAcks too);
+	// SynNoPort those it dropped because it could not send the answer.
+	SynCookies uint64 `json:"syn_cookies,omitempty"`
+	SynNoPort  uint64 `json:"syn_no_port,omitempty"`
 	// Kernel holds the AF_XDP sockets' own counters (XDP_STATISTICS),
 	// summed over queues, where any is non-zero: frames the kernel could
 	// not hand to xvs (rx_dropped, rx_ring_full, fill_ring_empty, ...).

@@ -382,6 +382,9 @@ func WriteStatus(w io.Writer, st *api.Status) {
 		if i.Oversize > 0 {
 			fmt.Fprintf(w, "    oversize: %d frames longer than an AF_XDP frame dropped\n", i.Oversize)
 		}
+		if i.SynCookies > 0 || i.SynNoPort > 0 {
+			fmt.Fprintf(w, "    syn_proxy: %d SYNs answered by XDP, %d dropped for want of a port to send on\n", i.SynCookies, i.SynNoPort)
+		}
 		if k := i.Kernel; len(k) > 0 {
 			names := make([]string, 0, len(k))
 			for n := range k {
@@ -410,7 +413,7 @@ func WriteStatus(w io.Writer, st *api.Status) {
 	fmt.Fprintf(w, "  drops: %s\n", strings.Join(parts, " "))
 	fmt.Fprintf(w, "  csum_completed: %d (partial TCP/UDP checksums, left to a NIC by their sender, completed)\n", st.CsumCompleted)
 	if st.SynProxySynAcks > 0 || st.SynProxyOpened > 0 {
-		fmt.Fprintf(w, "  syn_proxy: %d syn-acks sent, %d connections opened\n", st.SynProxySynAcks, st.SynProxyOpened)
+		fmt.Fprintf(w, "  syn_proxy: %d syn-acks sent (%d by XDP), %d connections opened\n", st.SynProxySynAcks, st.SynProxyXDP, st.SynProxyOpened)
 	}
 	if fp := st.FastPath; fp.Mode != "" {
 		fmt.Fprintf(w, "  fast path %s: %d of %d flows offloaded, %d frames forwarded by XDP; to userspace: %d partial checksum, %d too big; offloads %d, table full %d, stale %d, no port %d, peer drops %d\n",
