@@ -814,6 +814,10 @@ func startLab(t *testing.T, build func(io.Writer) (*topo.LVS, error), config str
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("xvsd output:\n%s", dir.Output.String())
+			// And what its counters say, while it runs.
+			if st, err := lvs.Xvsadm(bin, "", "status"); err == nil {
+				t.Logf("xvsadm status:\n%s", st)
+			}
 		}
 	})
 	if err := lvs.WaitService(bin, topo.VIP.String()+":80", 15*time.Second); err != nil {
