@@ -71,9 +71,9 @@ const (
 )
 
 // tmplLen is TEMPLATE_LEN in pktgen.c: the bytes of the template the
-// generator writes each time, the largest headers (TCP's) and the first
-// bytes of the payload after shorter ones. Every frame is longer.
-const tmplLen = 56
+// generator writes each time, the largest headers (TCP's) and the payload
+// up to the shortest frame's end: all of a 64-byte frame.
+const tmplLen = 60
 
 // genSpec is the generator program for t sending on ifindex: the template
 // and what it takes to rewrite it for any flow (see template) go into the

@@ -127,6 +127,30 @@ func TestGeneratorProgram(t *testing.T) {
 	}
 }
 
+// TestGeneratorRestoresFrame: a page comes back as the device on the other
+// side of a veth left it: a SYN proxy cuts a 64-byte SYN to its 58-byte
+// SYN-ACK and writes its MSS option where the SYN's payload began. The
+// program sends the template's frame again, all of it, at its length,
+// from an input with the spare byte liveSender gives it.
+func TestGeneratorRestoresFrame(t *testing.T) {
+	needRoot(t)
+	tp := testTemplate(t, protoSYN, 64, "198.18.0.1-4", 100)
+	gen, err := loadProg(mustSpec(t)(genSpec(tp, loIndex)), genProgName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gen.Close()
+	want := bytes.Clone(tp.frame)
+	tp.writeFlow(want, 0, 0)
+	in := append(bytes.Clone(tp.frame), 0)
+	copy(in[tp.hdrLen:], []byte{2, 4, 2, 0x18, 0xee, 0xee})
+	ret, out := runXDP(t, gen.prog, in, loIndex, 1)
+	if ret != xdpTX || !bytes.Equal(out, want) {
+		t.Fatalf("action %d, %d bytes, want XDP_TX, %d:\n got %x\nwant %x", ret, len(out), len(want), out, want)
+	}
+	decodeFrame(t, out)
+}
+
 // TestGeneratorUDPZeroChecksum: a UDP checksum that computes to zero is sent
 // as 0xffff by the program too.
 func TestGeneratorUDPZeroChecksum(t *testing.T) {

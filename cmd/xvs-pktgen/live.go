@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -93,12 +94,15 @@ func (l *liveSender) burst(rate uint64) uint64 {
 // run sends what p grants until p ends the run or stop is set. The calling
 // goroutine should be locked to its thread (and pinned).
 func (l *liveSender) run(p *pacer, stop *atomic.Bool) error {
+	// A byte to spare, which the program cuts from every frame: see
+	// pktgen_gen.
+	in := append(bytes.Clone(l.t.frame), 0)
 	opts := ebpf.RunOptions{
-		Data:      l.t.frame,
+		Data:      in,
 		Flags:     unix.BPF_F_TEST_XDP_LIVE_FRAMES,
 		BatchSize: liveBatch,
 		Context: xdpMD{
-			DataEnd:        uint32(len(l.t.frame)),
+			DataEnd:        uint32(len(in)),
 			IngressIfindex: uint32(l.ifindex),
 		},
 	}

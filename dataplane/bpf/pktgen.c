@@ -32,9 +32,11 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define TCP_CSUM_OFF (SPORT_OFF + 16)
 
 /* The bytes of the template the generator writes each time: the largest
- * headers it builds, Ethernet, IPv4 and TCP (54 bytes), rounded up to eight
- * bytes. Every frame is longer (the shortest, 64 bytes less the FCS, has 60). */
-#define TEMPLATE_LEN 56
+ * headers it builds, Ethernet, IPv4 and TCP (54 bytes), and the payload up
+ * to the shortest frame's end (64 bytes less the FCS): all of a 64-byte
+ * frame, whatever a device on the other side of a veth left in its page
+ * (a SYN proxy's SYN-ACK options, past the SYN's headers). */
+#define TEMPLATE_LEN 60
 
 /* The sink and the reflector time the first frame and every STAMP_EVERY-th
  * (a power of two): bpf_ktime_get_ns costs twice the rest of the program. */
@@ -116,8 +118,9 @@ struct {
 XVS_INLINE void copy_headers(void *data)
 {
 #pragma unroll
-	for (int off = 0; off < TEMPLATE_LEN; off += 8)
+	for (int off = 0; off + 8 <= TEMPLATE_LEN; off += 8)
 		*(__u64 *)(data + off) = *(const volatile __u64 *)(cfg.tmpl + off);
+	*(__u32 *)(data + TEMPLATE_LEN - 4) = *(const volatile __u32 *)(cfg.tmpl + TEMPLATE_LEN - 4);
 }
 
 /* csum16 returns the checksum of a one's complement sum below 2^32 (of
@@ -145,7 +148,14 @@ XVS_INLINE __u64 csum16(__u64 sum)
  *
  * Frames whose ingress device is not ifindex pass untouched: the program is
  * also attached to the loopback device, to keep it in the kernel's XDP
- * dispatcher (see liveSender), and must leave loopback traffic alone. */
+ * dispatcher (see liveSender), and must leave loopback traffic alone.
+ *
+ * The length too: a device that shortened a frame in place (a SYN proxy
+ * turning a SYN into its SYN-ACK) leaves the page's xdp_frame with the
+ * shorter length, which the kernel keeps as long as the program leaves the
+ * context as it found it. liveSender's input has a byte to spare, which
+ * the program cuts every time: the context changed, the kernel makes the
+ * frame anew from it, at frame_len. */
 SEC("xdp")
 int pktgen_gen(struct xdp_md *ctx)
 {
@@ -153,6 +163,13 @@ int pktgen_gen(struct xdp_md *ctx)
 		return XDP_PASS;
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
+	__u32 len = end - data;
+	if (len != cfg.frame_len) {
+		if (bpf_xdp_adjust_tail(ctx, (int)cfg.frame_len - (int)len))
+			return XDP_ABORTED;
+		data = (void *)(long)ctx->data;
+		end = (void *)(long)ctx->data_end;
+	}
 	if (!NEED(data, cfg.frame_len, end))
 		return XDP_ABORTED;
 	__u32 key = 0;

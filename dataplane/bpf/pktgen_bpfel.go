@@ -34,7 +34,7 @@ type PktgenGenConfig struct {
 	IpSum       uint32
 	L4Sum       uint32
 	BaseAddrSum uint32
-	Tmpl        [56]uint8
+	Tmpl        [60]uint8
 }
 
 type PktgenGenState struct {
