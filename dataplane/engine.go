@@ -100,9 +100,11 @@ type Engine struct {
 	fast      *fastPath
 	fastMode  FastPath
 	fastPorts []atomic.Bool
-	fastNote  []string
-	fastErrs  []uint64 // per port: veth XDP transmit errors and successes at the last look
-	fastSent  []uint64
+	// offloadWake is the workers' doorbell for fastLoop (see offloadRing).
+	offloadWake chan struct{}
+	fastNote    []string
+	fastErrs    []uint64 // per port: veth XDP transmit errors and successes at the last look
+	fastSent    []uint64
 	// fastTxDrops counts fast-path frames a veth peer did not take.
 	fastTxDrops atomic.Uint64
 
@@ -211,6 +213,7 @@ func New(cfg Config) (_ *Engine, err error) {
 		return nil, fmt.Errorf("dataplane: %w", err)
 	}
 	e.fastPorts = make([]atomic.Bool, len(e.ports))
+	e.offloadWake = make(chan struct{}, 1)
 	e.fastNote = make([]string, len(e.ports))
 	e.fastErrs = make([]uint64, len(e.ports))
 	e.fastSent = make([]uint64, len(e.ports))
@@ -260,7 +263,7 @@ func New(cfg Config) (_ *Engine, err error) {
 			w.cpu = cfg.CPUs[q%len(cfg.CPUs)]
 		}
 		w.fwd.sloppyTCP = cfg.SloppyTCP
-		w.fwd.offload, w.fwd.fastPorts = newOffloadRing(offloadRingSize), e.fastPorts
+		w.fwd.offload, w.fwd.fastPorts = newOffloadRing(offloadRingSize, e.offloadWake), e.fastPorts
 		w.fwd.verify = cfg.VerifyChecksums
 		w.fwd.cookies = e.cookies
 		if cfg.SyncEvents {

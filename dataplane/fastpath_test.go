@@ -36,7 +36,7 @@ func newFastRig(t *testing.T, a famAddrs, method Method) *fastRig {
 	for i := range r.fwd.fastPorts {
 		r.fwd.fastPorts[i].Store(true)
 	}
-	r.fwd.offload = newOffloadRing(16)
+	r.fwd.offload = newOffloadRing(16, nil)
 	flows, err := xdpprog.NewFlows(64)
 	if err != nil {
 		t.Fatal(err)
@@ -294,3 +294,38 @@ const (
 	xdpTX       = 3
 	xdpRedirect = 4
 )
+
+// TestOffloadRingWakes: publishing a request rings the consumer's doorbell,
+// once however many are published before it answers, and never blocks the
+// worker; a ring without a doorbell publishes all the same.
+func TestOffloadRingWakes(t *testing.T) {
+	wake := make(chan struct{}, 1)
+	r := newOffloadRing(4, wake)
+	for range 3 {
+		req := r.next()
+		if req == nil {
+			t.Fatal("ring full after fewer than 4 requests")
+		}
+		req.n = 1
+		r.publish()
+	}
+	select {
+	case <-wake:
+	default:
+		t.Fatal("publish did not ring the doorbell")
+	}
+	select {
+	case <-wake:
+		t.Fatal("the doorbell rang twice for one wait")
+	default:
+	}
+	if n := r.drain(func(*offloadReq) {}); n != 3 {
+		t.Fatalf("drained %d requests, want 3", n)
+	}
+	quiet := newOffloadRing(4, nil)
+	quiet.next().n = 1
+	quiet.publish()
+	if n := quiet.drain(func(*offloadReq) {}); n != 1 {
+		t.Fatalf("without a doorbell: drained %d requests, want 1", n)
+	}
+}
