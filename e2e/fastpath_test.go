@@ -37,9 +37,10 @@ func fastConfig(ifs []string, method string, reals4, reals6 []string, local4, lo
 	return b.String()
 }
 
-// fastStatus is what xvsadm status says of the fast path.
+// fastStatus is what xvsadm status says of the fast path, and the
+// frames the workers received.
 type fastStatus struct {
-	flows, frames int
+	flows, frames, workerRx int
 }
 
 func readFastStatus(t *testing.T, lvs *topo.LVS) (fastStatus, string) {
@@ -52,9 +53,14 @@ func readFastStatus(t *testing.T, lvs *topo.LVS) (fastStatus, string) {
 	if m == nil {
 		t.Fatalf("no fast path line in xvsadm status:\n%s", out)
 	}
+	rx := regexp.MustCompile(`, rx (\d+) frames`).FindStringSubmatch(out)
+	if rx == nil {
+		t.Fatalf("no worker rx count in xvsadm status:\n%s", out)
+	}
 	var s fastStatus
 	s.flows, _ = strconv.Atoi(m[1])
 	s.frames, _ = strconv.Atoi(m[2])
+	s.workerRx, _ = strconv.Atoi(rx[1])
 	return s, out
 }
 
@@ -77,7 +83,8 @@ func TestFastPath(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lvs, _ := fastLab(t, tc.build, tc.method)
-			before, _ := readFastStatus(t, lvs)
+			// Frames of the transfers forwarded by XDP and by the workers.
+			var xdp, worker int
 			for _, vip := range []string{topo.VIP.String(), "[" + topo.VIP6.String() + "]"} {
 				addr := vip + ":80"
 				if err := lvs.WaitService(bin, addr, 15*time.Second); err != nil {
@@ -94,6 +101,7 @@ func TestFastPath(t *testing.T) {
 				if tc.upload {
 					modes = append(modes, "upload")
 				}
+				before, _ := readFastStatus(t, lvs)
 				for _, mode := range modes {
 					r, err := lvs.RunClient(bin, "-mode", mode, "-addr", addr, "-size", strconv.Itoa(blobSize), "-n", "1", "-timeout", "60s")
 					if err != nil {
@@ -104,23 +112,27 @@ func TestFastPath(t *testing.T) {
 					}
 					t.Logf("%s %s %s with the fast path: %.0f MB/s", tc.name, addr, mode, r.MBps)
 				}
+				after, _ := readFastStatus(t, lvs)
+				xdp += after.frames - before.frames
+				worker += after.workerRx - before.workerRx
 			}
-			after, status := readFastStatus(t, lvs)
-			// Where the real servers answer the client directly (DR,
+			_, status := readFastStatus(t, lvs)
+			// Nearly all of the transfers' frames, counted against what
+			// the workers received meanwhile rather than as a number:
+			// where the real servers answer the client directly (DR,
 			// TUN) the director carries only the client's ACKs of the
-			// downloads, which GRO on the client stretches: on a fast
-			// run 2 x 20 MB come to under a thousand of them.
-			want := 1000
-			if !tc.upload {
-				want = 400
-			}
-			if after.frames-before.frames < want {
-				t.Errorf("the fast path forwarded %d frames, want most of the transfers':\n%s", after.frames-before.frames, status)
+			// downloads, which GRO on the client stretches, the fewer
+			// the faster the run (280 for 2 x 20 MB on one CI run). A
+			// transfer is over in tens of milliseconds: only a flow
+			// offloaded as soon as it is established (the workers ring
+			// fastLoop's doorbell) leaves the workers its handshake alone.
+			if xdp < 9*worker || xdp < 100 {
+				t.Errorf("the fast path forwarded %d of the transfers' frames, the workers %d; want 9 in 10 or more:\n%s", xdp, worker, status)
 			}
 			if !strings.Contains(status, "fast path: xdp") {
 				t.Errorf("no interface on the fast path:\n%s", status)
 			}
-			t.Logf("%s: %d frames forwarded by XDP\n%s", tc.name, after.frames-before.frames, status)
+			t.Logf("%s: the transfers' frames: %d forwarded by XDP, %d by the workers\n%s", tc.name, xdp, worker, status)
 		})
 	}
 }
