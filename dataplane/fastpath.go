@@ -355,7 +355,7 @@ func (e *Engine) applyOffloads() int {
 				// In order: a connection offloaded and closed within
 				// one drain must end up deleted.
 				e.putFlows()
-				if _, err := fp.flows.Delete(r.keys[:r.n]); err != nil {
+				if _, err := e.deleteFlows(r.keys[:r.n]); err != nil {
 					e.log.Warn("fast path: delete flows", zap.Error(err))
 				}
 				return
@@ -412,30 +412,19 @@ func (e *Engine) fold() {
 	err := fp.flows.Range(fp.keys, fp.vals, func(k *xdpprog.FlowKey, v *xdpprog.Flow) bool {
 		ck := connKey(k)
 		if !e.ct.Lookup(&ck, &c) || c.Ref.Uint64() != v.Ref {
+			fp.count(k, v)
 			stale = append(stale, *k)
 			return true
 		}
-		s := fp.snaps[*k]
-		if s.ref != v.Ref || v.Packets < s.packets {
-			s = flowSnap{ref: v.Ref}
-		}
-		if dp := v.Packets - s.packets; dp > 0 {
-			db := v.Bytes - s.bytes
-			dc := fp.stats.dest(v.Dest)
-			if v.Flags&xdpprog.FlowReply != 0 {
-				bump(&dc.outPkts, dp)
-				bump(&dc.outBytes, db)
-			} else {
-				bump(&dc.inPkts, dp)
-				bump(&dc.inBytes, db)
-			}
+		s, dp := fp.count(k, v)
+		if dp > 0 {
 			seen := now
 			if kNow > v.LastNs {
 				seen -= int64(kNow - v.LastNs)
 			}
 			e.ct.Refresh(c.Ref, seen)
 		}
-		s.packets, s.bytes, s.seen = v.Packets, v.Bytes, true
+		s.seen = true
 		fp.snaps[*k] = s
 		return true
 	})
@@ -452,12 +441,61 @@ func (e *Engine) fold() {
 		fp.snaps[k] = s
 	}
 	if len(stale) > 0 {
-		n, err := fp.flows.Delete(stale)
+		n, err := fp.deleteCounted(stale)
 		fp.stale.Add(uint64(n))
 		if err != nil {
 			e.log.Warn("fast path: delete stale flows", zap.Error(err))
 		}
 	}
+}
+
+// count adds what flow k forwarded since its last snapshot to its real
+// server's counters, and returns the snapshot brought up to date (not
+// stored) and the packets added. fp.mu is held.
+func (fp *fastPath) count(k *xdpprog.FlowKey, v *xdpprog.Flow) (flowSnap, uint64) {
+	s := fp.snaps[*k]
+	if s.ref != v.Ref || v.Packets < s.packets {
+		s = flowSnap{ref: v.Ref}
+	}
+	dp := v.Packets - s.packets
+	if dp > 0 {
+		db := v.Bytes - s.bytes
+		dc := fp.stats.dest(v.Dest)
+		if v.Flags&xdpprog.FlowReply != 0 {
+			bump(&dc.outPkts, dp)
+			bump(&dc.outBytes, db)
+		} else {
+			bump(&dc.inPkts, dp)
+			bump(&dc.inBytes, db)
+		}
+	}
+	s.packets, s.bytes = v.Packets, v.Bytes
+	return s, dp
+}
+
+// deleteFlows removes flows from the fast path with what they forwarded
+// since the last fold counted first: a connection offloaded and closed
+// between two folds (a short HTTP request) would otherwise take its XDP
+// packets out of ipvsadm's counters with it. Frames XDP forwards between
+// the count and the delete (a closing connection's last, at most) go
+// uncounted.
+func (e *Engine) deleteFlows(keys []xdpprog.FlowKey) (int, error) {
+	fp := e.fast
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return fp.deleteCounted(keys)
+}
+
+// deleteCounted is deleteFlows with fp.mu held.
+func (fp *fastPath) deleteCounted(keys []xdpprog.FlowKey) (int, error) {
+	var v xdpprog.Flow
+	for i := range keys {
+		if ok, err := fp.flows.Lookup(&keys[i], &v); err == nil && ok {
+			fp.count(&keys[i], &v)
+		}
+		delete(fp.snaps, keys[i])
+	}
+	return fp.flows.Delete(keys)
 }
 
 // dropFlows removes the flows for which drop reports true (called with
@@ -483,7 +521,7 @@ func (e *Engine) dropFlows(drop func(v *xdpprog.Flow) bool) int {
 	}); err != nil {
 		e.log.Warn("fast path: scan flows", zap.Error(err))
 	}
-	n, err := fp.flows.Delete(keys)
+	n, err := e.deleteFlows(keys)
 	if err != nil {
 		e.log.Warn("fast path: delete flows", zap.Error(err))
 	}

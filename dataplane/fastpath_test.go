@@ -329,3 +329,46 @@ func TestOffloadRingWakes(t *testing.T) {
 		t.Fatalf("without a doorbell: drained %d requests, want 1", n)
 	}
 }
+
+// TestDeleteFlowsCounts: a flow taken off the fast path between two folds
+// (its connection closed) leaves what XDP forwarded since the last fold in
+// its real server's counters, in the direction it went.
+func TestDeleteFlowsCounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for BPF")
+	}
+	fp, err := newFastPath(16, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fp.flows.Close()
+	keys := []xdpprog.FlowKey{{Sport: 1}, {Sport: 2}, {Sport: 3}}
+	vals := []xdpprog.Flow{
+		{Ref: 7, Dest: 1, Packets: 5, Bytes: 500},
+		{Ref: 8, Dest: 1, Packets: 9, Bytes: 900, Flags: xdpprog.FlowReply},
+		{Ref: 9, Dest: 2, Packets: 4, Bytes: 400},
+	}
+	if _, err := fp.flows.Put(keys, vals); err != nil {
+		t.Fatal(err)
+	}
+	// The last fold saw 3 of the first flow's packets; a snapshot of an
+	// older connection on the third flow's key counts nothing.
+	fp.snaps[keys[0]] = flowSnap{ref: 7, packets: 3, bytes: 300}
+	fp.snaps[keys[2]] = flowSnap{ref: 1, packets: 100, bytes: 10000}
+	if n, err := fp.deleteCounted(keys); err != nil || n != 3 {
+		t.Fatalf("deleted %d flows (%v), want 3", n, err)
+	}
+	for _, tc := range []struct {
+		dest               uint32
+		in, inB, out, outB uint64
+	}{{1, 2, 200, 9, 900}, {2, 4, 400, 0, 0}} {
+		d := fp.stats.dest(tc.dest)
+		if d.inPkts.Load() != tc.in || d.inBytes.Load() != tc.inB || d.outPkts.Load() != tc.out || d.outBytes.Load() != tc.outB {
+			t.Errorf("real server %d: in %d/%d B, out %d/%d B; want %d/%d, %d/%d", tc.dest,
+				d.inPkts.Load(), d.inBytes.Load(), d.outPkts.Load(), d.outBytes.Load(), tc.in, tc.inB, tc.out, tc.outB)
+		}
+	}
+	if len(fp.snaps) != 0 || fp.flows.Count() != 0 {
+		t.Errorf("%d snapshots and %d flows left, want none", len(fp.snaps), fp.flows.Count())
+	}
+}
